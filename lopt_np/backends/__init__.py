@@ -1,0 +1,34 @@
+"""Compute backends behind the one trainer. Each implements :class:`Backend`:
+
+- ``reference``: the plain NumPy functions of ``lopt_np.math`` on whole tables (slow, exact
+  SPEC; used to test the others),
+- ``cpu``: the Numba kernels of ``lopt_np.kernels.cpu``,
+- ``cuda``: the Numba CUDA kernels of ``lopt_np.kernels.cuda`` (optional extra).
+
+All of them receive the same host-sampled triplets, so their results can be compared directly.
+"""
+from ..errors import BackendUnavailableError, ConfigError
+from .base import Backend
+
+BACKENDS = ("cpu", "reference", "cuda")
+
+
+def make_backend(name, *args, **kwargs):
+    """Instantiate the backend ``name`` (see :data:`BACKENDS`)."""
+    if name == "cpu":
+        from .cpu import CpuBackend
+        return CpuBackend(*args, **kwargs)
+    if name == "reference":
+        from .reference import ReferenceBackend
+        return ReferenceBackend(*args, **kwargs)
+    if name == "cuda":
+        try:
+            from .cuda import CudaBackend
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                f"the CUDA backend needs numba-cuda (pip install 'lopt_np[cuda]'): {exc}") from exc
+        return CudaBackend(*args, **kwargs)
+    raise ConfigError(f"unknown device/backend {name!r}; expected one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["Backend", "BACKENDS", "make_backend"]

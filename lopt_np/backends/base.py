@@ -1,0 +1,46 @@
+"""The interface every backend implements, and what they share (settings, Λ layout)."""
+import numpy as np
+
+from ..granularity import get_granularity, learned_blocks
+from ..math.hypergradient import ThetaOptimizer
+from ..math.lambda_update import LambdaOptimizer
+
+
+class Backend:
+    """One λOpt run's numerical state and its two steps (SPEC §5).
+
+    ``lambda_step(train_batch, valid_batch)`` performs SPEC §5 steps 1-5 (lookahead on a
+    training batch B̄, validation loss at Θ̄, G_Λ, clipped Λ-optimizer step, projection) and
+    returns L_val(Θ̄). ``theta_step(train_batch)`` performs the real update of Θ with the current
+    Λ and returns L_fit. Batches are ``(users, pos, neg)`` int32 arrays sampled on the host.
+    """
+
+    def __init__(self, P, Q, lam_P, lam_Q, granularity, theta_opt: ThetaOptimizer,
+                 lambda_opt: LambdaOptimizer, scope="batch", learn_lambda=True):
+        self.granularity = get_granularity(granularity)
+        self.theta_opt = theta_opt
+        self.lambda_opt = lambda_opt
+        self.scope = scope
+        self.learn_lambda = learn_lambda and bool(learned_blocks(self.granularity, lam_P, lam_Q))
+        self.dtype = np.dtype(P.dtype)
+        self.t = 0          # Θ updates done
+        self.lambda_t = 0   # Λ updates done
+
+    def lambda_step(self, train_batch, valid_batch):
+        raise NotImplementedError
+
+    def theta_step(self, train_batch):
+        raise NotImplementedError
+
+    def parameters(self):
+        """Host copies ``(P, Q, Λ^P, Λ^Q)``."""
+        raise NotImplementedError
+
+    def mean_lambda(self):
+        """``(mean Λ^P, mean Λ^Q)`` for progress reports."""
+        _, _, lam_P, lam_Q = self.parameters()
+        return float(lam_P.mean()), float(lam_Q.mean())
+
+    def all_finite(self):
+        """True when Θ, its optimizer state and Λ hold no NaN/inf."""
+        raise NotImplementedError

@@ -1,0 +1,45 @@
+"""The reference backend: SPEC §5 composed directly from ``lopt_np.math`` (dense, slow)."""
+import numpy as np
+
+from ..granularity import learned_blocks, replace_blocks
+from ..math.hypergradient import OptimizerState, lambda_hypergradient, real_step
+from ..math.lambda_update import init_lambda_optimizer_state, lambda_step
+from .base import Backend
+
+
+class ReferenceBackend(Backend):
+    def __init__(self, P, Q, lam_P, lam_Q, *args, **kwargs):
+        super().__init__(P, Q, lam_P, lam_Q, *args, **kwargs)
+        self.P, self.Q = P.copy(), Q.copy()
+        self.lam_P = lam_P.copy()
+        self.lam_Q = self.lam_P if self.granularity.tied else lam_Q.copy()
+        z = np.zeros_like
+        self.state = OptimizerState(z(P), z(P), z(Q), z(Q), 0)
+        self.lambda_state = init_lambda_optimizer_state(
+            learned_blocks(self.granularity, self.lam_P, self.lam_Q))
+
+    def lambda_step(self, train_batch, valid_batch):
+        loss, grads = lambda_hypergradient(self.granularity, self.P, self.Q, self.lam_P,
+                                           self.lam_Q, self.state, self.theta_opt, train_batch,
+                                           valid_batch, self.scope)
+        blocks = learned_blocks(self.granularity, self.lam_P, self.lam_Q)
+        blocks, self.lambda_state = lambda_step(blocks, grads, self.lambda_state, self.lambda_opt)
+        blocks = [b.astype(self.dtype) for b in blocks]
+        self.lam_P, self.lam_Q = replace_blocks(self.granularity, self.lam_P, self.lam_Q, blocks)
+        self.lambda_t = self.lambda_state["t"]
+        return float(loss)
+
+    def theta_step(self, train_batch):
+        self.P, self.Q, self.state, loss = real_step(self.P, self.Q, self.lam_P, self.lam_Q,
+                                                     self.state, self.theta_opt, train_batch,
+                                                     self.scope)
+        self.P, self.Q = self.P.astype(self.dtype), self.Q.astype(self.dtype)
+        self.t = self.state.t
+        return float(loss)
+
+    def parameters(self):
+        return self.P.copy(), self.Q.copy(), self.lam_P.copy(), self.lam_Q.copy()
+
+    def all_finite(self):
+        arrays = [self.P, self.Q, self.lam_P, self.lam_Q, *self.state[:4]]
+        return all(np.isfinite(a).all() for a in arrays)

@@ -1,0 +1,138 @@
+"""Implicit feedback, the record filter and the per-user chronological split (SPEC §7).
+
+- Every record is a positive; duplicates of a (user, item) pair collapse into one interaction
+  (its earliest timestamp) and are counted.
+- Filter: keep items with at least ``min_count`` interactions, then users with at least
+  ``min_count`` (the authors' single pass); ``kcore=True`` repeats until stable.
+- Split each user's interactions by time (ties: original order): the latest
+  ``round(test·n)`` are test, the latest ``round(valid/(1−test)·rest)`` of the rest validation,
+  the remainder train. Rounding is half up, so a user with n = 20 gets 12/4/4.
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .split import Split
+
+
+def collapse_duplicates(df):
+    """One row per (user, item) with its earliest timestamp, first position and record count."""
+    df = df.assign(_pos=np.arange(len(df)))
+    g = df.sort_values(["timestamp", "_pos"], kind="stable").groupby(["user", "item"], sort=False)
+    out = g.agg(timestamp=("timestamp", "first"), _pos=("_pos", "first"),
+                count=("timestamp", "size")).reset_index()
+    return out.sort_values("_pos", kind="stable").reset_index(drop=True)
+
+
+def filter_records(df, min_count=20, kcore=False):
+    """Apply the SPEC §7 filter; returns ``(df, rounds)``."""
+    if min_count <= 1:
+        return df, 0
+    rounds = 0
+    while True:
+        rounds += 1
+        n0 = len(df)
+        item_n = df["item"].map(df["item"].value_counts())
+        df = df[item_n >= min_count]
+        user_n = df["user"].map(df["user"].value_counts())
+        df = df[user_n >= min_count]
+        if not kcore or len(df) == n0 or len(df) == 0:
+            return df.reset_index(drop=True), rounds
+
+
+def round_half_up(x):
+    return np.floor(np.asarray(x) + 0.5).astype(np.int64)
+
+
+def chronological_split(df, valid_frac=0.2, test_frac=0.2):
+    """Per-user split of a collapsed, filtered, densely indexed frame (columns u, i, timestamp,
+    _pos); returns the three (n, 2) pair arrays."""
+    if not (0 < test_frac < 1 and 0 < valid_frac < 1 and valid_frac + test_frac < 1):
+        raise DataError(f"invalid split fractions valid={valid_frac}, test={test_frac}: each must "
+                        f"be in (0, 1) and together below 1")
+    df = df.sort_values(["u", "timestamp", "_pos"], kind="stable")
+    u = df["u"].to_numpy()
+    n_per_user = np.bincount(u)
+    n = n_per_user[u]
+    rank = np.arange(len(u)) - np.repeat(np.cumsum(n_per_user) - n_per_user, n_per_user)
+    n_test = round_half_up(n * test_frac)
+    n_valid = round_half_up((n - n_test) * valid_frac / (1.0 - test_frac))
+    part = np.where(rank >= n - n_test, 2, np.where(rank >= n - n_test - n_valid, 1, 0))
+    pairs = np.stack([u, df["i"].to_numpy()], axis=1).astype(np.int64)
+    no_test = np.flatnonzero(np.bincount(u[part == 2], minlength=len(n_per_user)) == 0)
+    if len(no_test):
+        raise DataError(
+            f"{len(no_test)} user(s) would have no test items after the split (shortest history "
+            f"{int(n_per_user[no_test].min())} interaction(s)); raise --min-count or the test "
+            f"fraction")
+    return pairs[part == 0], pairs[part == 1], pairs[part == 2]
+
+
+def build_split(df, min_count=20, kcore=False, valid_frac=0.2, test_frac=0.2):
+    """Raw standardized interactions → :class:`Split` (SPEC §7), with a summary in ``info``."""
+    n_records = len(df)
+    df = collapse_duplicates(df)
+    n_duplicates = n_records - len(df)
+    df, rounds = filter_records(df, min_count, kcore)
+    if len(df) == 0:
+        raise DataError(f"no interactions left after keeping users and items with at least "
+                        f"{min_count} records; lower --min-count")
+    users, u = np.unique(df["user"].to_numpy(), return_inverse=True)
+    items, i = np.unique(df["item"].to_numpy(), return_inverse=True)
+    df = df.assign(u=u, i=i)
+    train, valid, test = chronological_split(df, valid_frac, test_frac)
+    seen = np.bincount(np.concatenate([train, valid, test])[:, 0], minlength=len(users))
+    if (seen >= len(items)).any():
+        raise DataError("a user has interacted with every item: no negatives can be sampled")
+    info = {"records": n_records, "duplicates_collapsed": n_duplicates, "min_count": min_count,
+            "filter": ("k-core" if kcore else "single pass") if min_count > 1 else "none",
+            "filter_rounds": rounds, "split": f"{1 - valid_frac - test_frac:.0%}/"
+                                              f"{valid_frac:.0%}/{test_frac:.0%} by time"}
+    return Split(len(users), len(items), train, valid, test, users, items, info)
+
+
+def _file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_dir():
+    return os.environ.get("LOPT_CACHE_DIR",
+                          os.path.join(os.path.expanduser("~"), ".cache", "lopt_np"))
+
+
+def load_split(path, options, loader, use_cache=True):
+    """The split of ``path`` under ``options`` (a JSON-able dict), from the on-disk cache keyed
+    by the file's content hash and the options when possible, else built by ``loader()`` and
+    :func:`build_split` and cached. ``info['cached']`` says which happened."""
+    key = hashlib.sha256((_file_digest(path) + json.dumps(options, sort_keys=True))
+                         .encode()).hexdigest()[:24]
+    cached = os.path.join(cache_dir(), f"split-{key}.npz")
+    meta = cached[:-4] + ".json"
+    if use_cache and os.path.exists(cached) and os.path.exists(meta):
+        try:
+            with open(meta) as fh:
+                info = json.load(fh)
+            return Split.load(cached, {**info, "cached": True})
+        except (DataError, ValueError, OSError):
+            pass  # a damaged cache entry is rebuilt below
+    split = build_split(loader(), **options)
+    if use_cache:
+        try:
+            os.makedirs(cache_dir(), exist_ok=True)
+            tmp = cached + f".{os.getpid()}.tmp.npz"
+            split.save(tmp)
+            with open(meta, "w") as fh:
+                json.dump(split.info, fh)
+            os.replace(tmp, cached)
+        except OSError:
+            pass  # caching is an optimization; an unwritable cache is not an error
+    split.info["cached"] = False
+    return split

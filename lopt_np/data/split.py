@@ -1,0 +1,62 @@
+"""The train/validation/test split every trainer and evaluator works on (SPEC §7)."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclass
+class Split:
+    """Dense user/item indices: ``train``, ``valid``, ``test`` are (n, 2) int64 arrays of
+    (user, item) pairs; ``user_ids`` / ``item_ids`` map dense indices back to original ids."""
+    n_users: int
+    n_items: int
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def csr(self, parts=SPLIT_NAMES):
+        """``(indptr, indices)`` of each user's items in the given parts, sorted per user."""
+        pairs = np.concatenate([getattr(self, p) for p in parts])
+        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+        pairs = pairs[order]
+        indptr = np.zeros(self.n_users + 1, np.int64)
+        np.cumsum(np.bincount(pairs[:, 0], minlength=self.n_users), out=indptr[1:])
+        return indptr, np.ascontiguousarray(pairs[:, 1], dtype=np.int64)
+
+    def user_frequency(self):
+        """Training interactions per user (Figure 6-8 grouping)."""
+        return np.bincount(self.train[:, 0], minlength=self.n_users)
+
+    def item_frequency(self):
+        """Training interactions per item."""
+        return np.bincount(self.train[:, 1], minlength=self.n_items)
+
+    def summary(self):
+        """Table-1-like counts of the split."""
+        n = len(self.train) + len(self.valid) + len(self.test)
+        return {"users": self.n_users, "items": self.n_items, "interactions": n,
+                "density": n / float(self.n_users * self.n_items),
+                "train": len(self.train), "valid": len(self.valid), "test": len(self.test),
+                **self.info}
+
+    def save(self, path):
+        """Write ``split.npz`` (plain arrays; readable without lopt_np)."""
+        np.savez_compressed(path, train=self.train, valid=self.valid, test=self.test,
+                            user_ids=self.user_ids.astype(str), item_ids=self.item_ids.astype(str),
+                            n_users=self.n_users, n_items=self.n_items)
+
+    @classmethod
+    def load(cls, path, info=None):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(int(z["n_users"]), int(z["n_items"]), z["train"], z["valid"],
+                           z["test"], z["user_ids"], z["item_ids"], dict(info or {}))
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"cannot read split file {path}: {exc}") from exc

@@ -1,0 +1,90 @@
+"""Evaluation driver (SPEC §7): scores in float64 by user blocks (memory O(block × |I|)), ranks
+by the Numba kernel, means over users, and the per-frequency-group breakdown of Figure 6."""
+import numpy as np
+
+from .errors import ConfigError
+from .kernels.cpu.evaluation import rank_block
+
+DEFAULT_KS = (50, 100)
+# Lower edges of the training-frequency groups (Figures 6-8): [0,15), [15,30), … , [240, ∞).
+DEFAULT_GROUP_EDGES = (0, 15, 30, 60, 120, 240)
+
+
+def check_ks(ks, n_items):
+    ks = tuple(int(k) for k in ks)
+    for k in ks:
+        if k < 1:
+            raise ConfigError(f"K must be a positive integer, got {k}")
+        if k > n_items:
+            raise ConfigError(f"K={k} is larger than the catalogue ({n_items} items)")
+    return ks
+
+
+def group_labels(edges):
+    return [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])] + [f"{edges[-1]}+"]
+
+
+def group_of(freq, edges):
+    """Group index of each frequency (``edges`` are the groups' lower bounds)."""
+    return np.searchsorted(np.asarray(edges), freq, side="right") - 1
+
+
+def _target_csr(pairs, n_users):
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    pairs = pairs[order]
+    indptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=n_users), out=indptr[1:])
+    return indptr, np.ascontiguousarray(pairs[:, 1], dtype=np.int64), pairs
+
+
+def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
+             group_edges=DEFAULT_GROUP_EDGES):
+    """Mean AUC, HR@K and NDCG@K over users with ``target`` items, plus per-group breakdowns."""
+    ks = check_ks(ks, split.n_items)
+    t_indptr, t_items, t_pairs = _target_csr(getattr(split, target), split.n_users)
+    s_indptr, s_items = split.csr()
+    users = np.flatnonzero(np.diff(t_indptr) > 0)
+    ks_arr = np.asarray(ks, np.int64)
+    ranks = np.zeros(len(t_items), np.int64)
+    auc = np.zeros(split.n_users)
+    hr = np.zeros((split.n_users, len(ks)))
+    nd = np.zeros((split.n_users, len(ks)))
+    Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
+    for start in range(0, len(users), block_size):
+        block = users[start:start + block_size]
+        scores = np.asarray(P[block], dtype=np.float64) @ Q64
+        rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc, hr, nd)
+    metrics = {"auc": float(auc[users].mean())}
+    for q, k in enumerate(ks):
+        metrics[f"hr@{k}"] = float(hr[users, q].mean())
+    for q, k in enumerate(ks):
+        metrics[f"ndcg@{k}"] = float(nd[users, q].mean())
+    per_user = {"auc": auc, **{f"hr@{k}": hr[:, q] for q, k in enumerate(ks)},
+                **{f"ndcg@{k}": nd[:, q] for q, k in enumerate(ks)}}
+    return {"metrics": metrics, "n_users": int(len(users)), "n_pairs": int(len(t_items)),
+            "groups": frequency_groups(split, users, t_pairs, per_user, group_edges)}
+
+
+def frequency_groups(split, users, t_pairs, per_user, edges=DEFAULT_GROUP_EDGES):
+    """Figure 6 breakdown: users (and items) bucketed by training frequency; a user's value is
+    its metric, an item's value the mean over the test users who interacted with it."""
+    labels = group_labels(edges)
+    out = {"edges": list(edges), "labels": labels, "users": [], "items": []}
+    ug = group_of(split.user_frequency()[users], edges)
+    for g, label in enumerate(labels):
+        sel = users[ug == g]
+        out["users"].append({"group": label, "count": int(len(sel)),
+                             **{m: (float(v[sel].mean()) if len(sel) else None)
+                                for m, v in per_user.items()}})
+    pair_items = t_pairs[:, 1]
+    n_pairs_item = np.bincount(pair_items, minlength=split.n_items)
+    items = np.flatnonzero(n_pairs_item > 0)
+    ig = group_of(split.item_frequency()[items], edges)
+    item_values = {m: np.bincount(pair_items, weights=v[t_pairs[:, 0]], minlength=split.n_items)
+                   [items] / n_pairs_item[items] for m, v in per_user.items()}
+    for g, label in enumerate(labels):
+        sel = ig == g
+        out["items"].append({"group": label, "count": int(sel.sum()),
+                             **{m: (float(v[sel].mean()) if sel.any() else None)
+                                for m, v in item_values.items()}})
+    return out

@@ -1,0 +1,63 @@
+"""Scalar formulas shared by the CPU and CUDA kernels, written once in plain Python.
+
+``kernels/cpu`` compiles them with ``numba.njit`` and ``kernels/cuda`` with
+``numba.cuda.jit(device=True)``; each is the scalar form of a function in ``lopt_np.math``
+(named in its docstring) and is tested through the kernels that use it.
+"""
+import math
+
+
+def sigmoid(x):
+    """Stable σ(x) (``math.bpr.sigmoid``)."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def softplus(x):
+    """Stable ln(1 + eˣ) (``math.bpr.softplus``)."""
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def bpr_delta(x):
+    """δ = σ(x) − 1 = −σ(−x), the derivative of softplus(−x) (SPEC §2), stable for any x.
+
+    (Self-contained: the functions here are compiled one by one and cannot call each other.)
+    """
+    if x >= 0:
+        e = math.exp(-x)
+        return -e / (1.0 + e)
+    return -1.0 / (1.0 + math.exp(x))
+
+
+def penalty_grad(w, lam, theta):
+    """2 w Λ θ (``math.penalty.penalty_grad``, SPEC §3)."""
+    return 2.0 * w * lam * theta
+
+
+def penalty_grad_lambda(w, theta):
+    """∂d/∂Λ = 2 w θ (``math.penalty.penalty_grad_lambda``, SPEC §5 step 4)."""
+    return 2.0 * w * theta
+
+
+def sgd_update(theta, d, lr):
+    """Θ − η d (``math.optimizers.sgd_step``, Eq. 10)."""
+    return theta - lr * d
+
+
+def adam_moments(m, v, d, beta1, beta2):
+    """(m', v') = (β1 m + (1−β1) d, β2 v + (1−β2) d²) (Eq. 13-14, SPEC §4)."""
+    return beta1 * m + (1.0 - beta1) * d, beta2 * v + (1.0 - beta2) * d * d
+
+
+def adam_update(theta, m_new, v_denominator, alpha, eps):
+    """Θ − α_t m'/√(v'+ε) (Eq. 12; ``v_denominator`` is v', or max(v̂, v') for AMSGrad)."""
+    return theta - alpha * m_new / math.sqrt(v_denominator + eps)
+
+
+def adam_jacobian(m_new, v_new, d, alpha, beta1, beta2, eps):
+    """∂Θ'/∂d of Adam (``math.optimizers.adam_step_jacobian``, SPEC §5 step 4)."""
+    s = v_new + eps
+    r = math.sqrt(s)
+    return -alpha * ((1.0 - beta1) / r - (1.0 - beta2) * m_new * d / (s * r))

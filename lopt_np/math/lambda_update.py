@@ -1,0 +1,65 @@
+"""Λ update with the KKT slack of Eq. 8 (SPEC §5 step 5): clip G_Λ by its global L2 norm, one
+step of the Λ optimizer (SGD, Adam or AMSGrad), then project ``Λ ← max(Λ, 0)``."""
+from typing import NamedTuple
+
+import numpy as np
+
+from .optimizers import adam_step, amsgrad_step, sgd_step
+
+LAMBDA_OPTIMIZERS = ("sgd", "adam", "amsgrad")
+
+
+class LambdaOptimizer(NamedTuple):
+    name: str = "adam"
+    lr: float = 1e-2
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    clip: float = float("inf")   # max global L2 norm of G_Λ (inf: no clipping)
+
+
+def global_norm(grads):
+    """``‖G‖₂`` over all learned Λ blocks together."""
+    return float(np.sqrt(sum(float(np.sum(np.square(g))) for g in grads)))
+
+
+def clip_scale(norm, max_norm):
+    """Factor that brings a gradient of norm ``norm`` to at most ``max_norm`` (1 if already there)."""
+    return 1.0 if norm <= max_norm else max_norm / norm
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Scale every block by :func:`clip_scale` of their joint norm (Eq. 8 slack: "clip G")."""
+    s = clip_scale(global_norm(grads), max_norm)
+    return [g * s for g in grads]
+
+
+def project_nonnegative(lam):
+    """KKT feasibility Λ ≥ 0 (Eq. 8): ``max(Λ, 0)``."""
+    return np.maximum(lam, 0.0)
+
+
+def init_lambda_optimizer_state(blocks):
+    """Moments ``m, v, v̂`` per block (zeros) and the update count t = 0."""
+    return {"m": [np.zeros_like(b) for b in blocks], "v": [np.zeros_like(b) for b in blocks],
+            "vmax": [np.zeros_like(b) for b in blocks], "t": 0}
+
+
+def lambda_step(blocks, grads, state, opt):
+    """Clip, optimizer step, projection (SPEC §5 step 5). Returns ``(new blocks, new state)``."""
+    grads = clip_by_global_norm(grads, opt.clip)
+    t = state["t"] + 1
+    new_blocks, m_new, v_new, vmax_new = [], [], [], []
+    for lam, g, m, v, vmax in zip(blocks, grads, state["m"], state["v"], state["vmax"]):
+        if opt.name == "sgd":
+            lam2 = sgd_step(lam, g, opt.lr)
+        elif opt.name == "adam":
+            lam2, m, v = adam_step(lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps)
+        else:
+            lam2, m, v, vmax = amsgrad_step(lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2,
+                                            opt.eps)
+        new_blocks.append(project_nonnegative(lam2))
+        m_new.append(m)
+        v_new.append(v)
+        vmax_new.append(vmax)
+    return new_blocks, {"m": m_new, "v": v_new, "vmax": vmax_new, "t": t}

@@ -1,0 +1,284 @@
+"""The one trainer behind every mode: fixed λ (``learn_lambda=False``) and λOpt with any
+granularity × {SGD, Adam} × {full, batch} scope, on any backend (SPEC §5 iteration order).
+
+    model = LambdaOpt(granularity="DUI", optimizer="adam").fit(split)
+    model.evaluate(split)["metrics"]
+"""
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backends import BACKENDS, make_backend
+from .errors import ConfigError, TrainingDivergedError
+from .evaluation import DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, group_of
+from .granularity import GRANULARITIES, get_granularity, init_lambda
+from .math.hypergradient import ThetaOptimizer
+from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
+from .math.optimizers import THETA_OPTIMIZERS
+from .math.penalty import SCOPES
+from .sampling import STREAM_LOOKAHEAD, TripletSampler
+
+METRICS = ("auc", "hr", "ndcg")
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of a run, with the names the CLI uses (``--lambda-lr`` …)."""
+    dim: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    batch_size: int = 1024
+    valid_batch_size: int = 0          # 0: same as batch_size
+    epochs: int = 20
+    init_std: float = 0.1
+    granularity: str = "DUI"
+    learn_lambda: bool = True
+    lambda_init: float = 0.0
+    lambda_optimizer: str = "adam"
+    lambda_lr: float = 1e-2
+    lambda_clip: float = math.inf
+    lambda_update_interval: int = 1
+    scope: str = "batch"
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    threads: int = 0                   # 0: all cores
+    eval_every: int = 1                # validation metrics every N epochs (0: never)
+    early_stopping: str = "hr@100"     # validation metric watched
+    patience: int = 0                  # epochs without improvement before stopping (0: off)
+    ks: tuple = field(default=DEFAULT_KS)
+
+    def validate(self):
+        def need(cond, msg):
+            if not cond:
+                raise ConfigError(msg)
+        need(isinstance(self.dim, (int, np.integer)) and self.dim >= 1,
+             f"dim must be a positive integer, got {self.dim!r}")
+        for name in ("lr", "lambda_lr", "init_std", "eps"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
+                 f"{name} must be a positive number, got {v!r}")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            need(0 <= v < 1, f"{name} must be in [0, 1), got {v!r}")
+        need(self.lambda_init >= 0 and math.isfinite(self.lambda_init),
+             f"lambda_init must be a finite number ≥ 0, got {self.lambda_init!r}")
+        need(self.lambda_clip > 0, f"lambda_clip must be > 0, got {self.lambda_clip!r}")
+        for name in ("batch_size", "epochs", "lambda_update_interval"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, np.integer)) and v >= 1,
+                 f"{name} must be a positive integer, got {v!r}")
+        for name in ("valid_batch_size", "threads", "eval_every", "patience"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, np.integer)) and v >= 0,
+                 f"{name} must be an integer ≥ 0, got {v!r}")
+        get_granularity(self.granularity)
+        need(self.optimizer in THETA_OPTIMIZERS,
+             f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(THETA_OPTIMIZERS)}")
+        need(self.lambda_optimizer in LAMBDA_OPTIMIZERS,
+             f"unknown lambda_optimizer {self.lambda_optimizer!r}; expected one of "
+             f"{', '.join(LAMBDA_OPTIMIZERS)}")
+        need(self.scope in SCOPES, f"unknown scope {self.scope!r}; expected one of "
+                                   f"{', '.join(SCOPES)}")
+        need(self.device in BACKENDS, f"unknown device {self.device!r}; expected one of "
+                                      f"{', '.join(BACKENDS)}")
+        need(self.dtype in ("float32", "float64"),
+             f"dtype must be float32 or float64, got {self.dtype!r}")
+        metric = self.early_stopping.split("@")[0]
+        need(metric in METRICS and (metric == "auc" or "@" in self.early_stopping),
+             f"early_stopping must be auc, hr@K or ndcg@K, got {self.early_stopping!r}")
+        if "@" in self.early_stopping:
+            need(self.early_stopping.split("@")[1].isdigit(),
+                 f"early_stopping must be auc, hr@K or ndcg@K, got {self.early_stopping!r}")
+        return self
+
+    def watched_ks(self):
+        ks = tuple(self.ks)
+        if "@" in self.early_stopping:
+            k = int(self.early_stopping.split("@")[1])
+            ks = ks if k in ks else ks + (k,)
+        return ks
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["ks"] = list(self.ks)
+        d["lambda_clip"] = None if math.isinf(self.lambda_clip) else self.lambda_clip
+        d["granularity"] = get_granularity(self.granularity).name
+        return d
+
+
+def lambda_per_row(lam, n_rows):
+    """Λ of one table averaged over the latent dimensions, one value per row (Figures 7-8)."""
+    return np.broadcast_to(lam.mean(axis=1, keepdims=True), (n_rows, 1))[:, 0]
+
+
+@dataclass
+class Model:
+    """A trained model: embeddings, the learned Λ, the history and the Λ trajectory."""
+    P: np.ndarray
+    Q: np.ndarray
+    lambda_P: np.ndarray
+    lambda_Q: np.ndarray
+    config: dict
+    history: list
+    trajectory: dict
+    best_epoch: int
+
+    def evaluate(self, split, target="test", ks=None):
+        return evaluate(self.P, self.Q, split, target, ks or self.config["ks"])
+
+    def save(self, path):
+        """``model.npz``: user and item embeddings plus Λ (plain arrays)."""
+        np.savez_compressed(path, user_embeddings=self.P, item_embeddings=self.Q,
+                            lambda_P=self.lambda_P, lambda_Q=self.lambda_Q,
+                            granularity=self.config["granularity"])
+
+
+class Progress:
+    """Hooks the trainer calls; the CLI draws progress bars from them. All optional."""
+
+    def epoch_start(self, epoch, n_steps):
+        pass
+
+    def step(self, n_done, train_loss, valid_loss, mean_lambda):
+        pass
+
+    def epoch_end(self, record):
+        pass
+
+
+class LambdaOpt:
+    """MF-BPR with Λ learned by λOpt (or fixed: ``learn_lambda=False``); see :class:`TrainConfig`."""
+
+    def __init__(self, **params):
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(names))}")
+        self.config = TrainConfig(**params).validate()
+
+    def fit(self, split, progress=None):
+        cfg = self.config
+        progress = progress or Progress()
+        check_ks(cfg.watched_ks(), split.n_items)
+        if len(split.valid) == 0 and cfg.learn_lambda:
+            raise ConfigError("λOpt needs validation interactions, and the split has none")
+        if cfg.threads:
+            import numba
+            numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+        dtype = np.dtype(cfg.dtype)
+        g = get_granularity(cfg.granularity)
+        rng = np.random.default_rng(cfg.seed)
+        P = rng.normal(0, cfg.init_std, (split.n_users, cfg.dim)).astype(dtype)
+        Q = rng.normal(0, cfg.init_std, (split.n_items, cfg.dim)).astype(dtype)
+        lam_P, lam_Q = init_lambda(g, split.n_users, split.n_items, cfg.dim, cfg.lambda_init,
+                                   dtype)
+        vbs = cfg.valid_batch_size or cfg.batch_size
+        backend = make_backend(
+            cfg.device, P, Q, lam_P, lam_Q, g,
+            ThetaOptimizer(cfg.optimizer, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps),
+            LambdaOptimizer(cfg.lambda_optimizer, cfg.lambda_lr, cfg.beta1, cfg.beta2, cfg.eps,
+                            cfg.lambda_clip),
+            scope=cfg.scope, learn_lambda=cfg.learn_lambda, max_batch=cfg.batch_size,
+            max_valid_batch=vbs)
+        sampler = TripletSampler(split, cfg.seed)
+        ufreq_group = group_of(split.user_frequency(), DEFAULT_GROUP_EDGES)
+        ifreq_group = group_of(split.item_frequency(), DEFAULT_GROUP_EDGES)
+        history, traj = [], {"user_lambda": [], "item_lambda": []}
+        best, best_epoch, best_params, bad_epochs = -np.inf, 0, None, 0
+        step = 0
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            train = sampler.train_triplets(epoch)
+            n = len(train.users)
+            n_steps = -(-n // cfg.batch_size)
+            learning = backend.learn_lambda
+            if learning:
+                look = sampler.train_triplets(epoch, STREAM_LOOKAHEAD)
+                n_lambda = n_steps // cfg.lambda_update_interval + 1
+                valid = sampler.valid_triplets(epoch, n_lambda * vbs)
+                v_next = 0
+            progress.epoch_start(epoch, n_steps)
+            tl_sum = vl_sum = 0.0
+            vl_count = 0
+            for s in range(n_steps):
+                lo, hi = s * cfg.batch_size, min(n, (s + 1) * cfg.batch_size)
+                if learning and step % cfg.lambda_update_interval == 0:
+                    vl = backend.lambda_step(look.batch(lo, hi),
+                                             valid.batch(v_next * vbs, (v_next + 1) * vbs))
+                    v_next += 1
+                    if not math.isfinite(vl):
+                        raise TrainingDivergedError(
+                            f"the validation loss became {vl} at step {step + 1} (epoch {epoch}); "
+                            f"lower lr or lambda_lr, or set lambda_clip")
+                    vl_sum += vl
+                    vl_count += 1
+                tl = backend.theta_step(train.batch(lo, hi))
+                step += 1
+                if not math.isfinite(tl):
+                    raise TrainingDivergedError(
+                        f"the training loss became {tl} at step {step} (epoch {epoch}); "
+                        f"lower lr or lambda_lr, or set lambda_clip")
+                tl_sum += tl
+                if s % 20 == 0 or s == n_steps - 1:
+                    progress.step(s + 1, tl_sum / (s + 1),
+                                  vl_sum / vl_count if vl_count else None,
+                                  backend.mean_lambda())
+            if not backend.all_finite():
+                raise TrainingDivergedError(
+                    f"NaN or inf in the parameters, optimizer state or Λ after step {step} "
+                    f"(epoch {epoch}); lower lr or lambda_lr, or set lambda_clip")
+            P, Q, lam_P, lam_Q = backend.parameters()
+            record = {"epoch": epoch, "step": step, "train_loss": tl_sum / n_steps,
+                      "lookahead_valid_loss": vl_sum / vl_count if vl_count else None,
+                      "mean_lambda_P": float(lam_P.mean()), "mean_lambda_Q": float(lam_Q.mean()),
+                      "train_seconds": time.perf_counter() - t0}
+            traj["user_lambda"].append(lambda_per_row(lam_P, split.n_users).astype(np.float32))
+            traj["item_lambda"].append(lambda_per_row(lam_Q, split.n_items).astype(np.float32))
+            if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                t1 = time.perf_counter()
+                res = evaluate(P, Q, split, "valid", cfg.watched_ks())
+                record["valid"] = res["metrics"]
+                record["eval_seconds"] = time.perf_counter() - t1
+                score = res["metrics"][cfg.early_stopping]
+                if score > best:
+                    best, best_epoch, bad_epochs = score, epoch, 0
+                    best_params = (P, Q, lam_P, lam_Q)
+                else:
+                    bad_epochs += 1
+            history.append(record)
+            progress.epoch_end(record)
+            if cfg.patience and bad_epochs >= cfg.patience:
+                break
+        if best_params is None or not cfg.patience:
+            best_params, best_epoch = (P, Q, lam_P, lam_Q), history[-1]["epoch"]
+        trajectory = self._trajectory(traj, ufreq_group, ifreq_group, history)
+        return Model(*best_params, cfg.to_dict(), history, trajectory, best_epoch)
+
+    @staticmethod
+    def _trajectory(traj, ugroup, igroup, history):
+        """Per-epoch Λ summaries per frequency group (Figure 7) and per row (Figure 8)."""
+        out = {"epochs": np.array([h["epoch"] for h in history]),
+               "group_edges": np.array(DEFAULT_GROUP_EDGES)}
+        for who, groups in (("user", ugroup), ("item", igroup)):
+            per_row = np.stack(traj[f"{who}_lambda"])           # epochs × rows
+            out[f"{who}_lambda"] = per_row
+            n_groups = len(DEFAULT_GROUP_EDGES)
+            mean = np.full((len(per_row), n_groups), np.nan)
+            std = np.full_like(mean, np.nan)
+            for g in range(n_groups):
+                sel = groups == g
+                if sel.any():
+                    mean[:, g] = per_row[:, sel].mean(axis=1)
+                    std[:, g] = per_row[:, sel].std(axis=1)
+            out[f"{who}_group_mean"] = mean
+            out[f"{who}_group_std"] = std
+            out[f"{who}_group_count"] = np.bincount(groups, minlength=n_groups)
+        return out
