@@ -28,7 +28,7 @@ METRICS = ("auc", "hr", "ndcg")
 class TrainConfig:
     """Every hyperparameter of a run, with the names the CLI uses (``--lambda-lr`` …)."""
     dim: int = 64
-    lr: float = 1e-3
+    lr: float = 5e-3
     optimizer: str = "adam"
     beta1: float = 0.9
     beta2: float = 0.999

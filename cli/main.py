@@ -1,0 +1,292 @@
+"""The ``lopt`` command (Click). The only module of lopt_np that imports click.
+
+Commands: ``lopt train``, ``lopt gradcheck``, ``lopt data stats``, ``lopt evaluate``.
+Every error lopt_np raises on purpose becomes one ``Error: …`` line and exit status 1.
+"""
+import functools
+import math
+import os
+import sys
+import time
+
+import click
+
+from lopt_np.errors import DataError, LoptError
+
+GRANULARITY_NAMES = ("global", "D", "U", "I", "UI", "DU", "DI", "DUI")
+
+
+def friendly_errors(fn):
+    """Turn lopt_np's own exceptions into ``Error: …`` (no traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LoptError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+def parse_ks(ctx, param, value):
+    try:
+        ks = tuple(int(k) for k in str(value).split(",") if k.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not ks or min(ks) < 1:
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return ks
+
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+NONNEG = click.FloatRange(min=0)
+
+
+def data_options(fn):
+    """Options naming the interaction data (or the embedded synthetic default)."""
+    opts = [
+        click.option("--data", "data_path", type=click.Path(dir_okay=True),
+                     help="Interaction file. Omit to use the built-in synthetic dataset."),
+        click.option("--format", "fmt", default="auto", show_default=True,
+                     type=click.Choice(["auto", "movielens", "amazon-food", "csv", "tsv",
+                                        "parquet"]), help="File format (auto: by file name)."),
+        click.option("--user-col", default="user", show_default=True,
+                     help="User column (csv/tsv/parquet)."),
+        click.option("--item-col", default="item", show_default=True,
+                     help="Item column (csv/tsv/parquet)."),
+        click.option("--time-col", default="timestamp", show_default=True,
+                     help="Timestamp column (csv/tsv/parquet)."),
+        click.option("--sep", default=None, help="Field separator for csv/tsv (default , or tab)."),
+        click.option("--min-count", default=20, show_default=True, type=click.IntRange(min=0),
+                     help="Keep items, then users, with at least this many interactions "
+                          "(0 or 1: no filter)."),
+        click.option("--kcore/--single-pass", default=False, show_default=True,
+                     help="Iterate the filter to a stable k-core instead of one pass."),
+        click.option("--valid-frac", default=0.2, show_default=True, type=POSITIVE,
+                     help="Fraction of each user's history (by time) for validation."),
+        click.option("--test-frac", default=0.2, show_default=True, type=POSITIVE,
+                     help="Fraction of each user's latest history for test."),
+        click.option("--cache/--no-cache", default=True, show_default=True,
+                     help="Reuse a cached split of the same file content and options "
+                          "($LOPT_CACHE_DIR, default ~/.cache/lopt_np)."),
+        click.option("--synthetic-users", default=2000, show_default=True,
+                     type=click.IntRange(min=10), help="Users of the synthetic dataset."),
+        click.option("--synthetic-items", default=1500, show_default=True,
+                     type=click.IntRange(min=50), help="Items of the synthetic dataset."),
+        click.option("--data-seed", default=0, show_default=True, type=int,
+                     help="Seed of the synthetic dataset."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def load_data(data_path, fmt, user_col, item_col, time_col, sep, min_count, kcore, valid_frac,
+              test_frac, cache, synthetic_users, synthetic_items, data_seed):
+    """``(split, data_info)`` from the data options."""
+    from lopt_np.data.loaders import load_interactions
+    from lopt_np.data.preprocess import build_split, load_split
+    from lopt_np.data.synthetic import synthetic_interactions
+
+    options = {"min_count": min_count, "kcore": kcore, "valid_frac": valid_frac,
+               "test_frac": test_frac}
+    if data_path is None:
+        df = synthetic_interactions(synthetic_users, synthetic_items, seed=data_seed)
+        split = build_split(df, **options)
+        source = {"source": "synthetic", "synthetic_users": synthetic_users,
+                  "synthetic_items": synthetic_items, "data_seed": data_seed}
+    else:
+        def loader():
+            return load_interactions(data_path, fmt, user_col, item_col, time_col, sep)
+        if not os.path.isfile(data_path):
+            raise DataError(f"data file not found: {data_path}")
+        split = load_split(data_path, {**options, "_fmt": [fmt, user_col, item_col, time_col,
+                                                          sep]}, loader, use_cache=cache) \
+            if cache else build_split(loader(), **options)
+        source = {"source": os.path.abspath(data_path), "format": fmt}
+    return split, {**source, **options, **split.summary()}
+
+
+def format_summary(s):
+    lines = [f"users {s['users']:,}  items {s['items']:,}  interactions {s['interactions']:,}  "
+             f"density {s['density']:.3%}",
+             f"filter: {s.get('filter', 'none')} (min count {s.get('min_count', 0)}, "
+             f"{s.get('filter_rounds', 0)} round(s)); duplicates collapsed: "
+             f"{s.get('duplicates_collapsed', 0):,}",
+             f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} / "
+             f"test {s['test']:,}"]
+    return "\n".join(lines)
+
+
+def format_metrics(metrics):
+    return "  ".join(f"{k.upper() if k == 'auc' else k.replace('hr', 'HR').replace('ndcg', 'NDCG')}"
+                     f" {v:.4f}" for k, v in metrics.items())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lopt_np")
+def main():
+    """λOpt: learn fine-grained L2 regularization of MF-BPR during training."""
+
+
+class ClickProgress:
+    """Draws one progress bar per epoch from the trainer's hooks (to stderr)."""
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+        self.bar = None
+        self.info = ""
+
+    def epoch_start(self, epoch, n_steps):
+        from lopt_np.trainer import Progress  # noqa: F401  (interface documented there)
+        self.done = 0
+        self.bar = click.progressbar(length=n_steps, label=f"epoch {epoch}/{self.epochs}",
+                                     file=sys.stderr, item_show_func=lambda _: self.info,
+                                     show_eta=True)
+        self.bar.__enter__()
+
+    def step(self, n_done, train_loss, valid_loss, mean_lambda):
+        vl = f" val {valid_loss:.4f}" if valid_loss is not None else ""
+        self.info = (f"loss {train_loss:.4f}{vl} mean Λ {mean_lambda[0]:.3g}/"
+                     f"{mean_lambda[1]:.3g}")
+        self.bar.update(n_done - self.done, current_item=n_done)
+        self.done = n_done
+
+    def epoch_end(self, record):
+        self.bar.__exit__(None, None, None)
+        if "valid" in record:
+            click.echo(f"  epoch {record['epoch']}: valid {format_metrics(record['valid'])}",
+                       err=True)
+
+
+@main.command()
+@data_options
+@click.option("--granularity", default="DUI", show_default=True,
+              type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
+              help="Which indices Λ carries (SPEC §3).")
+@click.option("--fixed-lambda", is_flag=True,
+              help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
+@click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "sgd"]),
+              help="Θ optimizer.")
+@click.option("--lr", default=5e-3, show_default=True, type=POSITIVE, help="Θ learning rate.")
+@click.option("--dim", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Latent dimension K.")
+@click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1))
+@click.option("--valid-batch-size", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Validation triplets per Λ update (0: --batch-size).")
+@click.option("--init-std", default=0.1, show_default=True, type=POSITIVE,
+              help="Std of the N(0, σ²) embedding init.")
+@click.option("--lambda-init", default=0.0, show_default=True, type=NONNEG)
+@click.option("--lambda-optimizer", default="adam", show_default=True,
+              type=click.Choice(["adam", "amsgrad", "sgd"]))
+@click.option("--lambda-lr", default=1e-2, show_default=True, type=POSITIVE)
+@click.option("--lambda-clip", default=None, type=POSITIVE,
+              help="Clip G_Λ to this global L2 norm (default: no clipping).")
+@click.option("--lambda-update-interval", default=1, show_default=True,
+              type=click.IntRange(min=1), help="Update Λ every N steps.")
+@click.option("--scope", default="batch", show_default=True, type=click.Choice(["batch", "full"]),
+              help="Penalty on the batch's rows or on every row (SPEC §3).")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Validation metrics every N epochs (0: only at the end).")
+@click.option("--early-stopping", default="hr@100", show_default=True,
+              help="Validation metric for early stopping and model selection.")
+@click.option("--patience", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Stop after N evaluations without improvement, keep the best (0: off).")
+@click.option("--ks", default="50,100", show_default=True, callback=parse_ks,
+              help="Cut-offs K of HR@K and NDCG@K.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
+              help="CPU threads (0: all cores).")
+@click.option("--out", "out_dir", default="lopt-run", show_default=True,
+              type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+@friendly_errors
+def train(out_dir, overwrite, fixed_lambda, **opts):
+    """Train MF-BPR with λOpt (or a fixed λ), evaluate on test, write the run to --out."""
+    from lopt_np.io import atomic_output_dir, check_output_dir, save_run
+    from lopt_np.trainer import LambdaOpt
+
+    check_output_dir(out_dir, overwrite)
+    data_keys = ["data_path", "fmt", "user_col", "item_col", "time_col", "sep", "min_count",
+                 "kcore", "valid_frac", "test_frac", "cache", "synthetic_users",
+                 "synthetic_items", "data_seed"]
+    data = {k: opts.pop(k) for k in data_keys}
+    clip = opts.pop("lambda_clip")
+    opts["lambda_clip"] = math.inf if clip is None else clip
+    opts["learn_lambda"] = not fixed_lambda
+    est = LambdaOpt(**opts)  # validates every option before the data is read
+    t0 = time.perf_counter()
+    split, data_info = load_data(**data)
+    click.echo(format_summary(data_info))
+    mode = "MF-λFix" if fixed_lambda else f"MF-λOpt-{est.config.granularity}"
+    click.echo(f"training {mode} ({opts['optimizer']}, K={opts['dim']}, {opts['epochs']} epochs) "
+               f"on {opts['device']}")
+    with atomic_output_dir(out_dir, overwrite) as tmp:
+        model = est.fit(split, ClickProgress(opts["epochs"]))
+        result = model.evaluate(split, "test")
+        wall = time.perf_counter() - t0
+        text = (f"{mode}\n{format_summary(data_info)}\nbest epoch {model.best_epoch}; "
+                f"wall time {wall:.1f} s\ntest: {format_metrics(result['metrics'])}\n")
+        save_run(tmp, model, split, result, {**data_info, "wall_seconds": wall}, text)
+    click.echo(f"test: {format_metrics(result['metrics'])}")
+    click.echo(f"wrote {out_dir}/ (config.json, metrics.json, lambda_trajectory.npz, model.npz, "
+               f"split.npz, summary.txt)")
+
+
+@main.command()
+@click.option("--granularity", default="DUI", show_default=True,
+              type=click.Choice(GRANULARITY_NAMES, case_sensitive=False))
+@click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "sgd"]))
+@click.option("--scope", default="batch", show_default=True, type=click.Choice(["batch", "full"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@friendly_errors
+def gradcheck(granularity, optimizer, scope, seed):
+    """Check every closed-form derivative against central finite differences (float64)."""
+    from lopt_np.gradcheck import run_gradchecks
+
+    results = run_gradchecks(granularity, optimizer, scope, seed)
+    width = max(len(r.name) for r in results)
+    click.echo(f"{'derivative':<{width}}  {'max rel. error':>14}  {'tolerance':>9}  result")
+    for r in results:
+        click.echo(f"{r.name:<{width}}  {r.max_rel_error:>14.2e}  {r.tolerance:>9.0e}  "
+                   f"{'pass' if r.passed else 'FAIL'}")
+    failed = [r for r in results if not r.passed]
+    click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        sys.exit(1)
+
+
+@main.group()
+def data():
+    """Inspect interaction data."""
+
+
+@data.command("stats")
+@click.argument("path", type=click.Path())
+@data_options
+@friendly_errors
+def data_stats(path, data_path, **opts):
+    """Counts of PATH after filtering and splitting, like the paper's Table 1."""
+    split, info = load_data(path, **opts)
+    click.echo(format_summary(info))
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--ks", default="50,100", show_default=True, callback=parse_ks)
+@click.option("--target", default="test", show_default=True, type=click.Choice(["test", "valid"]))
+@friendly_errors
+def evaluate(model_dir, ks, target):
+    """Re-evaluate a saved run (model.npz + split.npz) with the SPEC §7 protocol."""
+    from lopt_np.evaluation import evaluate as run_evaluation
+    from lopt_np.io import load_run
+
+    P, Q, split, _ = load_run(model_dir)
+    result = run_evaluation(P, Q, split, target, ks)
+    click.echo(f"{target} ({result['n_users']:,} users, {result['n_pairs']:,} pairs): "
+               f"{format_metrics(result['metrics'])}")
+
+
+if __name__ == "__main__":
+    main()

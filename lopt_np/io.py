@@ -1,0 +1,94 @@
+"""Run directories: written whole or not at all.
+
+Files of a run (``lopt train --out DIR``): ``config.json``, ``metrics.json`` (test metrics,
+per-group breakdown, per-epoch history), ``lambda_trajectory.npz``, ``model.npz``,
+``split.npz`` and ``summary.txt``. Everything is written into a temporary sibling folder that is
+renamed to DIR only when complete.
+"""
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from .data.split import Split
+from .errors import ConfigError, DataError
+
+
+def check_output_dir(path, overwrite):
+    """Fail early (before any work) if ``path`` is a non-empty folder and not ``overwrite``."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ConfigError(f"--out {path} exists and is not a directory")
+        if os.listdir(path) and not overwrite:
+            raise ConfigError(f"output directory {path} exists and is not empty; "
+                              f"pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path, overwrite=False):
+    """Yield a temporary folder; on success it replaces ``path``, on any error it is removed."""
+    check_output_dir(path, overwrite)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.", dir=parent)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def write_json(path, obj):
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=2, default=_json_default)
+        fh.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def save_run(folder, model, split, test_result, data_info, summary_text):
+    """Write every file of a run into ``folder`` (normally the temporary one)."""
+    write_json(os.path.join(folder, "config.json"), {"train": model.config, "data": data_info})
+    write_json(os.path.join(folder, "metrics.json"),
+               {"test": test_result["metrics"], "test_users": test_result["n_users"],
+                "test_pairs": test_result["n_pairs"], "groups": test_result["groups"],
+                "best_epoch": model.best_epoch, "history": model.history})
+    np.savez_compressed(os.path.join(folder, "lambda_trajectory.npz"), **model.trajectory)
+    model.save(os.path.join(folder, "model.npz"))
+    split.save(os.path.join(folder, "split.npz"))
+    with open(os.path.join(folder, "summary.txt"), "w") as fh:
+        fh.write(summary_text)
+
+
+def load_run(folder):
+    """``(P, Q, split, config)`` of a run directory, for re-evaluation."""
+    for name in ("model.npz", "split.npz"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise DataError(f"{folder} is not a run directory: {name} is missing")
+    try:
+        with np.load(os.path.join(folder, "model.npz"), allow_pickle=False) as z:
+            P, Q = z["user_embeddings"], z["item_embeddings"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"cannot read {folder}/model.npz: {exc}") from exc
+    split = Split.load(os.path.join(folder, "split.npz"))
+    if P.shape[0] != split.n_users or Q.shape[0] != split.n_items:
+        raise DataError(f"{folder}: model.npz ({P.shape[0]} users, {Q.shape[0]} items) does not "
+                        f"match split.npz ({split.n_users} users, {split.n_items} items)")
+    config = {}
+    cfg_path = os.path.join(folder, "config.json")
+    if os.path.isfile(cfg_path):
+        with open(cfg_path) as fh:
+            config = json.load(fh)
+    return P, Q, split, config

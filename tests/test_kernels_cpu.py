@@ -1,0 +1,222 @@
+"""Every Numba CPU kernel against the NumPy reference (SPEC §2-5, §7).
+
+float32 kernels are compared with the float64 reference at rtol 1e-4 / atol 1e-6 (a few float32
+roundings of O(1) values); float64 kernels must agree to 1e-12 (same formulas, same order).
+"""
+import numba
+import numpy as np
+import pytest
+
+from conftest import random_triplets
+from lopt_np.backends import make_backend
+from lopt_np.granularity import get_granularity, init_lambda
+from lopt_np.kernels.cpu.bpr import bpr_forward, bpr_grad_scatter
+from lopt_np.kernels.cpu.evaluation import rank_block
+from lopt_np.kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update
+from lopt_np.kernels.cpu.optimizers import adam_update, sgd_update
+from lopt_np.math import bpr as ref_bpr
+from lopt_np.math.evaluation import evaluate_users
+from lopt_np.math.hypergradient import ThetaOptimizer
+from lopt_np.math.lambda_update import (LambdaOptimizer, init_lambda_optimizer_state,
+                                        lambda_step)
+from lopt_np.math.optimizers import adam_step, adam_step_size, sgd_step
+from lopt_np.math.penalty import batch_row_weights, penalty_grad
+
+F32 = dict(rtol=1e-4, atol=1e-6)
+
+
+def _tables(rng, nU=11, nI=13, K=6, dtype=np.float32):
+    return (rng.normal(0, 0.5, (nU, K)).astype(dtype), rng.normal(0, 0.5, (nI, K)).astype(dtype))
+
+
+def test_bpr_kernels_match_reference_with_repeated_rows():
+    rng = np.random.default_rng(0)
+    P, Q = _tables(rng)
+    u, i, j = random_triplets(rng, 11, 13, 200)   # every row repeats many times
+    n = len(u)
+    delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    idP, idQ = np.arange(11), np.arange(13)
+    bpr_forward(P, Q, idP, idQ, u, i, j, delta, loss)
+    P64, Q64 = P.astype(np.float64), Q.astype(np.float64)
+    np.testing.assert_allclose(loss.mean(), ref_bpr.bpr_loss(P64, Q64, u, i, j), **F32)
+    np.testing.assert_allclose(delta, ref_bpr.bpr_delta(P64, Q64, u, i, j), **F32)
+    gP, gQ = np.zeros_like(P), np.zeros_like(Q)
+    cP, cQ = np.zeros(11, np.int64), np.zeros(13, np.int64)
+    for blocks in (1, 2, 5):  # any column split gives the same sums
+        gP[:], gQ[:] = 0, 0
+        bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ,
+                         cP, cQ, False, blocks)
+        rP, rQ = ref_bpr.bpr_grad(P64, Q64, u, i, j)
+        np.testing.assert_allclose(gP, rP, **F32)
+        np.testing.assert_allclose(gQ, rQ, **F32)
+    bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ,
+                     cP, cQ, True, 3)
+    np.testing.assert_array_equal(cP, np.bincount(u, minlength=11))
+    np.testing.assert_array_equal(cQ, np.bincount(np.r_[i, j], minlength=13))
+
+
+def test_bpr_scatter_is_identical_for_any_thread_count():
+    rng = np.random.default_rng(1)
+    P, Q = _tables(rng, K=16)
+    u, i, j = random_triplets(rng, 11, 13, 300)
+    delta = rng.uniform(-1, 0, 300).astype(np.float32)
+    idP, idQ = np.arange(11), np.arange(13)
+    out = []
+    for blocks in (1, 2, 7):
+        gP, gQ = np.zeros_like(P), np.zeros_like(Q)
+        bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(0.01), idP, idQ, gP, gQ,
+                         np.zeros(11, np.int64), np.zeros(13, np.int64), False, blocks)
+        out.append((gP, gQ))
+    for gP, gQ in out[1:]:
+        np.testing.assert_array_equal(gP, out[0][0])
+        np.testing.assert_array_equal(gQ, out[0][1])
+
+
+def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
+    rng = np.random.default_rng(2)
+    P, _ = _tables(rng)
+    g = get_granularity(granularity)
+    lam = rng.uniform(0, 0.5, g.P.shape(11, 6)).astype(np.float32)
+    u, i, j = random_triplets(rng, 11, 13, 30)
+    grad = rng.normal(0, 0.1, P.shape).astype(np.float32)
+    grad[np.bincount(u, minlength=11) == 0] = 0.0   # untouched rows have no data gradient
+    w, _ = batch_row_weights(u, i, j, 11, 13, scope)
+    d = grad.astype(np.float64) + penalty_grad(P.astype(np.float64), np.broadcast_to(lam, P.shape), w)
+    count = np.bincount(u, minlength=11).astype(np.int64)
+    T = P.copy()
+    if optimizer == "adam":
+        m = rng.normal(0, 0.01, P.shape).astype(np.float32)
+        v = rng.uniform(1e-4, 1e-3, P.shape).astype(np.float32)
+        ref = adam_step(P.astype(np.float64), m, v, 4, d, 0.01, 0.9, 0.999, 1e-8)
+        m2, v2 = m.copy(), v.copy()
+        adam_update(T, m2, v2, grad.copy(), count, lam, np.float32(1 / 30), scope == "full",
+                    np.float32(adam_step_size(0.01, 0.9, 0.999, 4)), np.float32(0.9),
+                    np.float32(0.999), np.float32(1e-8))
+        for got, want in zip((T, m2, v2), ref):
+            np.testing.assert_allclose(got, want, **F32)
+    else:
+        ref = sgd_step(P.astype(np.float64), d, 0.1)
+        g2 = grad.copy()
+        sgd_update(T, g2, count, lam, np.float32(1 / 30), scope == "full", np.float32(0.1))
+        np.testing.assert_allclose(T, ref, **F32)
+        assert not g2.any() and not count.any()   # buffers cleared for the next step
+
+
+def test_lambda_update_kernels_match_reference(lambda_optimizer):
+    rng = np.random.default_rng(3)
+    lam = rng.uniform(0, 0.01, (7, 5))
+    G = rng.normal(0, 1, (7, 5))
+    opt = LambdaOptimizer(lambda_optimizer, 0.02, clip=1.5)
+    state = init_lambda_optimizer_state([lam])
+    state["t"] = 2
+    state["m"] = [rng.normal(0, 0.1, lam.shape)]
+    state["v"] = [rng.uniform(0, 0.1, lam.shape)]
+    state["vmax"] = [state["v"][0] + rng.uniform(0, 0.05, lam.shape)]
+    (want,), _ = lambda_step([lam], [G], state, opt)
+    assert (want >= 0).all() and (want == 0).any()   # the projection is exercised
+    got = lam.astype(np.float32)
+    scale = np.float32(min(1.0, 1.5 / np.linalg.norm(G)))
+    f = np.float32
+    if lambda_optimizer == "sgd":
+        lambda_sgd_update(got, G.astype(f), scale, f(0.02))
+    else:
+        lambda_adam_update(got, G.astype(f), state["m"][0].astype(f), state["v"][0].astype(f),
+                           state["vmax"][0].astype(f), scale, f(adam_step_size(0.02, 0.9, 0.999, 3)),
+                           f(0.9), f(0.999), f(1e-8), lambda_optimizer == "amsgrad")
+    np.testing.assert_allclose(got, want, **F32)
+
+
+def _run_backends(granularity, optimizer, scope, lambda_optimizer, dtype, steps):
+    rng = np.random.default_rng(4)
+    nU, nI, K = 13, 17, 6
+    P, Q = _tables(rng, nU, nI, K, dtype)
+    lP, lQ = init_lambda(granularity, nU, nI, K, 0.05, dtype)
+    args = (granularity, ThetaOptimizer(optimizer, 0.05), LambdaOptimizer(lambda_optimizer, 0.05,
+                                                                          clip=0.5))
+    backends = [make_backend(n, P, Q, lP, lQ, *args, scope=scope) for n in ("reference", "cpu")]
+    losses = []
+    for _ in range(steps):
+        B, Bbar, V = (random_triplets(rng, nU, nI, 9) for _ in range(3))
+        losses.append([(b.lambda_step(Bbar, V), b.theta_step(B)) for b in backends])
+    return backends, losses
+
+
+def test_cpu_backend_matches_reference_float64(granularity, optimizer, scope):
+    for lam_opt in ("adam", "amsgrad", "sgd"):
+        backends, losses = _run_backends(granularity, optimizer, scope, lam_opt, np.float64, 4)
+        for ref, cpu in losses:
+            np.testing.assert_allclose(cpu, ref, rtol=1e-12)
+        for a, b in zip(*(bk.parameters() for bk in backends)):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+
+
+def test_cpu_backend_matches_reference_float32(granularity, optimizer, scope):
+    backends, losses = _run_backends(granularity, optimizer, scope, "adam", np.float32, 3)
+    for ref, cpu in losses:
+        np.testing.assert_allclose(cpu, ref, rtol=1e-5)
+    for a, b in zip(*(bk.parameters() for bk in backends)):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
+    _, _, lam_P, lam_Q = backends[1].parameters()
+    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))   # Λ was updated
+
+
+def test_lookahead_touches_only_validation_rows():
+    """SPEC §5.4: Λ rows of users absent from V get no hypergradient (SGD on Λ, no momentum)."""
+    rng = np.random.default_rng(5)
+    P, Q = _tables(rng, 20, 15, 4, np.float32)
+    lP, lQ = init_lambda("DUI", 20, 15, 4, 0.1, np.float32)
+    b = make_backend("cpu", P, Q, lP, lQ, "DUI", ThetaOptimizer("adam", 0.05),
+                     LambdaOptimizer("sgd", 1.0))
+    V = (np.array([1, 1, 3]), np.array([2, 4, 2]), np.array([5, 6, 7]))
+    B = random_triplets(rng, 20, 15, 40)
+    b.lambda_step(B, V)
+    lam_P = b.parameters()[2]
+    changed = np.flatnonzero(np.any(lam_P != np.float32(0.1), axis=1))
+    assert set(changed) <= {1, 3} and len(changed) > 0
+
+
+def test_rank_block_matches_reference_evaluation():
+    rng = np.random.default_rng(6)
+    nU, nI = 9, 40
+    P, Q = rng.normal(size=(nU, 5)), rng.normal(size=(nI, 5))
+    Q[7] = Q[3]   # ties: strictly-higher counting must hold
+    seen = {u: sorted(rng.choice(nI, 8, replace=False)) for u in range(nU)}
+    targets = {u: seen[u][:3] for u in range(nU) if u != 4}   # user 4 has no targets
+    ks = np.array([1, 5, 10])
+    t_indptr = np.zeros(nU + 1, np.int64)
+    t_indptr[1:] = np.cumsum([len(targets.get(u, [])) for u in range(nU)])
+    t_items = np.concatenate([targets.get(u, []) for u in range(nU)]).astype(np.int64)
+    s_indptr = np.r_[0, np.cumsum([8] * nU)].astype(np.int64)
+    s_items = np.concatenate([seen[u] for u in range(nU)]).astype(np.int64)
+    ranks = np.zeros(len(t_items), np.int64)
+    auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
+    rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd)
+    ref = evaluate_users(P, Q, targets, seen, ks)
+    for u, row in ref.items():
+        assert auc[u] == pytest.approx(row["auc"], abs=1e-12)
+        for q, k in enumerate(ks):
+            assert hr[u, q] == pytest.approx(row[f"hr@{k}"], abs=1e-12)
+            assert nd[u, q] == pytest.approx(row[f"ndcg@{k}"], abs=1e-12)
+
+
+def test_negative_sampler_is_valid_reproducible_and_thread_independent(small_split):
+    from lopt_np.sampling import TripletSampler
+    s = TripletSampler(small_split, seed=11)
+    a = s.train_triplets(1)
+    seen = set(map(tuple, small_split.train))
+    assert not any((u, j) in seen for u, j in zip(a.users, a.neg))
+    v = s.valid_triplets(1, 500)
+    allseen = seen | set(map(tuple, small_split.valid))
+    assert not any((u, j) in allseen for u, j in zip(v.users, v.neg))
+    assert set(map(tuple, zip(v.users, v.pos))) <= set(map(tuple, small_split.valid))
+    n0 = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        b = TripletSampler(small_split, seed=11).train_triplets(1)
+    finally:
+        numba.set_num_threads(n0)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a.neg, s.train_triplets(2).neg)
+    # negatives are spread over the catalogue (uniform draw, not a few items)
+    assert len(np.unique(a.neg)) > 0.8 * small_split.n_items
