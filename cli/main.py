@@ -99,9 +99,8 @@ def load_data(data_path, fmt, user_col, item_col, time_col, sep, min_count, kcor
             return load_interactions(data_path, fmt, user_col, item_col, time_col, sep)
         if not os.path.isfile(data_path):
             raise DataError(f"data file not found: {data_path}")
-        split = load_split(data_path, {**options, "_fmt": [fmt, user_col, item_col, time_col,
-                                                          sep]}, loader, use_cache=cache) \
-            if cache else build_split(loader(), **options)
+        split = load_split(data_path, options, loader, use_cache=cache,
+                           reader=[fmt, user_col, item_col, time_col, sep])
         source = {"source": os.path.abspath(data_path), "format": fmt}
     return split, {**source, **options, **split.summary()}
 

@@ -8,7 +8,8 @@ from .base import Backend
 
 
 class ReferenceBackend(Backend):
-    def __init__(self, P, Q, lam_P, lam_Q, *args, **kwargs):
+    def __init__(self, P, Q, lam_P, lam_Q, *args, max_batch=None, max_valid_batch=None,
+                 **kwargs):
         super().__init__(P, Q, lam_P, lam_Q, *args, **kwargs)
         self.P, self.Q = P.copy(), Q.copy()
         self.lam_P = lam_P.copy()

@@ -41,6 +41,10 @@ def _read(reader, path, what):
         return reader()
     except FileNotFoundError as exc:
         raise DataError(f"data file not found: {path}") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path} is empty") from exc
+    except pd.errors.ParserError as exc:
+        raise DataError(f"cannot parse {path} as {what}: {exc}") from exc
     except (UnicodeDecodeError, zlib.error, gzip.BadGzipFile, OSError, EOFError,
             lzma.LZMAError, ValueError) as exc:
         hint = ""
@@ -48,10 +52,6 @@ def _read(reader, path, what):
             hint = " (is it compressed differently from what its name says, or truncated?)"
         raise DataError(f"cannot read {path} as {what}: {type(exc).__name__}: {exc}{hint}") \
             from exc
-    except pd.errors.ParserError as exc:
-        raise DataError(f"cannot parse {path} as {what}: {exc}") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path} is empty") from exc
 
 
 def _standardize(df, user_col, item_col, time_col, path):

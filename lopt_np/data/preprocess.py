@@ -108,11 +108,12 @@ def cache_dir():
                           os.path.join(os.path.expanduser("~"), ".cache", "lopt_np"))
 
 
-def load_split(path, options, loader, use_cache=True):
-    """The split of ``path`` under ``options`` (a JSON-able dict), from the on-disk cache keyed
-    by the file's content hash and the options when possible, else built by ``loader()`` and
+def load_split(path, options, loader, use_cache=True, reader=None):
+    """The split of ``path`` under ``options`` (:func:`build_split`'s keyword arguments), from the
+    on-disk cache keyed by the file's content hash, the options and ``reader`` (a JSON-able
+    description of how ``loader`` reads the file) when possible, else built by ``loader()`` and
     :func:`build_split` and cached. ``info['cached']`` says which happened."""
-    key = hashlib.sha256((_file_digest(path) + json.dumps(options, sort_keys=True))
+    key = hashlib.sha256((_file_digest(path) + json.dumps([options, reader], sort_keys=True))
                          .encode()).hexdigest()[:24]
     cached = os.path.join(cache_dir(), f"split-{key}.npz")
     meta = cached[:-4] + ".json"

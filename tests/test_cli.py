@@ -1,0 +1,164 @@
+"""The ``lopt`` command through Click's CliRunner."""
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lopt_np.cli.main import main
+
+TINY = ["--synthetic-users", "150", "--synthetic-items", "100", "--min-count", "5",
+        "--epochs", "2", "--dim", "8", "--batch-size", "256"]
+FILES = {"config.json", "metrics.json", "lambda_trajectory.npz", "model.npz", "split.npz",
+         "summary.txt"}
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    r = run("train", *TINY, "--out", out)
+    assert r.exit_code == 0, r.output
+    for name in ("AUC", "HR@50", "HR@100", "NDCG@50", "NDCG@100"):
+        assert name in r.output
+    return out
+
+
+def test_train_writes_every_file(run_dir):
+    assert set(os.listdir(run_dir)) == FILES
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100"}
+    assert len(metrics["history"]) == 2 and "valid" in metrics["history"][0]
+    assert metrics["groups"]["users"] and metrics["groups"]["items"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train"]["granularity"] == "DUI" and config["data"]["source"] == "synthetic"
+    with np.load(run_dir / "model.npz") as z:
+        assert z["lambda_P"].shape == z["user_embeddings"].shape
+    with np.load(run_dir / "lambda_trajectory.npz") as z:
+        assert z["user_group_mean"].shape[0] == 2 and z["user_lambda"].shape[0] == 2
+    with np.load(run_dir / "split.npz") as z:
+        assert len(z["user_ids"]) == int(z["n_users"])
+
+
+def test_evaluate_reproduces_metrics_json(run_dir):
+    r = run("evaluate", run_dir)
+    assert r.exit_code == 0, r.output
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert f"HR@100 {test['hr@100']:.4f}" in r.output
+
+
+def test_saved_model_can_be_evaluated_without_lopt_np(run_dir):
+    """The saved files suffice: a plain NumPy evaluation gives metrics.json's AUC and HR@50."""
+    with np.load(run_dir / "model.npz") as m, np.load(run_dir / "split.npz") as s:
+        P, Q = m["user_embeddings"].astype(float), m["item_embeddings"].astype(float)
+        seen = {}
+        for part in ("train", "valid", "test"):
+            for u, i in s[part]:
+                seen.setdefault(u, set()).add(i)
+        test = {}
+        for u, i in s["test"]:
+            test.setdefault(u, []).append(i)
+    aucs, hrs = [], []
+    for u, items in test.items():
+        scores = Q @ P[u]
+        neg = np.array([scores[j] for j in range(len(Q)) if j not in seen[u]])
+        ranks = [1 + np.sum(neg > scores[i]) for i in items]
+        aucs.append(np.mean([np.mean(neg < scores[i]) for i in items]))
+        hrs.append(np.mean(np.array(ranks) <= 50))
+    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert abs(np.mean(aucs) - metrics["auc"]) < 1e-6
+    assert abs(np.mean(hrs) - metrics["hr@50"]) < 1e-6
+
+
+def test_gradcheck_prints_every_derivative_passing():
+    r = run("gradcheck", "--granularity", "DUI", "--optimizer", "adam")
+    assert r.exit_code == 0, r.output
+    assert "dL_val/dLambda" in r.output and "FAIL" not in r.output
+    assert re.search(r"\b9 passed, 0 failed", r.output)
+
+
+def test_data_stats(tmp_path):
+    p = tmp_path / "log.csv"
+    rows = [f"u{u},i{i},{u * 100 + i}" for u in range(30) for i in range(25) if (u + i) % 3]
+    p.write_text("user,item,timestamp\n" + "\n".join(rows) + "\n")
+    r = run("data", "stats", p, "--min-count", "5", "--no-cache")
+    assert r.exit_code == 0, r.output
+    assert "users 30" in r.output and "train" in r.output and "density" in r.output
+
+
+def _csv(tmp_path, text, name="log.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+BAD_CASES = {
+    "missing file": (lambda t: ["--data", t / "nope.csv"], "not found"),
+    "wrong compression": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,1\n",
+                                                    "x.csv.gz")], "compressed"),
+    "missing column": (lambda t: ["--data", _csv(t, "user,item\na,b\n")], "missing column"),
+    "misnamed column": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,1\n"),
+                                   "--user-col", "uid"], "'uid'"),
+    "non-numeric timestamp": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,x\n")],
+                              "non-numeric"),
+    "missing timestamp": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,\n")],
+                          "missing timestamp"),
+    "empty data": (lambda t: ["--data", _csv(t, "user,item,timestamp\n")], "no interactions"),
+    "nothing left after filter": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,1\n")],
+                                  "no interactions left"),
+    "user without test items": (lambda t: ["--data", _csv(
+        t, "user,item,timestamp\na,x,1\na,y,2\nb,x,3\n"), "--min-count", "0"], "no test items"),
+    "K larger than catalogue": (lambda t: TINY + ["--ks", "50,100000"], "larger than the catalogue"),
+    "negative lr": (lambda t: TINY + ["--lr", "-0.1"], "--lr"),
+    "unknown granularity": (lambda t: TINY + ["--granularity", "XY"], "--granularity"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_input_gives_one_error_line_and_no_output(tmp_path, case):
+    args, message = BAD_CASES[case]
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["train", "--no-cache", *map(str, args(tmp_path)), "--out",
+                                  str(out)])
+    assert r.exit_code != 0
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception,
+                                                                             SystemExit)
+    error_lines = [line for line in r.output.splitlines() if line.startswith("Error")]
+    assert len(error_lines) == 1 and message in error_lines[0], r.output
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".out")]   # no temp folder left
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    r = run("train", *TINY, "--out", out)
+    assert r.exit_code != 0 and "--overwrite" in r.output
+    assert (out / "keep.txt").exists()
+    r = run("train", *TINY, "--out", out, "--overwrite")
+    assert r.exit_code == 0 and set(os.listdir(out)) == FILES
+
+
+def test_evaluate_rejects_a_non_run_directory(tmp_path):
+    r = run("evaluate", tmp_path)
+    assert r.exit_code != 0 and "model.npz is missing" in r.output
+
+
+def test_every_command_is_documented_in_readme():
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.rst")).read()
+
+    def commands(group, prefix):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from commands(cmd, f"{prefix} {name}")
+            else:
+                yield f"{prefix} {name}"
+
+    missing = [c for c in commands(main, "lopt") if c not in readme]
+    assert not missing, f"undocumented in README.rst: {missing}"
