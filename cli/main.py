@@ -128,7 +128,8 @@ def main():
 
 
 class ClickProgress:
-    """Draws one progress bar per epoch from the trainer's hooks (to stderr)."""
+    """Draws one progress bar per epoch (to stderr) from the hooks of
+    ``lopt_np.trainer.Progress``."""
 
     def __init__(self, epochs):
         self.epochs = epochs
@@ -136,7 +137,6 @@ class ClickProgress:
         self.info = ""
 
     def epoch_start(self, epoch, n_steps):
-        from lopt_np.trainer import Progress  # noqa: F401  (interface documented there)
         self.done = 0
         self.bar = click.progressbar(length=n_steps, label=f"epoch {epoch}/{self.epochs}",
                                      file=sys.stderr, item_show_func=lambda _: self.info,

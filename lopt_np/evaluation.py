@@ -2,6 +2,7 @@
 by the Numba kernel, means over users, and the per-frequency-group breakdown of Figure 6."""
 import numpy as np
 
+from .data.split import pairs_to_csr
 from .errors import ConfigError
 from .kernels.cpu.evaluation import rank_block
 
@@ -29,19 +30,11 @@ def group_of(freq, edges):
     return np.searchsorted(np.asarray(edges), freq, side="right") - 1
 
 
-def _target_csr(pairs, n_users):
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    pairs = pairs[order]
-    indptr = np.zeros(n_users + 1, np.int64)
-    np.cumsum(np.bincount(pairs[:, 0], minlength=n_users), out=indptr[1:])
-    return indptr, np.ascontiguousarray(pairs[:, 1], dtype=np.int64), pairs
-
-
 def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
              group_edges=DEFAULT_GROUP_EDGES):
     """Mean AUC, HR@K and NDCG@K over users with ``target`` items, plus per-group breakdowns."""
     ks = check_ks(ks, split.n_items)
-    t_indptr, t_items, t_pairs = _target_csr(getattr(split, target), split.n_users)
+    t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
     s_indptr, s_items = split.csr()
     users = np.flatnonzero(np.diff(t_indptr) > 0)
     ks_arr = np.asarray(ks, np.int64)

@@ -8,6 +8,14 @@ from ..errors import DataError
 SPLIT_NAMES = ("train", "valid", "test")
 
 
+def pairs_to_csr(pairs, n_users):
+    """``(indptr, items, sorted_pairs)``: each user's items, sorted, as compressed rows."""
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    indptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=n_users), out=indptr[1:])
+    return indptr, np.ascontiguousarray(pairs[:, 1], dtype=np.int64), pairs
+
+
 @dataclass
 class Split:
     """Dense user/item indices: ``train``, ``valid``, ``test`` are (n, 2) int64 arrays of
@@ -24,11 +32,7 @@ class Split:
     def csr(self, parts=SPLIT_NAMES):
         """``(indptr, indices)`` of each user's items in the given parts, sorted per user."""
         pairs = np.concatenate([getattr(self, p) for p in parts])
-        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-        pairs = pairs[order]
-        indptr = np.zeros(self.n_users + 1, np.int64)
-        np.cumsum(np.bincount(pairs[:, 0], minlength=self.n_users), out=indptr[1:])
-        return indptr, np.ascontiguousarray(pairs[:, 1], dtype=np.int64)
+        return pairs_to_csr(pairs, self.n_users)[:2]
 
     def user_frequency(self):
         """Training interactions per user (Figure 6-8 grouping)."""
