@@ -61,3 +61,28 @@ def random_triplets(rng, n_users, n_items, n):
     i = rng.integers(0, n_items, n).astype(np.int64)
     j = ((i + 1 + rng.integers(0, n_items - 1, n)) % n_items).astype(np.int64)
     return u, i, j
+
+
+def independent_metrics(run_dir, k=50):
+    """AUC, HR@k and NDCG@k of a saved run computed from model.npz and split.npz with plain
+    NumPy loops (no lopt_np code), following SPEC §7 literally."""
+    with np.load(os.path.join(run_dir, "model.npz")) as m, \
+            np.load(os.path.join(run_dir, "split.npz")) as s:
+        P, Q = m["user_embeddings"].astype(float), m["item_embeddings"].astype(float)
+        seen, test = {}, {}
+        for part in ("train", "valid", "test"):
+            for u, i in s[part]:
+                seen.setdefault(int(u), set()).add(int(i))
+        for u, i in s["test"]:
+            test.setdefault(int(u), []).append(int(i))
+    aucs, hrs, ndcgs = [], [], []
+    for u, items in test.items():
+        scores = Q @ P[u]
+        mask = np.ones(len(Q), bool)
+        mask[list(seen[u])] = False
+        neg = scores[mask]
+        ranks = np.array([1 + np.sum(neg > scores[i]) for i in items])
+        aucs.append(np.mean([np.mean(neg < scores[i]) for i in items]))
+        hrs.append(np.mean(ranks <= k))
+        ndcgs.append(np.mean(np.where(ranks <= k, 1 / np.log2(ranks + 1), 0)))
+    return {"auc": np.mean(aucs), f"hr@{k}": np.mean(hrs), f"ndcg@{k}": np.mean(ndcgs)}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import shared_file
+from conftest import independent_metrics, shared_file
 from lopt_np.cli.main import main
 from lopt_np.data.loaders import load_interactions
 
@@ -39,3 +39,5 @@ def test_ml100k_train_and_reevaluate(tmp_path, monkeypatch):
     assert metrics["auc"] > 0.75   # far above a random ranking (0.5)
     r = CliRunner().invoke(main, ["evaluate", str(out)])
     assert f"AUC {metrics['auc']:.4f}" in r.output
+    for name, value in independent_metrics(out, k=100).items():   # SPEC §7 outside lopt_np
+        assert abs(value - metrics[name]) < 1e-6, name
