@@ -101,6 +101,7 @@ BAD_CASES = {
     "K larger than catalogue": (lambda t: TINY + ["--ks", "50,100000"], "larger than the catalogue"),
     "negative lr": (lambda t: TINY + ["--lr", "-0.1"], "--lr"),
     "unknown granularity": (lambda t: TINY + ["--granularity", "XY"], "--granularity"),
+    "cuda not available": (lambda t: TINY + ["--device", "cuda"], "CUDA backend"),
 }
 
 

@@ -3,7 +3,8 @@
 - ``reference``: the plain NumPy functions of ``lopt_np.math`` on whole tables (slow, exact
   SPEC; used to test the others),
 - ``cpu``: the Numba kernels of ``lopt_np.kernels.cpu``,
-- ``cuda``: the Numba CUDA kernels of ``lopt_np.kernels.cuda`` (optional extra).
+- ``cuda``: planned (Numba CUDA kernels mirroring ``lopt_np.kernels.cpu``); asking for it
+  raises :class:`BackendUnavailableError` today.
 
 All of them receive the same host-sampled triplets, so their results can be compared directly.
 """
@@ -22,12 +23,9 @@ def make_backend(name, *args, **kwargs):
         from .reference import ReferenceBackend
         return ReferenceBackend(*args, **kwargs)
     if name == "cuda":
-        try:
-            from .cuda import CudaBackend
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                f"the CUDA backend needs numba-cuda (pip install 'lopt_np[cuda]'): {exc}") from exc
-        return CudaBackend(*args, **kwargs)
+        raise BackendUnavailableError(
+            "the CUDA backend is not available in this version (planned: Numba CUDA kernels "
+            "mirroring lopt_np/kernels/cpu); use --device cpu")
     raise ConfigError(f"unknown device/backend {name!r}; expected one of {', '.join(BACKENDS)}")
 
 
