@@ -4,6 +4,7 @@ Commands: ``lopt train``, ``lopt gradcheck``, ``lopt data stats``, ``lopt evalua
 Every error lopt_np raises on purpose becomes one ``Error: …`` line and exit status 1.
 """
 import functools
+import inspect
 import math
 import os
 import sys
@@ -11,9 +12,14 @@ import time
 
 import click
 
-from lopt_np.errors import DataError, LoptError
+from lopt_np.data.loaders import FORMATS
+from lopt_np.errors import LoptError
+from lopt_np.granularity import GRANULARITIES
+from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
+from lopt_np.math.optimizers import THETA_OPTIMIZERS
+from lopt_np.math.penalty import SCOPES
 
-GRANULARITY_NAMES = ("global", "D", "U", "I", "UI", "DU", "DI", "DUI")
+GRANULARITY_NAMES = tuple(GRANULARITIES)
 
 
 def friendly_errors(fn):
@@ -47,8 +53,7 @@ def data_options(fn):
         click.option("--data", "data_path", type=click.Path(dir_okay=True),
                      help="Interaction file. Omit to use the built-in synthetic dataset."),
         click.option("--format", "fmt", default="auto", show_default=True,
-                     type=click.Choice(["auto", "movielens", "amazon-food", "csv", "tsv",
-                                        "parquet"]), help="File format (auto: by file name)."),
+                     type=click.Choice(FORMATS), help="File format (auto: by file name)."),
         click.option("--user-col", default="user", show_default=True,
                      help="User column (csv/tsv/parquet)."),
         click.option("--item-col", default="item", show_default=True,
@@ -97,8 +102,6 @@ def load_data(data_path, fmt, user_col, item_col, time_col, sep, min_count, kcor
     else:
         def loader():
             return load_interactions(data_path, fmt, user_col, item_col, time_col, sep)
-        if not os.path.isfile(data_path):
-            raise DataError(f"data file not found: {data_path}")
         split = load_split(data_path, options, loader, use_cache=cache,
                            reader=[fmt, user_col, item_col, time_col, sep])
         source = {"source": os.path.abspath(data_path), "format": fmt}
@@ -164,8 +167,8 @@ class ClickProgress:
               help="Which indices Λ carries (SPEC §3).")
 @click.option("--fixed-lambda", is_flag=True,
               help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
-@click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "sgd"]),
-              help="Θ optimizer.")
+@click.option("--optimizer", default="adam", show_default=True,
+              type=click.Choice(THETA_OPTIMIZERS), help="Θ optimizer.")
 @click.option("--lr", default=5e-3, show_default=True, type=POSITIVE, help="Θ learning rate.")
 @click.option("--dim", default=64, show_default=True, type=click.IntRange(min=1),
               help="Latent dimension K.")
@@ -176,13 +179,13 @@ class ClickProgress:
               help="Std of the N(0, σ²) embedding init.")
 @click.option("--lambda-init", default=0.0, show_default=True, type=NONNEG)
 @click.option("--lambda-optimizer", default="adam", show_default=True,
-              type=click.Choice(["adam", "amsgrad", "sgd"]))
+              type=click.Choice(LAMBDA_OPTIMIZERS))
 @click.option("--lambda-lr", default=1e-2, show_default=True, type=POSITIVE)
 @click.option("--lambda-clip", default=None, type=POSITIVE,
               help="Clip G_Λ to this global L2 norm (default: no clipping).")
 @click.option("--lambda-update-interval", default=1, show_default=True,
               type=click.IntRange(min=1), help="Update Λ every N steps.")
-@click.option("--scope", default="batch", show_default=True, type=click.Choice(["batch", "full"]),
+@click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES),
               help="Penalty on the batch's rows or on every row (SPEC §3).")
 @click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=0),
@@ -207,10 +210,7 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
     from lopt_np.trainer import LambdaOpt
 
     check_output_dir(out_dir, overwrite)
-    data_keys = ["data_path", "fmt", "user_col", "item_col", "time_col", "sep", "min_count",
-                 "kcore", "valid_frac", "test_frac", "cache", "synthetic_users",
-                 "synthetic_items", "data_seed"]
-    data = {k: opts.pop(k) for k in data_keys}
+    data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
     clip = opts.pop("lambda_clip")
     opts["lambda_clip"] = math.inf if clip is None else clip
     opts["learn_lambda"] = not fixed_lambda
@@ -236,8 +236,9 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
 @main.command()
 @click.option("--granularity", default="DUI", show_default=True,
               type=click.Choice(GRANULARITY_NAMES, case_sensitive=False))
-@click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "sgd"]))
-@click.option("--scope", default="batch", show_default=True, type=click.Choice(["batch", "full"]))
+@click.option("--optimizer", default="adam", show_default=True,
+              type=click.Choice(THETA_OPTIMIZERS))
+@click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES))
 @click.option("--seed", default=0, show_default=True, type=int)
 @friendly_errors
 def gradcheck(granularity, optimizer, scope, seed):

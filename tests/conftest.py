@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from lopt_np.granularity import GRANULARITIES
+from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
+from lopt_np.math.optimizers import THETA_OPTIMIZERS
+from lopt_np.math.penalty import SCOPES
 
 GRANULARITY_NAMES = list(GRANULARITIES)
-THETA_OPTIMIZERS = ["sgd", "adam"]
-SCOPES = ["batch", "full"]
-LAMBDA_OPTIMIZERS = ["sgd", "adam", "amsgrad"]
 
 SHARED_DATA = os.environ.get(
     "LOPT_SHARED_DATA",

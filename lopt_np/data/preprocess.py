@@ -113,6 +113,8 @@ def load_split(path, options, loader, use_cache=True, reader=None):
     on-disk cache keyed by the file's content hash, the options and ``reader`` (a JSON-able
     description of how ``loader`` reads the file) when possible, else built by ``loader()`` and
     :func:`build_split` and cached. ``info['cached']`` says which happened."""
+    if not os.path.isfile(path):
+        raise DataError(f"data file not found: {path}")
     key = hashlib.sha256((_file_digest(path) + json.dumps([options, reader], sort_keys=True))
                          .encode()).hexdigest()[:24]
     cached = os.path.join(cache_dir(), f"split-{key}.npz")
