@@ -1,54 +1,70 @@
-"""Time one training epoch (fixed λ and λOpt-DUI, dense Adam) and one full evaluation on
-generated data of a given shape; print a table with the λOpt/fixed ratio and write
-``benchmarks/results/bench_epoch.{json,md}``.
+"""Time one training epoch of lopt_np (fixed λ and λOpt-DUI with SGD, dense Adam and lazy Adam)
+and one full evaluation on generated data of a given shape, against PyTorch CPU MF-BPR
+(default and fused Adam) and ``implicit``'s BPR when installed; print a table with absolute
+times and ratios and write ``benchmarks/results/bench_epoch-<shape>.{json,md}``.
 
-    python benchmarks/bench_epoch.py --shape ml-1m --repeats 3
+    pip install -e .[bench]          # PyTorch and implicit, for the peers (optional)
+    python benchmarks/bench_epoch.py --shape ml-1m --repeats 5
 
-Warm-up run first (Numba compilation), then the median of ``--repeats`` runs. An "epoch" is
-every training positive once (plus, for λOpt, the same number of lookahead triplets and one
-validation batch per step), sampling included.
+Each timing: a warm-up first (Numba compilation, allocator), then the median of ``--repeats``.
+An epoch is every training positive once: for lopt_np, sampling of the triplets included, and
+for λOpt also one lookahead batch B̄ and one validation batch V per step; the peers run on the
+triplets lopt_np sampled (their sampling is not timed; implicit samples its own).
 """
 import argparse
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numba
 import numpy as np
 
-from lopt_np import LambdaOpt, Split, evaluate
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402
+
+from lopt_np import LambdaOpt, Split, evaluate  # noqa: E402
+from lopt_np.sampling import TripletSampler  # noqa: E402
 
 SHAPES = {"ml-1m": (6040, 3706, 1_000_209), "ml-10m": (69_878, 10_677, 10_000_054),
           "small": (2000, 1500, 100_000)}
 
 
 def shaped_split(n_users, n_items, n_train, seed=0):
-    """Long-tailed random interactions: ``n_train`` training pairs plus validation and test
-    sets of a third of that each (so one epoch is ``n_train`` triplets)."""
+    """Long-tailed random interactions: exactly ``n_train`` distinct training pairs (one epoch
+    is ``n_train`` triplets) plus validation and test sets of a quarter of that each."""
     rng = np.random.default_rng(seed)
     uw = rng.pareto(1.5, n_users) + 1.0
     iw = 1.0 / np.arange(1, n_items + 1) ** 0.8
-    total = int(n_train * 5 / 3)
-    pairs = np.unique(np.stack([rng.choice(n_users, int(total * 1.4), p=uw / uw.sum()),
-                                rng.choice(n_items, int(total * 1.4), p=iw / iw.sum())], 1),
-                      axis=0)
-    pairs = pairs[rng.permutation(len(pairs))[:total]]
-    part = rng.choice(3, len(pairs), p=[0.6, 0.2, 0.2])
+    total = int(n_train * 1.5)
+    codes = np.empty(0, np.int64)
+    while len(codes) < total:
+        draw = int((total - len(codes)) * 1.3) + 1000
+        new = (rng.choice(n_users, draw, p=uw / uw.sum()) * n_items
+               + rng.choice(n_items, draw, p=iw / iw.sum()))
+        codes = np.unique(np.concatenate([codes, new]))
+    codes = codes[rng.permutation(len(codes))[:total]]
+    pairs = np.stack([codes // n_items, codes % n_items], 1)
+    n_v = (total - n_train) // 2
     ids = np.arange(max(n_users, n_items)).astype(str)
-    return Split(n_users, n_items, pairs[part == 0], pairs[part == 1], pairs[part == 2],
-                 ids[:n_users], ids[:n_items])
+    return Split(n_users, n_items, pairs[:n_train], pairs[n_train:n_train + n_v],
+                 pairs[n_train + n_v:], ids[:n_users], ids[:n_items])
 
 
-def time_fit(split, repeats, **kw):
-    LambdaOpt(epochs=1, eval_every=0, **kw).fit(split)   # warm-up (compilation)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        LambdaOpt(epochs=1, eval_every=0, **kw).fit(split)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+def median_of(fn, repeats):
+    fn()                                          # warm-up
+    runs = [fn() for _ in range(repeats)]
+    return statistics.median(runs), runs
+
+
+def lopt_epoch(split, **kw):
+    """Seconds of one epoch, read from the trainer's own clock (sampling included)."""
+    def run():
+        model = LambdaOpt(epochs=1, eval_every=0, **kw).fit(split)
+        return model.history[0]["train_seconds"]
+    return run
 
 
 def main():
@@ -56,45 +72,103 @@ def main():
     ap.add_argument("--shape", choices=list(SHAPES), default="ml-1m")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="0: all cores")
+    ap.add_argument("--no-peers", action="store_true", help="skip PyTorch and implicit")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
+    threads = a.threads or numba.config.NUMBA_NUM_THREADS
     n_users, n_items, n_pos = SHAPES[a.shape]
-    split = shaped_split(n_users, n_items, int(n_pos * 0.6))
-    common = dict(dim=a.dim, batch_size=a.batch_size, threads=a.threads, optimizer="adam")
+    split = shaped_split(n_users, n_items, n_pos)
+    common = dict(dim=a.dim, batch_size=a.batch_size, threads=threads, lr=1e-3)
+    lopt = {
+        "fixed-λ, dense Adam": dict(learn_lambda=False, optimizer="adam", lambda_init=0.01),
+        "fixed-λ, lazy Adam": dict(learn_lambda=False, optimizer="lazy_adam", lambda_init=0.01),
+        "fixed-λ, SGD": dict(learn_lambda=False, optimizer="sgd", lambda_init=0.01, lr=0.05),
+        "λOpt-DUI, dense Adam (Λ: Adam)": dict(granularity="DUI", optimizer="adam"),
+        "λOpt-DUI, dense Adam (Λ: SGD)": dict(granularity="DUI", optimizer="adam",
+                                             lambda_optimizer="sgd"),
+        "λOpt-DUI, lazy Adam (Λ: Adam)": dict(granularity="DUI", optimizer="lazy_adam"),
+        "λOpt-DUI, lazy Adam (Λ: SGD)": dict(granularity="DUI", optimizer="lazy_adam",
+                                            lambda_optimizer="sgd"),
+        "λOpt-DUI, SGD (Λ: SGD)": dict(granularity="DUI", optimizer="sgd", lr=0.05,
+                                      lambda_optimizer="sgd"),
+    }
     rows = {}
-    rows["fixed-λ epoch (dense Adam)"] = time_fit(split, a.repeats, learn_lambda=False, **common)
-    rows["λOpt-DUI epoch (dense Adam)"] = time_fit(split, a.repeats, granularity="DUI",
-                                                   **common)
-    rows["λOpt-DUI epoch (SGD)"] = time_fit(split, a.repeats, granularity="DUI",
-                                            **{**common, "optimizer": "sgd", "lr": 0.05})
-    P = np.random.default_rng(0).normal(0, 0.1, (n_users, a.dim)).astype(np.float32)
-    Q = np.random.default_rng(1).normal(0, 0.1, (n_items, a.dim)).astype(np.float32)
-    evaluate(P, Q, split)
-    ev = []
-    for _ in range(a.repeats):
+    for name, kw in lopt.items():
+        rows[name] = median_of(lopt_epoch(split, **{**common, **kw}), a.repeats)
+        print(f"{name}: {rows[name][0]:.3f} s", flush=True)
+    rng = np.random.default_rng(0)
+    P = rng.normal(0, 0.1, (n_users, a.dim)).astype(np.float32)
+    Q = rng.normal(0, 0.1, (n_items, a.dim)).astype(np.float32)
+
+    def run_eval():
         t0 = time.perf_counter()
         evaluate(P, Q, split)
-        ev.append(time.perf_counter() - t0)
-    rows["full evaluation (test, K=50,100)"] = (statistics.median(ev), ev)
-    base = rows["fixed-λ epoch (dense Adam)"][0]
-    meta = {"shape": a.shape, "users": n_users, "items": n_items, "train": len(split.train),
-            "dim": a.dim, "batch_size": a.batch_size, "threads": numba.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "repeats": a.repeats}
-    lines = [f"shape {a.shape}: {n_users:,} users, {n_items:,} items, {len(split.train):,} "
-             f"training triplets per epoch, K={a.dim}, batch {a.batch_size}, "
-             f"{meta['threads']} threads, median of {a.repeats}", "",
-             "| what | median s | runs (s) | ratio to fixed-λ epoch |", "|---|---|---|---|"]
+        return time.perf_counter() - t0
+    rows["full evaluation (AUC, HR/NDCG@50,100)"] = median_of(run_eval, a.repeats)
+    peer_rows, skipped = {}, []
+    if not a.no_peers:
+        tri = TripletSampler(split, 0).train_triplets(1)
+        if peers.torch_available():
+            for fused in (False, True):
+                name = f"PyTorch MF-BPR, Adam{'(fused=True)' if fused else ''}"
+                peer_rows[name] = median_of(lambda: peers.torch_epoch_seconds(
+                    n_users, n_items, tri, a.dim, a.batch_size, 1e-3, 0.01, threads, fused),
+                    a.repeats)
+                print(f"{name}: {peer_rows[name][0]:.3f} s", flush=True)
+        else:
+            skipped.append("PyTorch (not installed)")
+        if peers.implicit_available():
+            import scipy.sparse as sp
+            ui = sp.csr_matrix((np.ones(len(split.train), np.float32),
+                                (split.train[:, 0], split.train[:, 1])), (n_users, n_items))
+            name = "implicit BPR (Hogwild SGD)"
+            peer_rows[name] = median_of(lambda: peers.implicit_epoch_seconds(
+                ui, a.dim, 0.01, 0.01, threads), a.repeats)
+            print(f"{name}: {peer_rows[name][0]:.3f} s", flush=True)
+        else:
+            skipped.append("implicit (not installed)")
+    write_report(a, split, threads, rows, peer_rows, skipped)
+
+
+def write_report(a, split, threads, rows, peer_rows, skipped):
+    n_users, n_items = split.n_users, split.n_items
+    base = rows["fixed-λ, dense Adam"][0]
+    meta = {"shape": a.shape, "users": n_users, "items": n_items,
+            "train_triplets": len(split.train), "dim": a.dim, "batch_size": a.batch_size,
+            "threads": threads, "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "repeats": a.repeats, "skipped_peers": skipped,
+            "date": time.strftime("%Y-%m-%d")}
+    head = (f"shape {a.shape}: {n_users:,} users, {n_items:,} items, {len(split.train):,} "
+            f"training triplets per epoch, K={a.dim}, batch {a.batch_size}, {threads} threads, "
+            f"median of {a.repeats} after a warm-up")
+    lines = [head, "", "| lopt_np | median s | runs (s) | ÷ fixed-λ dense Adam |",
+             "|---|---|---|---|"]
     for name, (med, runs) in rows.items():
         lines.append(f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | "
                      f"{med / base:.2f} |")
+    ratios = {}
+    if peer_rows:
+        lines += ["", "| peer | median s | runs (s) | lopt_np ÷ peer |", "|---|---|---|---|"]
+        for name, (med, runs) in peer_rows.items():
+            ours = ("λOpt-DUI, lazy Adam (Λ: Adam)" if name.startswith("implicit")
+                    else "fixed-λ, dense Adam")
+            ratios[name] = {"lopt_np_row": ours, "ratio": rows[ours][0] / med}
+            lines.append(f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | "
+                         f"{ours}: {rows[ours][0] / med:.2f} |")
+    if skipped:
+        lines += ["", "skipped: " + ", ".join(skipped)]
     text = "\n".join(lines)
     print(text)
     os.makedirs(a.out, exist_ok=True)
+    out = {"meta": meta,
+           "lopt_np": {k: {"median_s": m, "runs_s": r, "ratio_to_fixed_dense_adam": m / base}
+                       for k, (m, r) in rows.items()},
+           "peers": {k: {"median_s": m, "runs_s": r, **ratios[k]}
+                     for k, (m, r) in peer_rows.items()}}
     with open(os.path.join(a.out, f"bench_epoch-{a.shape}.json"), "w") as fh:
-        json.dump({"meta": meta, "results": {k: {"median_s": m, "runs_s": r, "ratio": m / base}
-                                             for k, (m, r) in rows.items()}}, fh, indent=2)
+        json.dump(out, fh, indent=2)
     with open(os.path.join(a.out, f"bench_epoch-{a.shape}.md"), "w") as fh:
         fh.write(text + "\n")
 

@@ -77,6 +77,8 @@ class Problem(NamedTuple):
 def make_problem(granularity="DUI", n_users=6, n_items=8, dim=4, batch=12, seed=0,
                  dtype=np.float64):
     """Random Θ, positive Λ, a nonzero Adam state (t = 3) and batches that repeat rows."""
+    if n_users < 4 or n_items < 4:
+        raise ValueError("make_problem needs at least 4 users and 4 items")
     g = get_granularity(granularity)
     rng = np.random.default_rng(seed)
     P = rng.normal(0, 0.5, (n_users, dim)).astype(dtype)
@@ -91,13 +93,16 @@ def make_problem(granularity="DUI", n_users=6, n_items=8, dim=4, batch=12, seed=
     mP, vP = moments(n_users)
     mQ, vQ = moments(n_items)
 
-    def triplets():
-        u = rng.integers(0, n_users, batch)
-        i = rng.integers(0, n_items, batch)
-        j = (i + 1 + rng.integers(0, n_items - 1, batch)) % n_items
+    def triplets(n_u, n_i):
+        u = rng.integers(0, n_u, batch)
+        i = rng.integers(0, n_i, batch)
+        j = (i + 1 + rng.integers(0, n_i - 1, batch)) % n_i
         return u, i, j
 
-    return Problem(P, Q, lam_P, lam_Q, OptimizerState(mP, vP, mQ, vQ, 3), triplets(), triplets())
+    # The last two users and items never appear in the training batch, so rows that the
+    # validation batch touches but the training batch does not are always exercised.
+    return Problem(P, Q, lam_P, lam_Q, OptimizerState(mP, vP, mQ, vQ, 3),
+                   triplets(n_users - 2, n_items - 2), triplets(n_users, n_items))
 
 
 def check_bpr_grad(pb, rng):
@@ -134,9 +139,10 @@ def check_update_jacobians(pb, opt, scope, rng):
     for name, T, g, lam, w, m, v in tables:
         c = rng.standard_normal(T.shape)
         d0 = g + penalty_grad(T, _broadcast(lam, T), w)
-        jac = theta_update_jacobian(T, d0, opt, m, v, t)
+        jac = theta_update_jacobian(T, d0, opt, m, v, t, w)
         out.append(check_grads(
-            lambda d, T=T, m=m, v=v, c=c: float(np.sum(c * theta_update(T, d, opt, m, v, t))),
+            lambda d, T=T, m=m, v=v, c=c, w=w: float(np.sum(c * theta_update(T, d, opt, m, v, t,
+                                                                              w))),
             d0, c * jac, f"d{name}'/dd [{opt.name}]", rng=rng))
         jl = lookahead_table_jacobian_lambda(T, g, _broadcast(lam, T), w, opt, m, v, t)
         out.append(check_grads(
@@ -168,7 +174,7 @@ def run_gradchecks(granularity="DUI", optimizer="adam", scope="batch", seed=0, l
     The default Θ learning rate (0.05 for Adam, 0.5 for SGD) makes the lookahead move Θ enough
     that the hypergradient is far above the finite-difference round-off.
     """
-    lr = (0.05 if optimizer == "adam" else 0.5) if lr is None else lr
+    lr = (0.5 if optimizer == "sgd" else 0.05) if lr is None else lr
     opt = ThetaOptimizer(optimizer, lr)
     pb = make_problem(granularity, seed=seed)
     rng = np.random.default_rng(seed + 1)

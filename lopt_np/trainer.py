@@ -17,7 +17,7 @@ from .evaluation import DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, gro
 from .granularity import GRANULARITIES, get_granularity, init_lambda
 from .math.hypergradient import ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
-from .math.optimizers import THETA_OPTIMIZERS
+from .math.optimizers import THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
 from .sampling import STREAM_LOOKAHEAD, TripletSampler
 
@@ -86,6 +86,10 @@ class TrainConfig:
              f"{', '.join(LAMBDA_OPTIMIZERS)}")
         need(self.scope in SCOPES, f"unknown scope {self.scope!r}; expected one of "
                                    f"{', '.join(SCOPES)}")
+        try:
+            check_optimizer_scope(self.optimizer, self.scope)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         need(self.device in BACKENDS, f"unknown device {self.device!r}; expected one of "
                                       f"{', '.join(BACKENDS)}")
         need(self.dtype in ("float32", "float64"),

@@ -7,10 +7,13 @@ import pytest
 
 from lopt_np.granularity import GRANULARITIES
 from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
-from lopt_np.math.optimizers import THETA_OPTIMIZERS
+from lopt_np.math.optimizers import ROW_SPARSE_OPTIMIZERS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
 
 GRANULARITY_NAMES = list(GRANULARITIES)
+# Every valid (Θ optimizer, penalty scope) pair: row-sparse optimizers need the batch scope.
+OPTIMIZER_SCOPES = [(o, s) for o in THETA_OPTIMIZERS for s in SCOPES
+                    if not (o in ROW_SPARSE_OPTIMIZERS and s != "batch")]
 
 SHARED_DATA = os.environ.get(
     "LOPT_SHARED_DATA",
@@ -22,14 +25,19 @@ def granularity(request):
     return request.param
 
 
-@pytest.fixture(params=THETA_OPTIMIZERS)
-def optimizer(request):
+@pytest.fixture(params=OPTIMIZER_SCOPES, ids=[f"{o}-{s}" for o, s in OPTIMIZER_SCOPES])
+def optimizer_scope(request):
     return request.param
 
 
-@pytest.fixture(params=SCOPES)
-def scope(request):
-    return request.param
+@pytest.fixture
+def optimizer(optimizer_scope):
+    return optimizer_scope[0]
+
+
+@pytest.fixture
+def scope(optimizer_scope):
+    return optimizer_scope[1]
 
 
 @pytest.fixture(params=LAMBDA_OPTIMIZERS)

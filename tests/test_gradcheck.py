@@ -9,10 +9,11 @@ from lopt_np.gradcheck import (check_bpr_grad, check_grads, check_hypergradient,
                                run_gradchecks)
 from lopt_np.math.hypergradient import ThetaOptimizer
 from lopt_np.math.optimizers import adam_step_size
+from lopt_np.math.penalty import SCOPES
 
 
 def _opt(name):
-    return ThetaOptimizer(name, 0.05 if name == "adam" else 0.5)
+    return ThetaOptimizer(name, 0.5 if name == "sgd" else 0.05)
 
 
 def _assert_all_pass(results):
@@ -39,6 +40,7 @@ def test_bpr_grad(seed):
     _assert_all_pass(check_bpr_grad(make_problem(seed=seed), np.random.default_rng(seed)))
 
 
+@pytest.mark.parametrize("scope", SCOPES)
 def test_penalty_grad(granularity, scope):
     _assert_all_pass(check_penalty_grad(make_problem(granularity), scope,
                                         np.random.default_rng(0)))
@@ -72,7 +74,8 @@ def _scaled(fn, factor):
 
 
 @pytest.mark.parametrize("target", ["bpr_grad", "penalty_grad", "penalty_grad_lambda",
-                                    "adam_jacobian_v_path", "sgd_jacobian"])
+                                    "adam_jacobian_v_path", "sgd_jacobian",
+                                    "lazy_adam_jacobian_mask"])
 def test_corrupted_closed_form_is_caught(monkeypatch, target):
     import lopt_np.math.penalty as pen
     if target == "bpr_grad":
@@ -91,6 +94,11 @@ def test_corrupted_closed_form_is_caught(monkeypatch, target):
             return -adam_step_size(lr, beta1, beta2, t) * (1 - beta1) / np.sqrt(v_new + eps)
         monkeypatch.setattr(hg, "adam_step_jacobian", no_v_path)
         opt = "adam"
+    elif target == "lazy_adam_jacobian_mask":
+        # forgetting that untouched rows do not move: Adam's Jacobian on every row
+        monkeypatch.setattr(hg, "lazy_adam_step_jacobian",
+                            lambda m, v, t, d, active, *a: hg.adam_step_jacobian(m, v, t, d, *a))
+        opt = "lazy_adam"
     else:
         monkeypatch.setattr(hg, "sgd_step_jacobian", lambda lr: -lr * 1.001)
         opt = "sgd"

@@ -12,14 +12,16 @@ from lopt_np.backends import make_backend
 from lopt_np.granularity import get_granularity, init_lambda
 from lopt_np.kernels.cpu.bpr import bpr_forward, bpr_grad_scatter
 from lopt_np.kernels.cpu.evaluation import rank_block
-from lopt_np.kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update
-from lopt_np.kernels.cpu.optimizers import adam_update, sgd_update
+from lopt_np.kernels.cpu.hypergradient import hold_rows
+from lopt_np.kernels.cpu.lambda_update import (lambda_adam_update, lambda_sgd_update,
+                                               sum_of_squares)
+from lopt_np.kernels.cpu.optimizers import adam_update, lazy_adam_update, sgd_update
 from lopt_np.math import bpr as ref_bpr
 from lopt_np.math.evaluation import evaluate_users
-from lopt_np.math.hypergradient import ThetaOptimizer
+from lopt_np.math.hypergradient import ThetaOptimizer, theta_update_full
 from lopt_np.math.lambda_update import (LambdaOptimizer, init_lambda_optimizer_state,
                                         lambda_step)
-from lopt_np.math.optimizers import adam_step, adam_step_size, sgd_step
+from lopt_np.math.optimizers import adam_step_size
 from lopt_np.math.penalty import batch_row_weights, penalty_grad
 
 F32 = dict(rtol=1e-4, atol=1e-6)
@@ -72,40 +74,54 @@ def test_bpr_scatter_is_identical_for_any_thread_count():
         np.testing.assert_array_equal(gQ, out[0][1])
 
 
+def _held(rows, n):
+    """Slot map, held rows and counts of ``rows`` (the real step's compact layout)."""
+    slot = np.full(n, -1, np.int64)
+    held = np.zeros(n, np.int64)
+    n_held = hold_rows(rows, slot, held, 0)
+    return slot, held, n_held, np.bincount(rows, minlength=n)[held[:n_held]].astype(np.int64)
+
+
 def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
     rng = np.random.default_rng(2)
     P, _ = _tables(rng)
     g = get_granularity(granularity)
     lam = rng.uniform(0, 0.5, g.P.shape(11, 6)).astype(np.float32)
-    u, i, j = random_triplets(rng, 11, 13, 30)
+    u, i, j = random_triplets(rng, 11, 13, 8)
+    u[u == 10] = 9                                  # row 10 is never touched
     grad = rng.normal(0, 0.1, P.shape).astype(np.float32)
     grad[np.bincount(u, minlength=11) == 0] = 0.0   # untouched rows have no data gradient
     w, _ = batch_row_weights(u, i, j, 11, 13, scope)
     d = grad.astype(np.float64) + penalty_grad(P.astype(np.float64), np.broadcast_to(lam, P.shape), w)
-    count = np.bincount(u, minlength=11).astype(np.int64)
-    T = P.copy()
+    slot, held, n_held, count = _held(u, 11)
+    g_compact = grad[held[:n_held]].copy()
+    m = rng.normal(0, 0.01, P.shape).astype(np.float32)
+    v = rng.uniform(1e-4, 1e-3, P.shape).astype(np.float32)
+    opt = ThetaOptimizer(optimizer, 0.01 if optimizer != "sgd" else 0.1)
+    ref = theta_update_full(P.astype(np.float64), d, opt, m, v, 4, w)
+    T, m2, v2 = P.copy(), m.copy(), v.copy()
+    f = np.float32
+    consts = (f(0.9), f(0.999), f(0.1), f(1 - 0.999), f(1e-8))
+    alpha = f(adam_step_size(0.01, 0.9, 0.999, 4))
     if optimizer == "adam":
-        m = rng.normal(0, 0.01, P.shape).astype(np.float32)
-        v = rng.uniform(1e-4, 1e-3, P.shape).astype(np.float32)
-        ref = adam_step(P.astype(np.float64), m, v, 4, d, 0.01, 0.9, 0.999, 1e-8)
-        m2, v2 = m.copy(), v.copy()
-        adam_update(T, m2, v2, grad.copy(), count, lam, np.float32(1 / 30), scope == "full",
-                    np.float32(adam_step_size(0.01, 0.9, 0.999, 4)), np.float32(0.9),
-                    np.float32(0.999), np.float32(1e-8))
-        for got, want in zip((T, m2, v2), ref):
-            np.testing.assert_allclose(got, want, **F32)
+        adam_update(T, m2, v2, slot, g_compact, count, lam, f(1 / 8), scope == "full", alpha,
+                    *consts)
+    elif optimizer == "lazy_adam":
+        lazy_adam_update(T, m2, v2, held, n_held, g_compact, count, lam, f(1 / 8), alpha, *consts)
     else:
-        ref = sgd_step(P.astype(np.float64), d, 0.1)
-        g2 = grad.copy()
-        sgd_update(T, g2, count, lam, np.float32(1 / 30), scope == "full", np.float32(0.1))
-        np.testing.assert_allclose(T, ref, **F32)
-        assert not g2.any() and not count.any()   # buffers cleared for the next step
+        sgd_update(T, slot, held, n_held, g_compact, count, lam, f(1 / 8), scope == "full",
+                   f(0.1))
+    for got, want in zip((T, m2, v2), ref):
+        np.testing.assert_allclose(got, want, **F32)
+    if optimizer != "adam" and scope == "batch":
+        np.testing.assert_array_equal(T[10], P[10])     # untouched row did not move
 
 
 def test_lambda_update_kernels_match_reference(lambda_optimizer):
     rng = np.random.default_rng(3)
     lam = rng.uniform(0, 0.01, (7, 5))
     G = rng.normal(0, 1, (7, 5))
+    G[[2, 5]] = 0.0                                 # rows without a gradient
     opt = LambdaOptimizer(lambda_optimizer, 0.02, clip=1.5)
     state = init_lambda_optimizer_state([lam])
     state["t"] = 2
@@ -115,14 +131,18 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer):
     (want,), _ = lambda_step([lam], [G], state, opt)
     assert (want >= 0).all() and (want == 0).any()   # the projection is exercised
     got = lam.astype(np.float32)
-    scale = np.float32(min(1.0, 1.5 / np.linalg.norm(G)))
+    rows = np.array([6, 0, 3, 1, 4])                 # compact gradient of the rows that have one
+    slot, held, n_held, _ = _held(rows, 7)
     f = np.float32
+    Gc = G[held[:n_held]].astype(f)
+    scale = np.float32(min(1.0, 1.5 / np.sqrt(sum_of_squares(Gc, n_held))))
     if lambda_optimizer == "sgd":
-        lambda_sgd_update(got, G.astype(f), scale, f(0.02))
+        lambda_sgd_update(got, held, n_held, Gc, scale, f(0.02))
     else:
-        lambda_adam_update(got, G.astype(f), state["m"][0].astype(f), state["v"][0].astype(f),
+        lambda_adam_update(got, slot, Gc, state["m"][0].astype(f), state["v"][0].astype(f),
                            state["vmax"][0].astype(f), scale, f(adam_step_size(0.02, 0.9, 0.999, 3)),
-                           f(0.9), f(0.999), f(1e-8), lambda_optimizer == "amsgrad")
+                           f(0.9), f(0.999), f(0.1), f(1 - 0.999), f(1e-8),
+                           lambda_optimizer == "amsgrad")
     np.testing.assert_allclose(got, want, **F32)
 
 

@@ -1,15 +1,21 @@
-"""The Numba CPU backend: SPEC §5 on preallocated buffers, with the lookahead restricted to the
-rows the validation batch touches (SPEC §5.4)."""
+"""The Numba CPU backend: SPEC §5 on preallocated buffers.
+
+Every step works on *held* rows (``kernels.cpu.hypergradient.hold_rows``): the real step holds
+the rows its batch B touches and keeps its gradient compact; the lookahead holds the rows the
+validation batch V touches and computes ḡ, Θ̄, G_Θ̄ and ∂Θ̄/∂Λ on those rows only (SPEC §5.4).
+Nothing is allocated per step.
+"""
 import math
 
 import numpy as np
 
 from ..granularity import learned_blocks
+from ..kernels import OPTIMIZER_CODES
 from ..kernels.cpu.bpr import bpr_forward, bpr_grad_scatter, column_blocks, sum_in_order
 from ..kernels.cpu.hypergradient import (accumulate_lambda_grad, hold_rows, lookahead_rows,
                                          release_rows, zero_rows)
 from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
-from ..kernels.cpu.optimizers import adam_update, sgd_update
+from ..kernels.cpu.optimizers import adam_update, lazy_adam_update, sgd_update
 from ..math.lambda_update import clip_scale
 from ..math.optimizers import adam_step_size
 from .base import Backend
@@ -18,23 +24,51 @@ from .base import Backend
 class _Table:
     """One embedding table with its optimizer state and step buffers."""
 
-    def __init__(self, T, lam, max_held):
+    def __init__(self, T, lam, capacity):
         n, K = T.shape
         f = T.dtype
         self.T, self.lam = T, lam
         self.m, self.v = np.zeros_like(T), np.zeros_like(T)
-        self.g = np.zeros_like(T)                        # dense gradient of the real step
-        self.count = np.zeros(n, np.int64)               # row occurrences in the real batch
         self.identity = np.arange(n, dtype=np.int64)     # slot map of the whole table
         self.slot = np.full(n, -1, np.int64)             # slot map of the held rows
-        self.held = np.zeros(max_held, np.int64)
+        self.held = np.zeros(capacity, np.int64)
         self.n_held = 0
-        self.buf = np.zeros((2, max_held, K), f)         # [ḡ on held rows, G_Θ̄ on held rows]
-        self.held_count = np.zeros(max_held, np.int64)   # row occurrences in B̄
-        self.scratch_count = np.zeros(max_held, np.int64)
-        self.Tbar = np.zeros((max_held, K), f)
-        self.dTbar_dlam = np.zeros((max_held, K), f)
-        self.G_lam = None                                # accumulator of G_Λ (Λ's shape)
+        self.buf = np.zeros((2, capacity, K), f)         # [g or ḡ, G_Θ̄] on held rows
+        self.count = np.zeros(capacity, np.int64)        # occurrences in B or B̄
+        self.scratch_count = np.zeros(capacity, np.int64)
+        self.Tbar = np.zeros((capacity, K), f)
+        self.dTbar_dlam = np.zeros((capacity, K), f)
+
+    def hold(self, *row_arrays, buffers=2):
+        """Hold the rows of ``row_arrays``; clear the first ``buffers`` compact buffers."""
+        n = 0
+        for rows in row_arrays:
+            n = hold_rows(rows, self.slot, self.held, n)
+        self.n_held = n
+        zero_rows(self.buf[:buffers], self.count, n)
+
+    def release(self):
+        release_rows(self.slot, self.held, self.n_held)
+        self.n_held = 0
+
+
+class _LambdaBlock:
+    """One learned Λ array, its optimizer state and its compact gradient."""
+
+    def __init__(self, lam, table, shared_with=None):
+        self.lam = lam
+        self.table = table            # the table whose held rows index G (per-row Λ), or None
+        self.tables = shared_with or []
+        per_row = table is not None
+        rows = table.held.shape[0] if per_row else 1
+        self.G = np.zeros((rows, lam.shape[1]), lam.dtype)
+        self.m, self.v, self.vmax = (np.zeros_like(lam) for _ in range(3))
+        self.shared_slot = np.zeros(1, np.int64)
+
+    def slot_held(self):
+        if self.table is not None:
+            return self.table.slot, self.table.held, self.table.n_held
+        return self.shared_slot, self.shared_slot, 1
 
 
 class CpuBackend(Backend):
@@ -44,23 +78,30 @@ class CpuBackend(Backend):
         f = self.dtype.type
         lam_P = np.ascontiguousarray(lam_P, dtype=self.dtype)
         lam_Q = lam_P if self.granularity.tied else np.ascontiguousarray(lam_Q, dtype=self.dtype)
-        self.tP = _Table(np.ascontiguousarray(P, dtype=self.dtype), lam_P,
-                         min(P.shape[0], max_valid_batch))
+        rows = max(max_batch, max_valid_batch)
+        self.tP = _Table(np.ascontiguousarray(P, dtype=self.dtype), lam_P, min(P.shape[0], rows))
         self.tQ = _Table(np.ascontiguousarray(Q, dtype=self.dtype), lam_Q,
-                         min(Q.shape[0], 2 * max_valid_batch))
-        self.blocks = learned_blocks(self.granularity, lam_P, lam_Q) if self.learn_lambda else []
-        self.grads = [np.zeros_like(b) for b in self.blocks]
-        for table, layout in ((self.tP, self.granularity.P), (self.tQ, self.granularity.Q)):
-            if self.learn_lambda and layout.learned:
-                table.G_lam = self.grads[[b is table.lam for b in self.blocks].index(True)]
-        self.lam_m = [np.zeros_like(b) for b in self.blocks]
-        self.lam_v = [np.zeros_like(b) for b in self.blocks]
-        self.lam_vmax = [np.zeros_like(b) for b in self.blocks]
+                         min(Q.shape[0], 2 * rows))
+        self.blocks = []
+        if self.learn_lambda:
+            for lam in learned_blocks(self.granularity, lam_P, lam_Q):
+                owners = [t for t in (self.tP, self.tQ) if t.lam is lam]
+                per_row = lam.shape[0] > 1
+                self.blocks.append(_LambdaBlock(lam, owners[0] if per_row else None, owners))
+        self.G_of = {id(t): b for b in self.blocks for t in b.tables}
         nb = max(max_batch, max_valid_batch)
         self.delta = np.zeros(nb, self.dtype)
         self.loss = np.zeros(nb, self.dtype)
         o = self.theta_opt
-        self._b1, self._b2, self._eps, self._lr = f(o.beta1), f(o.beta2), f(o.eps), f(o.lr)
+        self.code = OPTIMIZER_CODES[o.name]
+        self._lr, self._eps = f(o.lr), f(o.eps)
+        self._betas = (f(o.beta1), f(o.beta2), f(1.0 - o.beta1), f(1.0 - o.beta2))
+        lo = self.lambda_opt
+        self._lambda_betas = (f(lo.beta1), f(lo.beta2), f(1.0 - lo.beta1), f(1.0 - lo.beta2))
+
+    def _alpha(self, t):
+        o = self.theta_opt
+        return self.dtype.type(adam_step_size(o.lr, o.beta1, o.beta2, t))
 
     # SPEC §5 steps 1-5 -------------------------------------------------------------------
     def lambda_step(self, train_batch, valid_batch):
@@ -69,23 +110,20 @@ class CpuBackend(Backend):
         ub, ib, jb = train_batch
         uv, iv, jv = valid_batch
         nb, nv = len(ub), len(uv)
-        tP.n_held = hold_rows(uv, tP.slot, tP.held, 0)
-        tQ.n_held = hold_rows(jv, tQ.slot, tQ.held, hold_rows(iv, tQ.slot, tQ.held, 0))
-        for t in (tP, tQ):
-            zero_rows(t.buf, t.held_count, t.n_held)
+        tP.hold(uv)
+        tQ.hold(iv, jv)
+        for b in self.blocks:
+            b.G[:b.slot_held()[2]] = 0.0
         # 1. ḡ at Θ_t, accumulated on the held rows only (with their counts in B̄)
         bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, self.delta, self.loss)
         bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, self.delta,
-                         f(1.0 / nb), tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.held_count,
-                         tQ.held_count, True, column_blocks())
+                         f(1.0 / nb), tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count,
+                         tQ.count, True, column_blocks())
         # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
-        o = self.theta_opt
-        use_adam = o.name == "adam"
-        alpha = f(adam_step_size(o.lr, o.beta1, o.beta2, self.t + 1))
         for t in (tP, tQ):
-            lookahead_rows(t.T, t.m, t.v, t.buf[0], t.held_count, t.held, t.n_held, t.lam,
-                           f(1.0 / nb), self.scope == "full", use_adam, alpha, self._lr,
-                           self._b1, self._b2, self._eps, t.Tbar, t.dTbar_dlam)
+            lookahead_rows(t.T, t.m, t.v, t.buf[0], t.count, t.held, t.n_held, t.lam,
+                           f(1.0 / nb), self.scope == "full", self.code, self._alpha(self.t + 1),
+                           self._lr, *self._betas, self._eps, t.Tbar, t.dTbar_dlam)
         # 3. L_val(Θ̄) and G_Θ̄ (compact rows: Θ̄ is addressed through the slot maps)
         bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, self.delta, self.loss)
         val_loss = sum_in_order(self.loss[:nv]) / nv
@@ -94,27 +132,32 @@ class CpuBackend(Backend):
                          tQ.scratch_count, False, column_blocks())
         # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
         for t in (tP, tQ):
-            if t.G_lam is not None:
-                accumulate_lambda_grad(t.buf[1], t.dTbar_dlam, t.held, t.n_held, t.G_lam)
-            release_rows(t.slot, t.held, t.n_held)
+            b = self.G_of.get(id(t))
+            if b is not None:
+                accumulate_lambda_grad(t.buf[1], t.dTbar_dlam, t.n_held, b.table is not None,
+                                       b.G)
         # 5. clip, Λ-optimizer step, projection
         self._update_lambda()
+        tP.release()
+        tQ.release()
         return float(val_loss)
 
     def _update_lambda(self):
         f = self.dtype.type
         lo = self.lambda_opt
-        norm = math.sqrt(sum(sum_of_squares(g) for g in self.grads))
-        scale = f(clip_scale(norm, lo.clip))
+        scale = f(1.0)
+        if math.isfinite(lo.clip):
+            norm = math.sqrt(sum(sum_of_squares(b.G, b.slot_held()[2]) for b in self.blocks))
+            scale = f(clip_scale(norm, lo.clip))
         self.lambda_t += 1
-        for lam, G, m, v, vmax in zip(self.blocks, self.grads, self.lam_m, self.lam_v,
-                                      self.lam_vmax):
+        alpha = f(adam_step_size(lo.lr, lo.beta1, lo.beta2, self.lambda_t))
+        for b in self.blocks:
+            slot, held, n = b.slot_held()
             if lo.name == "sgd":
-                lambda_sgd_update(lam, G, scale, f(lo.lr))
+                lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
             else:
-                alpha = f(adam_step_size(lo.lr, lo.beta1, lo.beta2, self.lambda_t))
-                lambda_adam_update(lam, G, m, v, vmax, scale, alpha, f(lo.beta1), f(lo.beta2),
-                                   f(lo.eps), lo.name == "amsgrad")
+                lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, alpha,
+                                   *self._lambda_betas, f(lo.eps), lo.name == "amsgrad")
 
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
@@ -122,21 +165,28 @@ class CpuBackend(Backend):
         tP, tQ = self.tP, self.tQ
         u, i, j = train_batch
         n = len(u)
+        tP.hold(u, buffers=1)
+        tQ.hold(i, j, buffers=1)
         bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, self.delta, self.loss)
         loss = sum_in_order(self.loss[:n]) / n
         bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, self.delta, f(1.0 / n),
-                         tP.identity, tQ.identity, tP.g, tQ.g, tP.count, tQ.count, True,
+                         tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count, tQ.count, True,
                          column_blocks())
         self.t += 1
         o = self.theta_opt
         full = self.scope == "full"
+        inv = f(1.0 / n)
         for t in (tP, tQ):
             if o.name == "adam":
-                alpha = f(adam_step_size(o.lr, o.beta1, o.beta2, self.t))
-                adam_update(t.T, t.m, t.v, t.g, t.count, t.lam, f(1.0 / n), full, alpha,
-                            self._b1, self._b2, self._eps)
+                adam_update(t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv, full,
+                            self._alpha(self.t), *self._betas, self._eps)
+            elif o.name == "lazy_adam":
+                lazy_adam_update(t.T, t.m, t.v, t.held, t.n_held, t.buf[0], t.count, t.lam, inv,
+                                 self._alpha(self.t), *self._betas, self._eps)
             else:
-                sgd_update(t.T, t.g, t.count, t.lam, f(1.0 / n), full, self._lr)
+                sgd_update(t.T, t.slot, t.held, t.n_held, t.buf[0], t.count, t.lam, inv, full,
+                           self._lr)
+            t.release()
         return float(loss)
 
     def parameters(self):

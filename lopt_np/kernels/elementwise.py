@@ -1,5 +1,9 @@
 """Scalar formulas shared by the CPU and CUDA kernels, written once in plain Python.
 
+The hot ones take every constant as an argument in the kernel's dtype (a Python float literal
+would widen a float32 kernel to float64 and halve its speed); ``sigmoid``/``softplus``/
+``bpr_delta`` run once per triplet and compute in float64.
+
 ``kernels/cpu`` compiles them with ``numba.njit`` and ``kernels/cuda`` with
 ``numba.cuda.jit(device=True)``; each is the scalar form of a function in ``lopt_np.math``
 (named in its docstring) and is tested through the kernels that use it.
@@ -32,13 +36,14 @@ def bpr_delta(x):
 
 
 def penalty_grad(w, lam, theta):
-    """2 w Λ θ (``math.penalty.penalty_grad``, SPEC §3)."""
-    return 2.0 * w * lam * theta
+    """2 w Λ θ (``math.penalty.penalty_grad``, SPEC §3), written (w + w)·Λ·θ: no float64
+    literal, so a float32 kernel stays in float32."""
+    return (w + w) * lam * theta
 
 
 def penalty_grad_lambda(w, theta):
     """∂d/∂Λ = 2 w θ (``math.penalty.penalty_grad_lambda``, SPEC §5 step 4)."""
-    return 2.0 * w * theta
+    return (w + w) * theta
 
 
 def sgd_update(theta, d, lr):
@@ -46,9 +51,10 @@ def sgd_update(theta, d, lr):
     return theta - lr * d
 
 
-def adam_moments(m, v, d, beta1, beta2):
-    """(m', v') = (β1 m + (1−β1) d, β2 v + (1−β2) d²) (Eq. 13-14, SPEC §4)."""
-    return beta1 * m + (1.0 - beta1) * d, beta2 * v + (1.0 - beta2) * d * d
+def adam_moments(m, v, d, beta1, beta2, c1, c2):
+    """(m', v') = (β1 m + (1−β1) d, β2 v + (1−β2) d²) (Eq. 13-14, SPEC §4), with
+    c1 = 1 − β1 and c2 = 1 − β2 given in the kernel's dtype."""
+    return beta1 * m + c1 * d, beta2 * v + c2 * d * d
 
 
 def adam_update(theta, m_new, v_denominator, alpha, eps):
@@ -56,8 +62,9 @@ def adam_update(theta, m_new, v_denominator, alpha, eps):
     return theta - alpha * m_new / math.sqrt(v_denominator + eps)
 
 
-def adam_jacobian(m_new, v_new, d, alpha, beta1, beta2, eps):
-    """∂Θ'/∂d of Adam (``math.optimizers.adam_step_jacobian``, SPEC §5 step 4)."""
+def adam_jacobian(m_new, v_new, d, alpha, c1, c2, eps):
+    """∂Θ'/∂d of Adam (``math.optimizers.adam_step_jacobian``, SPEC §5 step 4),
+    c1 = 1 − β1, c2 = 1 − β2."""
     s = v_new + eps
     r = math.sqrt(s)
-    return -alpha * ((1.0 - beta1) / r - (1.0 - beta2) * m_new * d / (s * r))
+    return -alpha * (c1 / r - c2 * m_new * d / (s * r))

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..granularity import get_granularity
 from .bpr import bpr_grad, bpr_loss
-from .optimizers import adam_step, adam_step_jacobian, sgd_step, sgd_step_jacobian
+from .optimizers import (adam_step, adam_step_jacobian, lazy_adam_step, lazy_adam_step_jacobian,
+                         sgd_step, sgd_step_jacobian)
 from .penalty import batch_row_weights, penalty_grad, penalty_grad_lambda
 
 
@@ -27,29 +28,40 @@ def regularized_direction(g, T, lam, w):
     return g + penalty_grad(T, lam, w)
 
 
-def theta_update(T, d, opt, m, v, t):
-    """The Θ optimizer f by name: Θ' for update index ``t`` (state discarded; SPEC §4)."""
+def theta_update_full(T, d, opt, m, v, t, w):
+    """The Θ optimizer f by name: ``(Θ', m', v')`` for update index ``t`` (SPEC §4). ``w`` are the
+    per-row penalty weights of the batch: ``lazy_adam`` steps the rows with w_r > 0 (with the
+    batch scope, exactly the rows the batch touches)."""
     if opt.name == "sgd":
-        return sgd_step(T, d, opt.lr)
-    return adam_step(T, m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps)[0]
+        return sgd_step(T, d, opt.lr), m, v
+    if opt.name == "lazy_adam":
+        return lazy_adam_step(T, m, v, t, d, w > 0, opt.lr, opt.beta1, opt.beta2, opt.eps)
+    return adam_step(T, m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps)
 
 
-def theta_update_jacobian(T, d, opt, m, v, t):
+def theta_update(T, d, opt, m, v, t, w):
+    """Θ' of :func:`theta_update_full` (the lookahead discards the state)."""
+    return theta_update_full(T, d, opt, m, v, t, w)[0]
+
+
+def theta_update_jacobian(T, d, opt, m, v, t, w):
     """Elementwise ``∂Θ'/∂d`` of :func:`theta_update` (SPEC §5 step 4)."""
     if opt.name == "sgd":
         return np.full_like(T, sgd_step_jacobian(opt.lr))
+    if opt.name == "lazy_adam":
+        return lazy_adam_step_jacobian(m, v, t, d, w > 0, opt.lr, opt.beta1, opt.beta2, opt.eps)
     return adam_step_jacobian(m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps)
 
 
 def lookahead_table(T, gbar, lam, w, opt, m, v, t):
     """Assumed step ``T̄ = f(T, ḡ + ∂Ω/∂T(T|Λ))`` for one table (SPEC §5 step 2, Eq. 10/12)."""
-    return theta_update(T, regularized_direction(gbar, T, lam, w), opt, m, v, t)
+    return theta_update(T, regularized_direction(gbar, T, lam, w), opt, m, v, t, w)
 
 
 def lookahead_table_jacobian_lambda(T, gbar, lam, w, opt, m, v, t):
     """Elementwise ``∂T̄/∂Λ = ∂T̄/∂d ⊙ ∂d/∂Λ`` before reduction to Λ's shape (SPEC §5 step 4)."""
     d = regularized_direction(gbar, T, lam, w)
-    return theta_update_jacobian(T, d, opt, m, v, t) * penalty_grad_lambda(T, w)
+    return theta_update_jacobian(T, d, opt, m, v, t, w) * penalty_grad_lambda(T, w)
 
 
 def reduce_to_shape(G, shape):
@@ -127,8 +139,6 @@ def real_step(P, Q, lam_P, lam_Q, state, opt, train_batch, scope):
     dP = regularized_direction(gP, P, lam_P, wP)
     dQ = regularized_direction(gQ, Q, lam_Q, wQ)
     t = state.t + 1
-    if opt.name == "sgd":
-        return sgd_step(P, dP, opt.lr), sgd_step(Q, dQ, opt.lr), state._replace(t=t), loss
-    P2, mP, vP = adam_step(P, state.mP, state.vP, t, dP, opt.lr, opt.beta1, opt.beta2, opt.eps)
-    Q2, mQ, vQ = adam_step(Q, state.mQ, state.vQ, t, dQ, opt.lr, opt.beta1, opt.beta2, opt.eps)
+    P2, mP, vP = theta_update_full(P, dP, opt, state.mP, state.vP, t, wP)
+    Q2, mQ, vQ = theta_update_full(Q, dQ, opt, state.mQ, state.vQ, t, wQ)
     return P2, Q2, OptimizerState(mP, vP, mQ, vQ, t), loss

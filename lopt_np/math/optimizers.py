@@ -2,10 +2,23 @@
 
 ``d = g + ∂Ω/∂Θ`` is the regularized gradient. The real step and the λOpt lookahead call the
 same update function; only the lookahead discards the new state.
+
+``lazy_adam`` is the row-sparse Adam SPEC §4 allows as a separate optimizer: only the rows the
+batch touches are stepped (their moments included); every other row, and its moments, stays as
+it is. It is defined for the ``batch`` penalty scope, where untouched rows have d = 0.
 """
 import numpy as np
 
-THETA_OPTIMIZERS = ("sgd", "adam")
+THETA_OPTIMIZERS = ("sgd", "adam", "lazy_adam")
+ROW_SPARSE_OPTIMIZERS = ("lazy_adam",)     # need the ``batch`` penalty scope
+
+
+def check_optimizer_scope(optimizer, scope):
+    """Raise ``ValueError`` for a row-sparse optimizer with the ``full`` scope (whose penalty
+    gradient touches every row every step, so no row could be skipped)."""
+    if optimizer in ROW_SPARSE_OPTIMIZERS and scope != "batch":
+        raise ValueError(f"optimizer {optimizer!r} updates only the rows of the batch and needs "
+                         f"the 'batch' penalty scope (got {scope!r})")
 
 
 def sgd_step(theta, d, lr):
@@ -54,3 +67,18 @@ def amsgrad_step(theta, m, v, vmax, t, d, lr, beta1, beta2, eps):
     vmax_new = np.maximum(vmax, v_new)
     alpha = adam_step_size(lr, beta1, beta2, t)
     return theta - alpha * m_new / np.sqrt(vmax_new + eps), m_new, v_new, vmax_new
+
+
+def lazy_adam_step(theta, m, v, t, d, rows_active, lr, beta1, beta2, eps):
+    """Row-sparse Adam: :func:`adam_step` on the rows where ``rows_active`` is true (the rows the
+    batch touches); other rows keep Θ, m and v unchanged. ``t`` counts every step taken (the bias
+    correction is global, as in TensorFlow's LazyAdam). Returns ``(Θ', m', v')``."""
+    T2, m2, v2 = adam_step(theta, m, v, t, d, lr, beta1, beta2, eps)
+    a = np.asarray(rows_active, bool)[:, None]
+    return np.where(a, T2, theta), np.where(a, m2, m), np.where(a, v2, v)
+
+
+def lazy_adam_step_jacobian(m, v, t, d, rows_active, lr, beta1, beta2, eps):
+    """Elementwise ``∂Θ'/∂d`` of :func:`lazy_adam_step`: Adam's on active rows, 0 elsewhere."""
+    jac = adam_step_jacobian(m, v, t, d, lr, beta1, beta2, eps)
+    return np.where(np.asarray(rows_active, bool)[:, None], jac, 0.0)

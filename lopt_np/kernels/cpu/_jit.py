@@ -1,10 +1,19 @@
-"""Numba compilation of the shared scalar formulas for the CPU."""
+"""Numba compilation of the shared scalar formulas for the CPU.
+
+``error_model="numpy"``: a float division by zero gives inf/NaN (caught by the trainer's
+finite checks) instead of a Python exception, which keeps the inner loops vectorizable.
+Inner loops start at 0 or run on unsigned bounds, so that Numba's negative-index wrap-around
+does not block vectorization either.
+"""
 from numba import njit
 
 from .. import elementwise as _e
 
-jit = njit(cache=True, fastmath=False)
-pjit = njit(cache=True, parallel=True, fastmath=False)
+jit = njit(cache=True, error_model="numpy")
+pjit = njit(cache=True, parallel=True, error_model="numpy")
+# For sums over the K latent dimensions: LLVM may reassociate them into vector partial sums
+# (the order is fixed by the compiled code, so results do not depend on the thread count).
+fast_reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
 
 sigmoid = jit(_e.sigmoid)
 softplus = jit(_e.softplus)
@@ -15,3 +24,23 @@ sgd_update = jit(_e.sgd_update)
 adam_moments = jit(_e.adam_moments)
 adam_update = jit(_e.adam_update)
 adam_jacobian = jit(_e.adam_jacobian)
+
+
+def by_lambda_layout(factory, lam_arg):
+    """Dispatch to one compiled kernel per Λ layout: ``factory(per_row, per_dim)`` builds a kernel
+    in which the layout is a compile-time constant, so ``lam[r if per_row else 0, k if per_dim
+    else 0]`` folds to a plain index and the inner loops vectorize (a runtime branch there costs
+    a factor ≈ 3). The variant is picked from the shape of argument ``lam_arg``."""
+    variants = {}
+
+    def kernel(*args):
+        lam = args[lam_arg]
+        key = (lam.shape[0] > 1, lam.shape[1] > 1)
+        if key not in variants:
+            variants[key] = factory(*key)
+        return variants[key](*args)
+
+    kernel.__name__ = factory.__name__.lstrip("_")
+    kernel.__doc__ = factory.__doc__
+    kernel.variants = variants
+    return kernel

@@ -7,24 +7,30 @@ compact maps it touches only the rows the validation batch touches (SPEC §5.4).
 
 Race freedom: the scatter splits the K columns among threads and every thread walks the whole
 batch in order, so repeated rows lose no update and the sums are identical for any thread count.
+The margin's dot product may be reassociated (``fast_reduction``: vectorized partial sums), the
+same way on every thread, so it too does not depend on the thread count.
 """
 import numba
+import numpy as np
 from numba import prange
 
-from ._jit import bpr_delta as _delta, jit, pjit, softplus
+from ._jit import bpr_delta as _delta, fast_reduction, jit, pjit, softplus
+
+
+@fast_reduction
+def bpr_margin(P, pu, Q, qi, qj):
+    """x_uij = p_u·(q_i − q_j) for rows pu, qi, qj (``math.bpr.bpr_margin``)."""
+    x = P.dtype.type(0.0)
+    for k in range(P.shape[1]):
+        x += P[pu, k] * (Q[qi, k] - Q[qj, k])
+    return x
 
 
 @pjit
 def bpr_forward(P, Q, srcP, srcQ, users, pos, neg, delta, loss):
     """``delta[b] = σ(x_uij) − 1`` and ``loss[b] = softplus(−x_uij)`` for every triplet."""
-    K = P.shape[1]
     for b in prange(users.shape[0]):
-        pu = srcP[users[b]]
-        qi = srcQ[pos[b]]
-        qj = srcQ[neg[b]]
-        x = P.dtype.type(0.0)
-        for k in range(K):
-            x += P[pu, k] * (Q[qi, k] - Q[qj, k])
+        x = bpr_margin(P, srcP[users[b]], Q, srcQ[pos[b]], srcQ[neg[b]])
         delta[b] = _delta(x)
         loss[b] = softplus(-x)
 
@@ -38,8 +44,10 @@ def bpr_grad_scatter(P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ
     K = P.shape[1]
     nblocks = max(1, min(K, nblocks))
     for c in prange(nblocks):
-        k0 = c * K // nblocks
-        k1 = (c + 1) * K // nblocks
+        # unsigned column bounds: Numba then emits no negative-index wrap-around in the
+        # inner loops, which LLVM can vectorize (3-4× faster)
+        k0 = np.uint64(c * K // nblocks)
+        k1 = np.uint64((c + 1) * K // nblocks)
         for b in range(users.shape[0]):
             u = users[b]
             i = pos[b]

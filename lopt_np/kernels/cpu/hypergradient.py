@@ -7,7 +7,8 @@ buffer row s and ``slot[r]`` the buffer row of table row r (−1 when not held).
 """
 from numba import prange
 
-from ._jit import (adam_jacobian, adam_moments, adam_update, jit, penalty_grad,
+from .. import LAZY_ADAM, SGD
+from ._jit import (adam_jacobian, adam_moments, adam_update, by_lambda_layout, jit, penalty_grad,
                    penalty_grad_lambda, pjit, sgd_update)
 
 
@@ -31,56 +32,75 @@ def release_rows(slot, held, n_held):
 
 
 @pjit
-def zero_rows(buffers_2d, counts, n_held):
+def zero_rows(buffers, counts, n_held):
     """Clear the first ``n_held`` rows of a 3-D stack of compact buffers and of the counts."""
+    zero = buffers.dtype.type(0.0)
     for s in prange(n_held):
-        for a in range(buffers_2d.shape[0]):
-            for k in range(buffers_2d.shape[2]):
-                buffers_2d[a, s, k] = 0.0
+        for a in range(buffers.shape[0]):
+            for k in range(buffers.shape[2]):
+                buffers[a, s, k] = zero
         counts[s] = 0
 
 
-@pjit
-def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, use_adam,
-                   alpha, lr, beta1, beta2, eps, Tbar, dTbar_dlam):
-    """For every held row: ``T̄ = f(T, ḡ + ∂Ω/∂T)`` and ``∂T̄/∂Λ = ∂T̄/∂d · 2 w T`` (SPEC §5)."""
-    K = T.shape[1]
-    row_mask = 1 if lam.shape[0] > 1 else 0
-    col_mask = 1 if lam.shape[1] > 1 else 0
-    for s in prange(n_held):
-        r = held[s]
-        w = T.dtype.type(1.0) if full_scope else count[s] * inv_batch
-        for k in range(K):
-            t_rk = T[r, k]
-            d = gbar[s, k] + penalty_grad(w, lam[r * row_mask, k * col_mask], t_rk)
-            if use_adam:
-                m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2)
-                Tbar[s, k] = adam_update(t_rk, m2, v2, alpha, eps)
-                jac = adam_jacobian(m2, v2, d, alpha, beta1, beta2, eps)
+def _lookahead_rows(per_row, per_dim):
+    """For every held row: ``T̄ = f(T, ḡ + ∂Ω/∂T)`` and ``∂T̄/∂Λ = ∂T̄/∂d · 2 w T`` (SPEC §5).
+    ``optimizer``: a code of ``lopt_np.kernels.OPTIMIZER_CODES``; lazy Adam leaves rows that
+    B̄ does not touch (count 0) where they are, so their ∂T̄/∂Λ is 0.
+
+    ``lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, optimizer,
+    alpha, lr, beta1, beta2, c1, c2, eps, Tbar, dTbar_dlam)``"""
+    @pjit
+    def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, optimizer,
+                       alpha, lr, beta1, beta2, c1, c2, eps, Tbar, dTbar_dlam):
+        K = T.shape[1]
+        one = T.dtype.type(1.0)
+        zero = T.dtype.type(0.0)
+        for s in prange(n_held):
+            r = held[s]
+            lr_ = r if per_row else 0
+            w = one if full_scope else T.dtype.type(count[s]) * inv_batch
+            if optimizer == LAZY_ADAM and count[s] == 0:
+                for k in range(K):
+                    Tbar[s, k] = T[r, k]
+                    dTbar_dlam[s, k] = zero
+            elif optimizer == SGD:
+                for k in range(K):
+                    t_rk = T[r, k]
+                    d = gbar[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], t_rk)
+                    Tbar[s, k] = sgd_update(t_rk, d, lr)
+                    dTbar_dlam[s, k] = -lr * penalty_grad_lambda(w, t_rk)
             else:
-                Tbar[s, k] = sgd_update(t_rk, d, lr)
-                jac = -lr
-            dTbar_dlam[s, k] = jac * penalty_grad_lambda(w, t_rk)
+                for k in range(K):
+                    t_rk = T[r, k]
+                    d = gbar[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], t_rk)
+                    m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
+                    Tbar[s, k] = adam_update(t_rk, m2, v2, alpha, eps)
+                    jac = adam_jacobian(m2, v2, d, alpha, c1, c2, eps)
+                    dTbar_dlam[s, k] = jac * penalty_grad_lambda(w, t_rk)
+    return lookahead_rows
+
+
+lookahead_rows = by_lambda_layout(_lookahead_rows, lam_arg=7)
 
 
 @pjit
-def accumulate_lambda_grad(Gbar, dTbar_dlam, held, n_held, G_lam):
+def accumulate_lambda_grad(Gbar, dTbar_dlam, n_held, per_row, G_lam):
     """``G_Λ += reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)`` over held rows, summed over the axes Λ is broadcast
-    across (``math.hypergradient.reduce_to_shape``). Each output element has one writer."""
+    across (``math.hypergradient.reduce_to_shape``). A per-row Λ's gradient is compact like the
+    held rows (``G_lam[s]`` belongs to table row ``held[s]``); a shared Λ has one row. Each
+    output element has one writer, and every sum runs in a fixed order."""
     K = Gbar.shape[1]
-    per_row = G_lam.shape[0] > 1
     per_dim = G_lam.shape[1] > 1
     if per_row:
         for s in prange(n_held):
-            r = held[s]
             if per_dim:
                 for k in range(K):
-                    G_lam[r, k] += Gbar[s, k] * dTbar_dlam[s, k]
+                    G_lam[s, k] += Gbar[s, k] * dTbar_dlam[s, k]
             else:
                 acc = 0.0
                 for k in range(K):
                     acc += Gbar[s, k] * dTbar_dlam[s, k]
-                G_lam[r, 0] += acc
+                G_lam[s, 0] += acc
     elif per_dim:
         for k in prange(K):
             acc = 0.0

@@ -1,41 +1,52 @@
 """Λ update (SPEC §5 step 5), Numba CPU: clipped gradient, SGD/Adam/AMSGrad step and the
-projection Λ ≥ 0 in one pass; the pass also clears the gradient accumulator.
-Mirrors ``math.lambda_update``."""
+projection Λ ≥ 0 in one pass. Mirrors ``math.lambda_update``.
+
+The gradient G is compact like the lookahead's held rows: ``G[slot[r]]`` is the gradient of Λ's
+row r (no row: G = 0), ``held[s]`` the reverse map. A Λ shared by all rows (global, D) has
+``slot = held = [0]``.
+"""
+import numpy as np
 from numba import prange
 
-from ._jit import adam_moments, adam_update, jit, pjit, sgd_update
+from ._jit import adam_moments, adam_update, fast_reduction, pjit, sgd_update
 
 
-@jit
-def sum_of_squares(G):
-    """Σ G² in a fixed order (for the global-norm clip)."""
+@fast_reduction
+def sum_of_squares(G, n_rows):
+    """Σ G² over the first ``n_rows`` rows (for the global-norm clip), accumulated in float64."""
     s = 0.0
-    for r in range(G.shape[0]):
+    for r in range(n_rows):
         for k in range(G.shape[1]):
-            s += G[r, k] * G[r, k]
+            s += np.float64(G[r, k]) * np.float64(G[r, k])
     return s
 
 
 @pjit
-def lambda_adam_update(lam, G, m, v, vmax, scale, alpha, beta1, beta2, eps, amsgrad):
-    """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0); G ← 0."""
+def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps,
+                       amsgrad):
+    """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0) on every element (dense: moments decay
+    where G = 0, as ``math.lambda_update.lambda_step``)."""
+    zero = lam.dtype.type(0.0)
+    K = lam.shape[1]
     for r in prange(lam.shape[0]):
-        for k in range(lam.shape[1]):
-            m2, v2 = adam_moments(m[r, k], v[r, k], scale * G[r, k], beta1, beta2)
+        s = slot[r]
+        for k in range(K):
+            g = scale * G[s, k] if s >= 0 else zero
+            m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
             m[r, k] = m2
             v[r, k] = v2
             if amsgrad:
-                if v2 > vmax[r, k]:
-                    vmax[r, k] = v2
-                v2 = vmax[r, k]
-            lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps), 0.0)
-            G[r, k] = 0.0
+                v2 = max(vmax[r, k], v2)
+                vmax[r, k] = v2
+            lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps), zero)
 
 
 @pjit
-def lambda_sgd_update(lam, G, scale, lr):
-    """In place: Λ ← max(Λ − η·scale·G, 0); G ← 0."""
-    for r in prange(lam.shape[0]):
+def lambda_sgd_update(lam, held, n_held, G, scale, lr):
+    """In place: Λ ← max(Λ − η·scale·G, 0) on the rows with a gradient (elsewhere G = 0 and
+    SGD leaves Λ unchanged)."""
+    zero = lam.dtype.type(0.0)
+    for s in prange(n_held):
+        r = held[s]
         for k in range(lam.shape[1]):
-            lam[r, k] = max(sgd_update(lam[r, k], scale * G[r, k], lr), 0.0)
-            G[r, k] = 0.0
+            lam[r, k] = max(sgd_update(lam[r, k], scale * G[s, k], lr), zero)

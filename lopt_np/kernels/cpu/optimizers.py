@@ -1,47 +1,106 @@
 """Θ updates fused with the penalty gradient (SPEC §3-4), Numba CPU, parallel over rows.
 
 One pass per table: ``d = g + 2 w_r Λ_{r,k} T_{r,k}`` (w_r = 1 for the ``full`` scope,
-c_r/|B| for ``batch``), then the SGD or dense-Adam update; the pass also clears the gradient
-buffer and the row counts for the next step. Dense Adam decays every element's moments every
-step, as ``math.optimizers.adam_step`` (the exact mode of SPEC §4).
+c_r/|B| for ``batch``), then the optimizer step. The batch gradient ``g`` is compact: the
+rows the batch touches are *held* (``slot[r]`` is the row of ``g`` holding table row r, −1 when
+untouched; ``held[s]`` the reverse map; ``count[s]`` the occurrences c_r), see
+``kernels.cpu.hypergradient.hold_rows``. Constants come in the table's dtype
+(c1 = 1 − β1, c2 = 1 − β2). One compiled variant per Λ layout (``by_lambda_layout``).
+
+- ``adam_update``: dense Adam, every element's moments decay every step (the exact mode of
+  SPEC §4, ``math.optimizers.adam_step``);
+- ``lazy_adam_update``: row-sparse Adam on the held rows only (``math.optimizers.lazy_adam_step``);
+- ``sgd_update``: SGD; with the ``batch`` scope only held rows move (d = 0 elsewhere).
 """
 from numba import prange
 
-from ._jit import adam_moments, adam_update as _adam, penalty_grad, pjit, sgd_update as _sgd
+from ._jit import (adam_moments, adam_update as _adam, by_lambda_layout, penalty_grad, pjit,
+                   sgd_update as _sgd)
 
 
-@pjit
-def adam_update(T, m, v, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, eps):
-    """In place: T, m, v ← Adam(T, m, v, d) with d = g + ∂Ω/∂T; then g ← 0, count ← 0."""
-    K = T.shape[1]
-    row_mask = 1 if lam.shape[0] > 1 else 0
-    col_mask = 1 if lam.shape[1] > 1 else 0
-    for r in prange(T.shape[0]):
-        w = T.dtype.type(1.0) if full_scope else count[r] * inv_batch
-        lr_row = r * row_mask
-        for k in range(K):
-            d = g[r, k] + penalty_grad(w, lam[lr_row, k * col_mask], T[r, k])
-            m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2)
-            T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
-            m[r, k] = m2
-            v[r, k] = v2
-            g[r, k] = 0.0
-        count[r] = 0
+def _adam_update(per_row, per_dim):
+    """In place: T, m, v ← Adam(T, m, v, d) on every row.
+
+    ``adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, c1,
+    c2, eps)``"""
+    @pjit
+    def adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2,
+                    c1, c2, eps):
+        K = T.shape[1]
+        one = T.dtype.type(1.0)
+        zero = T.dtype.type(0.0)
+        for r in prange(T.shape[0]):
+            s = slot[r]
+            lr_ = r if per_row else 0
+            if s >= 0:
+                w = one if full_scope else T.dtype.type(count[s]) * inv_batch
+                for k in range(K):
+                    d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                    m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
+                    T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+                    m[r, k] = m2
+                    v[r, k] = v2
+            else:
+                w = one if full_scope else zero
+                for k in range(K):
+                    d = penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                    m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
+                    T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+                    m[r, k] = m2
+                    v[r, k] = v2
+    return adam_update
 
 
-@pjit
-def sgd_update(T, g, count, lam, inv_batch, full_scope, lr):
-    """In place: T ← T − η d with d = g + ∂Ω/∂T; then g ← 0, count ← 0."""
-    K = T.shape[1]
-    row_mask = 1 if lam.shape[0] > 1 else 0
-    col_mask = 1 if lam.shape[1] > 1 else 0
-    for r in prange(T.shape[0]):
-        if not full_scope and count[r] == 0:
-            continue  # batch scope, row not in the batch: g and d are exactly 0
-        w = T.dtype.type(1.0) if full_scope else count[r] * inv_batch
-        lr_row = r * row_mask
-        for k in range(K):
-            d = g[r, k] + penalty_grad(w, lam[lr_row, k * col_mask], T[r, k])
-            T[r, k] = _sgd(T[r, k], d, lr)
-            g[r, k] = 0.0
-        count[r] = 0
+def _lazy_adam_update(per_row, per_dim):
+    """In place: Adam on the held rows only (batch scope); other rows and moments unchanged.
+
+    ``lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1,
+    c2, eps)``"""
+    @pjit
+    def lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2,
+                         c1, c2, eps):
+        K = T.shape[1]
+        for s in prange(n_held):
+            r = held[s]
+            lr_ = r if per_row else 0
+            w = T.dtype.type(count[s]) * inv_batch
+            for k in range(K):
+                d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
+                T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+                m[r, k] = m2
+                v[r, k] = v2
+    return lazy_adam_update
+
+
+def _sgd_update(per_row, per_dim):
+    """In place: T ← T − η d (every row for the ``full`` scope, the held rows for ``batch``).
+
+    ``sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr)``"""
+    @pjit
+    def sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr):
+        K = T.shape[1]
+        one = T.dtype.type(1.0)
+        zero = T.dtype.type(0.0)
+        if full_scope:
+            for r in prange(T.shape[0]):
+                s = slot[r]
+                lr_ = r if per_row else 0
+                for k in range(K):
+                    gk = g[s, k] if s >= 0 else zero
+                    d = gk + penalty_grad(one, lam[lr_, k if per_dim else 0], T[r, k])
+                    T[r, k] = _sgd(T[r, k], d, lr)
+        else:
+            for s in prange(n_held):
+                r = held[s]
+                lr_ = r if per_row else 0
+                w = T.dtype.type(count[s]) * inv_batch
+                for k in range(K):
+                    d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                    T[r, k] = _sgd(T[r, k], d, lr)
+    return sgd_update
+
+
+adam_update = by_lambda_layout(_adam_update, lam_arg=6)
+lazy_adam_update = by_lambda_layout(_lazy_adam_update, lam_arg=7)
+sgd_update = by_lambda_layout(_sgd_update, lam_arg=6)
