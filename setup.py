@@ -20,6 +20,8 @@ setup(
         "plot": ["matplotlib>=3.7"],
         "cuda": ["numba-cuda>=0.20"],
         "parquet": ["pyarrow>=14"],
+        # peers timed by benchmarks/bench_epoch.py only; never imported by lopt_np
+        "bench": ["torch==2.13.0", "implicit==0.7.3"],
     },
     entry_points={"console_scripts": ["lopt=lopt_np.cli.main:main"]},
 )

@@ -18,6 +18,7 @@ from lopt_np.granularity import GRANULARITIES
 from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
 from lopt_np.math.optimizers import THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
+from lopt_np.trainer import Progress
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
 
@@ -130,7 +131,7 @@ def main():
     """λOpt: learn fine-grained L2 regularization of MF-BPR during training."""
 
 
-class ClickProgress:
+class ClickProgress(Progress):
     """Draws one progress bar per epoch (to stderr) from the hooks of
     ``lopt_np.trainer.Progress``."""
 

@@ -156,6 +156,13 @@ class Progress:
     def epoch_end(self, record):
         pass
 
+    def epoch_parameters(self, P, Q, lam_P, lam_Q):
+        """Host copies of the parameters at the end of each epoch (before ``epoch_end``)."""
+
+    def stop(self):
+        """Checked after each epoch: True ends training there (e.g. a time budget)."""
+        return False
+
 
 class LambdaOpt:
     """MF-BPR with Λ learned by λOpt (or fixed: ``learn_lambda=False``); see :class:`TrainConfig`."""
@@ -258,8 +265,9 @@ class LambdaOpt:
                 else:
                     bad_epochs += 1
             history.append(record)
+            progress.epoch_parameters(P, Q, lam_P, lam_Q)
             progress.epoch_end(record)
-            if cfg.patience and bad_epochs >= cfg.patience:
+            if (cfg.patience and bad_epochs >= cfg.patience) or progress.stop():
                 break
         if best_params is None or not cfg.patience:
             best_params, best_epoch = (P, Q, lam_P, lam_Q), history[-1]["epoch"]

@@ -102,6 +102,8 @@ BAD_CASES = {
     "negative lr": (lambda t: TINY + ["--lr", "-0.1"], "--lr"),
     "unknown granularity": (lambda t: TINY + ["--granularity", "XY"], "--granularity"),
     "cuda not available": (lambda t: TINY + ["--device", "cuda"], "CUDA backend"),
+    "lazy Adam with full scope": (lambda t: TINY + ["--optimizer", "lazy_adam", "--scope",
+                                                    "full"], "needs the 'batch' penalty scope"),
 }
 
 

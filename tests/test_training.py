@@ -24,13 +24,36 @@ def test_learned_lambda_differs_across_users(small_split, granularity):
     assert per_user.max() > 0 and np.std(per_user) > 0.05 * per_user.max()
 
 
-def test_same_seed_same_result_and_any_thread_count(small_split):
-    a = LambdaOpt(seed=5, threads=1, **FAST).fit(small_split)
-    b = LambdaOpt(seed=5, threads=2, **FAST).fit(small_split)
-    c = LambdaOpt(seed=6, threads=1, **FAST).fit(small_split)
+@pytest.mark.parametrize("optimizer, granularity", [("adam", "DUI"), ("lazy_adam", "DUI"),
+                                                    ("sgd", "D"), ("adam", "UI")])
+def test_same_seed_same_result_and_any_thread_count(small_split, optimizer, granularity):
+    kw = dict(FAST, optimizer=optimizer, granularity=granularity, lambda_lr=0.05)
+    a = LambdaOpt(seed=5, threads=1, **kw).fit(small_split)
+    b = LambdaOpt(seed=5, threads=2, **kw).fit(small_split)
+    c = LambdaOpt(seed=6, threads=1, **kw).fit(small_split)
     np.testing.assert_array_equal(a.P, b.P)
+    np.testing.assert_array_equal(a.Q, b.Q)
+    np.testing.assert_array_equal(a.lambda_P, b.lambda_P)
     np.testing.assert_array_equal(a.lambda_Q, b.lambda_Q)
     assert not np.array_equal(a.P, c.P)
+
+
+def test_progress_can_stop_training(small_split):
+    from lopt_np.trainer import Progress
+
+    class StopAfterTwo(Progress):
+        def __init__(self):
+            self.seen = []
+
+        def epoch_parameters(self, P, Q, lam_P, lam_Q):
+            self.seen.append(P.shape)
+
+        def stop(self):
+            return len(self.seen) >= 2
+
+    p = StopAfterTwo()
+    m = LambdaOpt(**FAST).fit(small_split, p)
+    assert len(m.history) == 2 and p.seen == [(small_split.n_users, 16)] * 2
 
 
 def test_fixed_lambda_is_not_learned(small_split):
@@ -72,6 +95,7 @@ def test_early_stopping_keeps_the_best_epoch(small_split):
     (dict(granularity="XYZ"), "unknown granularity"),
     (dict(optimizer="rmsprop"), "unknown optimizer"),
     (dict(scope="rows"), "unknown scope"),
+    (dict(optimizer="lazy_adam", scope="full"), "needs the 'batch' penalty scope"),
     (dict(lambda_optimizer="lion"), "unknown lambda_optimizer"),
     (dict(dim=0), "dim must be a positive integer"),
     (dict(early_stopping="mrr"), "early_stopping must be"),
