@@ -55,10 +55,10 @@ class _Table:
 class _LambdaBlock:
     """One learned Λ array, its optimizer state and its compact gradient."""
 
-    def __init__(self, lam, table, shared_with=None):
+    def __init__(self, lam, table, owners):
         self.lam = lam
         self.table = table            # the table whose held rows index G (per-row Λ), or None
-        self.tables = shared_with or []
+        self.tables = owners          # every table this Λ regularizes (both when tied)
         per_row = table is not None
         rows = table.held.shape[0] if per_row else 1
         self.G = np.zeros((rows, lam.shape[1]), lam.dtype)
@@ -120,10 +120,11 @@ class CpuBackend(Backend):
                          f(1.0 / nb), tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count,
                          tQ.count, True, column_blocks())
         # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
+        alpha = self._alpha(self.t + 1)
         for t in (tP, tQ):
             lookahead_rows(t.T, t.m, t.v, t.buf[0], t.count, t.held, t.n_held, t.lam,
-                           f(1.0 / nb), self.scope == "full", self.code, self._alpha(self.t + 1),
-                           self._lr, *self._betas, self._eps, t.Tbar, t.dTbar_dlam)
+                           f(1.0 / nb), self.scope == "full", self.code, alpha, self._lr,
+                           *self._betas, self._eps, t.Tbar, t.dTbar_dlam)
         # 3. L_val(Θ̄) and G_Θ̄ (compact rows: Θ̄ is addressed through the slot maps)
         bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, self.delta, self.loss)
         val_loss = sum_in_order(self.loss[:nv]) / nv
@@ -176,13 +177,14 @@ class CpuBackend(Backend):
         o = self.theta_opt
         full = self.scope == "full"
         inv = f(1.0 / n)
+        alpha = self._alpha(self.t)
         for t in (tP, tQ):
             if o.name == "adam":
-                adam_update(t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv, full,
-                            self._alpha(self.t), *self._betas, self._eps)
+                adam_update(t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv, full, alpha,
+                            *self._betas, self._eps)
             elif o.name == "lazy_adam":
                 lazy_adam_update(t.T, t.m, t.v, t.held, t.n_held, t.buf[0], t.count, t.lam, inv,
-                                 self._alpha(self.t), *self._betas, self._eps)
+                                 alpha, *self._betas, self._eps)
             else:
                 sgd_update(t.T, t.slot, t.held, t.n_held, t.buf[0], t.count, t.lam, inv, full,
                            self._lr)
