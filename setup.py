@@ -16,7 +16,9 @@ setup(
     package_dir={"lopt_np.cli": "cli"},
     install_requires=["numpy>=1.24", "numba>=0.59", "scipy>=1.10", "pandas>=2.0", "click>=8.1"],
     extras_require={
-        "test": ["pytest>=7"],
+        # numba-cuda: the CUDA kernels' tests run in its simulator; nvidia-cuda-nvrtc lets the
+        # PTX test compile every kernel with the real compiler (where NVVM is installed)
+        "test": ["pytest>=7", "numba-cuda>=0.20", "nvidia-cuda-nvrtc>=13,<14"],
         "plot": ["matplotlib>=3.7"],
         "cuda": ["numba-cuda>=0.20"],
         "parquet": ["pyarrow>=14"],

@@ -198,7 +198,8 @@ class ClickProgress(Progress):
 @click.option("--ks", default="50,100", show_default=True, callback=parse_ks,
               help="Cut-offs K of HR@K and NDCG@K.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="cuda: every step on the GPU (numba-cuda, the `cuda` extra).")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
               help="CPU threads (0: all cores).")
 @click.option("--out", "out_dir", default="lopt-run", show_default=True,
@@ -277,14 +278,16 @@ def data_stats(path, data_path, **opts):
 @click.argument("model_dir", type=click.Path())
 @click.option("--ks", default="50,100", show_default=True, callback=parse_ks)
 @click.option("--target", default="test", show_default=True, type=click.Choice(["test", "valid"]))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Where the scores and ranks are computed.")
 @friendly_errors
-def evaluate(model_dir, ks, target):
+def evaluate(model_dir, ks, target, device):
     """Re-evaluate a saved run (model.npz + split.npz) with the SPEC §7 protocol."""
     from lopt_np.evaluation import evaluate as run_evaluation
     from lopt_np.io import load_run
 
     P, Q, split, _ = load_run(model_dir)
-    result = run_evaluation(P, Q, split, target, ks)
+    result = run_evaluation(P, Q, split, target, ks, device=device)
     click.echo(f"{target} ({result['n_users']:,} users, {result['n_pairs']:,} pairs): "
                f"{format_metrics(result['metrics'])}")
 

@@ -1,5 +1,6 @@
 """Evaluation driver (SPEC §7): scores in float64 by user blocks (memory O(block × |I|)), ranks
-by the Numba kernel, means over users, and the per-frequency-group breakdown of Figure 6."""
+by the Numba CPU kernel (or, with ``device="cuda"``, by ``kernels.cuda.evaluation``), means
+over users, and the per-frequency-group breakdown of Figure 6."""
 import numpy as np
 
 from .data.split import pairs_to_csr
@@ -31,8 +32,9 @@ def group_of(freq, edges):
 
 
 def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
-             group_edges=DEFAULT_GROUP_EDGES):
-    """Mean AUC, HR@K and NDCG@K over users with ``target`` items, plus per-group breakdowns."""
+             group_edges=DEFAULT_GROUP_EDGES, device="cpu"):
+    """Mean AUC, HR@K and NDCG@K over users with ``target`` items, plus per-group breakdowns.
+    ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``."""
     ks = check_ks(ks, split.n_items)
     t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
     s_indptr, s_items = split.csr()
@@ -42,11 +44,18 @@ def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
     auc = np.zeros(split.n_users)
     hr = np.zeros((split.n_users, len(ks)))
     nd = np.zeros((split.n_users, len(ks)))
-    Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
-    for start in range(0, len(users), block_size):
-        block = users[start:start + block_size]
-        scores = np.asarray(P[block], dtype=np.float64) @ Q64
-        rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc, hr, nd)
+    if device == "cuda":
+        from .backends.cuda import cuda_module
+        cuda_module()                                   # a one-line error when unavailable
+        from .kernels.cuda.evaluation import rank_users
+        rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc, hr, nd)
+    else:
+        Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
+        for start in range(0, len(users), block_size):
+            block = users[start:start + block_size]
+            scores = np.asarray(P[block], dtype=np.float64) @ Q64
+            rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc,
+                       hr, nd)
     metrics = {"auc": float(auc[users].mean())}
     for q, k in enumerate(ks):
         metrics[f"hr@{k}"] = float(hr[users, q].mean())

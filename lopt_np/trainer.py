@@ -92,6 +92,9 @@ class TrainConfig:
             raise ConfigError(str(e)) from None
         need(self.device in BACKENDS, f"unknown device {self.device!r}; expected one of "
                                       f"{', '.join(BACKENDS)}")
+        if self.device == "cuda":       # fail before any data is read, in one line
+            from .backends.cuda import cuda_module
+            cuda_module()
         need(self.dtype in ("float32", "float64"),
              f"dtype must be float32 or float64, got {self.dtype!r}")
         metric = self.early_stopping.split("@")[0]
@@ -134,8 +137,11 @@ class Model:
     trajectory: dict
     best_epoch: int
 
-    def evaluate(self, split, target="test", ks=None):
-        return evaluate(self.P, self.Q, split, target, ks or self.config["ks"])
+    def evaluate(self, split, target="test", ks=None, device=None):
+        """SPEC §7 metrics on ``target``; ``device`` defaults to the one the model trained on
+        (``cuda`` or else ``cpu``)."""
+        device = device or ("cuda" if self.config.get("device") == "cuda" else "cpu")
+        return evaluate(self.P, self.Q, split, target, ks or self.config["ks"], device=device)
 
     def save(self, path):
         """``model.npz``: user and item embeddings plus Λ (plain arrays)."""
@@ -255,7 +261,8 @@ class LambdaOpt:
             traj["item_lambda"].append(lambda_per_row(lam_Q, split.n_items).astype(np.float32))
             if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 t1 = time.perf_counter()
-                res = evaluate(P, Q, split, "valid", cfg.watched_ks())
+                res = evaluate(P, Q, split, "valid", cfg.watched_ks(),
+                               device="cuda" if cfg.device == "cuda" else "cpu")
                 record["valid"] = res["metrics"]
                 record["eval_seconds"] = time.perf_counter() - t1
                 score = res["metrics"][cfg.early_stopping]

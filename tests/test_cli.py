@@ -2,6 +2,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -101,7 +103,6 @@ BAD_CASES = {
     "K larger than catalogue": (lambda t: TINY + ["--ks", "50,100000"], "larger than the catalogue"),
     "negative lr": (lambda t: TINY + ["--lr", "-0.1"], "--lr"),
     "unknown granularity": (lambda t: TINY + ["--granularity", "XY"], "--granularity"),
-    "cuda not available": (lambda t: TINY + ["--device", "cuda"], "CUDA backend"),
     "lazy Adam with full scope": (lambda t: TINY + ["--optimizer", "lazy_adam", "--scope",
                                                     "full"], "needs the 'batch' penalty scope"),
 }
@@ -120,6 +121,48 @@ def test_bad_input_gives_one_error_line_and_no_output(tmp_path, case):
     assert len(error_lines) == 1 and message in error_lines[0], r.output
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".out")]   # no temp folder left
+
+
+CUDA_TINY = ["--synthetic-users", "50", "--synthetic-items", "50", "--min-count", "3",
+             "--epochs", "1", "--dim", "4", "--batch-size", "64", "--ks", "5,10",
+             "--early-stopping", "hr@10", "--no-cache"]
+
+
+def test_device_cuda_without_a_gpu_is_one_error_line(tmp_path):
+    """Real CUDA mode (simulator off) with no visible GPU: one line, nothing written."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0", "CUDA_VISIBLE_DEVICES": ""}
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "lopt_np.cli.main", "train", *CUDA_TINY,
+                        "--device", "cuda", "--out", str(out)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "--device cpu" in lines[0], \
+        r.stderr
+    assert not out.exists()
+
+
+def test_device_cuda_gives_the_cpu_results(tmp_path, monkeypatch):
+    """``lopt train --device cuda`` (simulated GPU unless NUMBA_ENABLE_CUDASIM=0) against
+    ``--device cpu`` on the same seed: same samples, so the same model to float32 noise."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
+    from numba import cuda
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU and the simulator is off")
+    from lopt_np.kernels.cuda import _jit
+    monkeypatch.setattr(_jit, "THREADS_PER_BLOCK", 32)
+    models = []
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        r = run("train", *CUDA_TINY, "--device", device, "--out", out)
+        assert r.exit_code == 0, r.output
+        with np.load(out / "model.npz") as z:
+            models.append({k: z[k] for k in ("user_embeddings", "item_embeddings", "lambda_P")})
+        r = run("evaluate", out, "--device", device, "--ks", "5,10")
+        assert r.exit_code == 0 and "HR@10" in r.output, r.output
+    for k in models[0]:
+        np.testing.assert_allclose(models[1][k], models[0][k], rtol=1e-3, atol=1e-5)
+    assert not np.allclose(models[1]["lambda_P"], 0.0)      # Λ was learned on the device
 
 
 def test_existing_output_needs_overwrite(tmp_path):

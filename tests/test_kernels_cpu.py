@@ -15,7 +15,7 @@ from lopt_np.kernels.cpu.evaluation import rank_block
 from lopt_np.kernels.cpu.hypergradient import hold_rows
 from lopt_np.kernels.cpu.lambda_update import (lambda_adam_update, lambda_sgd_update,
                                                sum_of_squares)
-from lopt_np.kernels.cpu.optimizers import adam_update, lazy_adam_update, sgd_update
+from lopt_np.kernels.cpu import optimizers as cpu_optimizers
 from lopt_np.math import bpr as ref_bpr
 from lopt_np.math.evaluation import evaluate_users
 from lopt_np.math.hypergradient import ThetaOptimizer, theta_update_full
@@ -82,7 +82,9 @@ def _held(rows, n):
     return slot, held, n_held, np.bincount(rows, minlength=n)[held[:n_held]].astype(np.int64)
 
 
-def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
+def check_fused_theta_updates(kernels, granularity, optimizer, scope):
+    """The fused penalty + Θ-optimizer kernels of module ``kernels`` (CPU or CUDA, same
+    arguments) against ``math.hypergradient.theta_update_full``."""
     rng = np.random.default_rng(2)
     P, _ = _tables(rng)
     g = get_granularity(granularity)
@@ -104,12 +106,12 @@ def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
     consts = (f(0.9), f(0.999), f(0.1), f(1 - 0.999), f(1e-8))
     alpha = f(adam_step_size(0.01, 0.9, 0.999, 4))
     if optimizer == "adam":
-        adam_update(T, m2, v2, slot, g_compact, count, lam, f(1 / 8), scope == "full", alpha,
+        kernels.adam_update(T, m2, v2, slot, g_compact, count, lam, f(1 / 8), scope == "full", alpha,
                     *consts)
     elif optimizer == "lazy_adam":
-        lazy_adam_update(T, m2, v2, held, n_held, g_compact, count, lam, f(1 / 8), alpha, *consts)
+        kernels.lazy_adam_update(T, m2, v2, held, n_held, g_compact, count, lam, f(1 / 8), alpha, *consts)
     else:
-        sgd_update(T, slot, held, n_held, g_compact, count, lam, f(1 / 8), scope == "full",
+        kernels.sgd_update(T, slot, held, n_held, g_compact, count, lam, f(1 / 8), scope == "full",
                    f(0.1))
     for got, want in zip((T, m2, v2), ref):
         np.testing.assert_allclose(got, want, **F32)
@@ -117,7 +119,13 @@ def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
         np.testing.assert_array_equal(T[10], P[10])     # untouched row did not move
 
 
-def test_lambda_update_kernels_match_reference(lambda_optimizer):
+def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
+    check_fused_theta_updates(cpu_optimizers, granularity, optimizer, scope)
+
+
+def lambda_update_case(lambda_optimizer):
+    """Λ, a compact gradient (rows 2 and 5 have none), optimizer state and the reference
+    ``math.lambda_update.lambda_step`` result (clip 1.5, projection exercised)."""
     rng = np.random.default_rng(3)
     lam = rng.uniform(0, 0.01, (7, 5))
     G = rng.normal(0, 1, (7, 5))
@@ -130,30 +138,35 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer):
     state["vmax"] = [state["v"][0] + rng.uniform(0, 0.05, lam.shape)]
     (want,), _ = lambda_step([lam], [G], state, opt)
     assert (want >= 0).all() and (want == 0).any()   # the projection is exercised
-    got = lam.astype(np.float32)
     rows = np.array([6, 0, 3, 1, 4])                 # compact gradient of the rows that have one
     slot, held, n_held, _ = _held(rows, 7)
     f = np.float32
     Gc = G[held[:n_held]].astype(f)
+    state32 = [state[k][0].astype(f) for k in ("m", "v", "vmax")]
+    consts = (f(adam_step_size(0.02, 0.9, 0.999, 3)), f(0.9), f(0.999), f(0.1), f(1 - 0.999),
+              f(1e-8), lambda_optimizer == "amsgrad")
+    return lam.astype(f), slot, held, n_held, Gc, state32, consts, want
+
+
+def test_lambda_update_kernels_match_reference(lambda_optimizer):
+    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer)
     scale = np.float32(min(1.0, 1.5 / np.sqrt(sum_of_squares(Gc, n_held))))
     if lambda_optimizer == "sgd":
-        lambda_sgd_update(got, held, n_held, Gc, scale, f(0.02))
+        lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
     else:
-        lambda_adam_update(got, slot, Gc, state["m"][0].astype(f), state["v"][0].astype(f),
-                           state["vmax"][0].astype(f), scale, f(adam_step_size(0.02, 0.9, 0.999, 3)),
-                           f(0.9), f(0.999), f(0.1), f(1 - 0.999), f(1e-8),
-                           lambda_optimizer == "amsgrad")
+        lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts)
     np.testing.assert_allclose(got, want, **F32)
 
 
-def _run_backends(granularity, optimizer, scope, lambda_optimizer, dtype, steps):
+def _run_backends(granularity, optimizer, scope, lambda_optimizer, dtype, steps,
+                  names=("reference", "cpu")):
     rng = np.random.default_rng(4)
     nU, nI, K = 13, 17, 6
     P, Q = _tables(rng, nU, nI, K, dtype)
     lP, lQ = init_lambda(granularity, nU, nI, K, 0.05, dtype)
     args = (granularity, ThetaOptimizer(optimizer, 0.05), LambdaOptimizer(lambda_optimizer, 0.05,
                                                                           clip=0.5))
-    backends = [make_backend(n, P, Q, lP, lQ, *args, scope=scope) for n in ("reference", "cpu")]
+    backends = [make_backend(n, P, Q, lP, lQ, *args, scope=scope) for n in names]
     losses = []
     for _ in range(steps):
         B, Bbar, V = (random_triplets(rng, nU, nI, 9) for _ in range(3))
@@ -195,7 +208,9 @@ def test_lookahead_touches_only_validation_rows():
     assert set(changed) <= {1, 3} and len(changed) > 0
 
 
-def test_rank_block_matches_reference_evaluation():
+def rank_case():
+    """Scores with ties, each user's seen items and targets (user 4 has none), and the
+    reference ``math.evaluation.evaluate_users`` per user."""
     rng = np.random.default_rng(6)
     nU, nI = 9, 40
     P, Q = rng.normal(size=(nU, 5)), rng.normal(size=(nI, 5))
@@ -208,15 +223,24 @@ def test_rank_block_matches_reference_evaluation():
     t_items = np.concatenate([targets.get(u, []) for u in range(nU)]).astype(np.int64)
     s_indptr = np.r_[0, np.cumsum([8] * nU)].astype(np.int64)
     s_items = np.concatenate([seen[u] for u in range(nU)]).astype(np.int64)
-    ranks = np.zeros(len(t_items), np.int64)
-    auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
-    rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd)
-    ref = evaluate_users(P, Q, targets, seen, ks)
+    return P, Q, t_indptr, t_items, s_indptr, s_items, ks, evaluate_users(P, Q, targets, seen, ks)
+
+
+def assert_user_metrics(auc, hr, nd, ks, ref):
     for u, row in ref.items():
         assert auc[u] == pytest.approx(row["auc"], abs=1e-12)
         for q, k in enumerate(ks):
             assert hr[u, q] == pytest.approx(row[f"hr@{k}"], abs=1e-12)
             assert nd[u, q] == pytest.approx(row[f"ndcg@{k}"], abs=1e-12)
+
+
+def test_rank_block_matches_reference_evaluation():
+    P, Q, t_indptr, t_items, s_indptr, s_items, ks, ref = rank_case()
+    nU = len(P)
+    ranks = np.zeros(len(t_items), np.int64)
+    auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
+    rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd)
+    assert_user_metrics(auc, hr, nd, ks, ref)
 
 
 def test_negative_sampler_is_valid_reproducible_and_thread_independent(small_split):

@@ -3,12 +3,12 @@
 - ``reference``: the plain NumPy functions of ``lopt_np.math`` on whole tables (slow, exact
   SPEC; used to test the others),
 - ``cpu``: the Numba kernels of ``lopt_np.kernels.cpu``,
-- ``cuda``: planned (Numba CUDA kernels mirroring ``lopt_np.kernels.cpu``); asking for it
-  raises :class:`BackendUnavailableError` today.
+- ``cuda``: the Numba CUDA kernels of ``lopt_np.kernels.cuda`` (state kept on the GPU); where
+  numba-cuda or a GPU is missing, asking for it raises :class:`BackendUnavailableError`.
 
 All of them receive the same host-sampled triplets, so their results can be compared directly.
 """
-from ..errors import BackendUnavailableError, ConfigError
+from ..errors import ConfigError
 from .base import Backend
 
 BACKENDS = ("cpu", "reference", "cuda")
@@ -23,9 +23,8 @@ def make_backend(name, *args, **kwargs):
         from .reference import ReferenceBackend
         return ReferenceBackend(*args, **kwargs)
     if name == "cuda":
-        raise BackendUnavailableError(
-            "the CUDA backend is not available in this version (planned: Numba CUDA kernels "
-            "mirroring lopt_np/kernels/cpu); use --device cpu")
+        from .cuda import CudaBackend
+        return CudaBackend(*args, **kwargs)
     raise ConfigError(f"unknown device/backend {name!r}; expected one of {', '.join(BACKENDS)}")
 
 

@@ -1,0 +1,276 @@
+"""The Numba CUDA backend: SPEC §5 on device-resident buffers; mirrors ``backends.cpu``.
+
+Θ, its optimizer state, Λ and every step buffer live on the device for the whole run. Per step
+the host sends only index arrays (the batch's triplets, sampled on the host as for every
+backend, and the order of the held rows) and receives one or two float64 scalars (the batch
+loss, and with a clip the hypergradient's squared norm). Nothing is allocated per step.
+"""
+import math
+
+import numpy as np
+
+from ..errors import BackendUnavailableError
+from ..granularity import learned_blocks
+from ..kernels import OPTIMIZER_CODES
+from ..kernels.cpu.hypergradient import hold_rows as order_held_rows, release_rows as host_release
+from ..math.lambda_update import clip_scale
+from ..math.optimizers import adam_step_size
+from .base import Backend
+
+
+def cuda_module():
+    """``numba.cuda`` when a GPU (or the simulator) is usable, else a one-line
+    :class:`BackendUnavailableError` saying why."""
+    try:
+        import numba_cuda  # noqa: F401  (the maintained package; the `cuda` extra)
+        from numba import cuda
+    except ImportError:
+        raise BackendUnavailableError(
+            "--device cuda needs the numba-cuda package: pip install -e .[cuda]") from None
+    try:
+        available = cuda.is_available()
+    except Exception as e:  # driver errors surface here on some machines
+        raise BackendUnavailableError(f"CUDA is not usable here ({e}); use --device cpu") \
+            from None
+    if not available:
+        raise BackendUnavailableError(
+            "no CUDA GPU is available (numba.cuda.is_available() is False); use --device cpu")
+    return cuda
+
+
+class _DeviceTable:
+    """One embedding table on the device, with its optimizer state and step buffers."""
+
+    def __init__(self, cuda, T, lam, capacity):
+        from ..kernels.cuda.hypergradient import zero_rows
+        n, K = T.shape
+        f = T.dtype
+        self.T, self.lam = cuda.to_device(T), lam
+        self.m, self.v = cuda.to_device(np.zeros_like(T)), cuda.to_device(np.zeros_like(T))
+        self.identity = cuda.to_device(np.arange(n, dtype=np.int64))
+        self.slot = cuda.to_device(np.full(n, -1, np.int64))
+        self.host_slot = np.full(n, -1, np.int64)     # decides the held order on the host
+        self.host_held = np.zeros(capacity, np.int64)
+        self.held = cuda.to_device(self.host_held)
+        self.n_held = 0
+        self.buf = cuda.to_device(np.zeros((2, capacity, K), f))   # [g or ḡ, G_Θ̄]
+        self.count = cuda.to_device(np.zeros(capacity, np.int64))
+        self.scratch_count = cuda.to_device(np.zeros(capacity, np.int64))
+        self.Tbar = cuda.to_device(np.zeros((capacity, K), f))
+        self.dTbar_dlam = cuda.to_device(np.zeros((capacity, K), f))
+        self._zero_rows = zero_rows
+
+    def hold(self, *row_arrays, buffers=2):
+        """Hold the rows of the host arrays ``row_arrays`` (same order as the CPU backend);
+        clear the first ``buffers`` compact buffers."""
+        from ..kernels.cuda.hypergradient import hold_rows
+        n = 0
+        for rows in row_arrays:
+            n = order_held_rows(rows, self.host_slot, self.host_held, n)
+        host_release(self.host_slot, self.host_held, n)
+        self.n_held = n
+        self.held[:n].copy_to_device(self.host_held[:n])
+        hold_rows(self.slot, self.held, n)
+        self._zero_rows(self.buf[:buffers], self.count, n)
+
+    def release(self):
+        from ..kernels.cuda.hypergradient import release_rows
+        release_rows(self.slot, self.held, self.n_held)
+        self.n_held = 0
+
+
+class _LambdaBlock:
+    """One learned Λ array on the device, its optimizer state and its compact gradient."""
+
+    def __init__(self, cuda, lam, table, owners):
+        self.lam = lam
+        self.table = table            # the table whose held rows index G (per-row Λ), or None
+        self.tables = owners
+        rows = table.host_held.shape[0] if table is not None else 1
+        z = np.zeros(lam.shape, lam.dtype)
+        self.G = cuda.to_device(np.zeros((rows, lam.shape[1]), lam.dtype))
+        self.m, self.v, self.vmax = (cuda.to_device(z) for _ in range(3))
+        self.shared_slot = cuda.to_device(np.zeros(1, np.int64))
+
+    def slot_held(self):
+        if self.table is not None:
+            return self.table.slot, self.table.held, self.table.n_held
+        return self.shared_slot, self.shared_slot, 1
+
+
+class CudaBackend(Backend):
+    def __init__(self, P, Q, lam_P, lam_Q, *args, max_batch=1024, max_valid_batch=1024,
+                 **kwargs):
+        cuda = cuda_module()
+        super().__init__(P, Q, lam_P, lam_Q, *args, **kwargs)
+        f = self.dtype.type
+        host_lam_P = np.ascontiguousarray(lam_P, dtype=self.dtype)
+        host_lam_Q = host_lam_P if self.granularity.tied else np.ascontiguousarray(
+            lam_Q, dtype=self.dtype)
+        self.lam_P = cuda.to_device(host_lam_P)
+        self.lam_Q = self.lam_P if self.granularity.tied else cuda.to_device(host_lam_Q)
+        rows = max(max_batch, max_valid_batch)
+        self.tP = _DeviceTable(cuda, np.ascontiguousarray(P, dtype=self.dtype), self.lam_P,
+                               min(P.shape[0], rows))
+        self.tQ = _DeviceTable(cuda, np.ascontiguousarray(Q, dtype=self.dtype), self.lam_Q,
+                               min(Q.shape[0], 2 * rows))
+        self.blocks = []
+        if self.learn_lambda:
+            device_of = {id(host_lam_P): self.lam_P, id(host_lam_Q): self.lam_Q}
+            for host in learned_blocks(self.granularity, host_lam_P, host_lam_Q):
+                lam = device_of[id(host)]
+                owners = [t for t in (self.tP, self.tQ) if t.lam is lam]
+                per_row = lam.shape[0] > 1
+                self.blocks.append(_LambdaBlock(cuda, lam, owners[0] if per_row else None,
+                                                owners))
+        self.G_of = {id(t): b for b in self.blocks for t in b.tables}
+        self.delta = cuda.to_device(np.zeros(rows, self.dtype))
+        self.loss = cuda.to_device(np.zeros(rows, self.dtype))
+        # device index arrays of the training batch (B or B̄) and of the validation batch V
+        self.train_idx = [cuda.to_device(np.zeros(max_batch, np.int64)) for _ in range(3)]
+        self.valid_idx = [cuda.to_device(np.zeros(max_valid_batch, np.int64)) for _ in range(3)]
+        self.scalars = cuda.to_device(np.zeros(2, np.float64))   # [loss sum, ‖G_Λ‖²]
+        self._zeros = cuda.pinned_array(2, np.float64)
+        self._zeros[:] = 0.0
+        self._host_scalars = cuda.pinned_array(2, np.float64)
+        o = self.theta_opt
+        self.code = OPTIMIZER_CODES[o.name]
+        self._lr, self._eps = f(o.lr), f(o.eps)
+        self._betas = (f(o.beta1), f(o.beta2), f(1.0 - o.beta1), f(1.0 - o.beta2))
+        lo = self.lambda_opt
+        self._lambda_betas = (f(lo.beta1), f(lo.beta2), f(1.0 - lo.beta1), f(1.0 - lo.beta2))
+
+    def _alpha(self, t):
+        o = self.theta_opt
+        return self.dtype.type(adam_step_size(o.lr, o.beta1, o.beta2, t))
+
+    @staticmethod
+    def _upload(buffers, batch):
+        """Copy a host batch (users, pos, neg) into preallocated device index arrays."""
+        n = len(batch[0])
+        out = []
+        for dev, host in zip(buffers, batch):
+            view = dev[:n]
+            view.copy_to_device(np.ascontiguousarray(host, dtype=np.int64))
+            out.append(view)
+        return out
+
+    def _fetch_scalars(self):
+        self.scalars.copy_to_host(self._host_scalars)
+        return float(self._host_scalars[0]), float(self._host_scalars[1])
+
+    # SPEC §5 steps 1-5 -------------------------------------------------------------------
+    def lambda_step(self, train_batch, valid_batch):
+        from ..kernels.cuda.bpr import batch_sum, bpr_forward, bpr_grad_scatter
+        from ..kernels.cuda.hypergradient import (accumulate_lambda_grad, lookahead_rows,
+                                                  zero_matrix_rows)
+        from ..kernels.cuda.lambda_update import sum_of_squares
+        f = self.dtype.type
+        tP, tQ = self.tP, self.tQ
+        nb, nv = len(train_batch[0]), len(valid_batch[0])
+        tP.hold(valid_batch[0])
+        tQ.hold(valid_batch[1], valid_batch[2])
+        for b in self.blocks:
+            zero_matrix_rows(b.G, b.slot_held()[2])
+        self.scalars.copy_to_device(self._zeros)
+        ub, ib, jb = self._upload(self.train_idx, train_batch)
+        uv, iv, jv = self._upload(self.valid_idx, valid_batch)
+        # 1. ḡ at Θ_t on the held rows (with their counts in B̄)
+        bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, self.delta, self.loss)
+        bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, self.delta,
+                         f(1.0 / nb), tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count,
+                         tQ.count, True)
+        # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
+        alpha = self._alpha(self.t + 1)
+        for t in (tP, tQ):
+            lookahead_rows(t.T, t.m, t.v, t.buf[0], t.count, t.held, t.n_held, t.lam,
+                           f(1.0 / nb), self.scope == "full", self.code, alpha, self._lr,
+                           *self._betas, self._eps, t.Tbar, t.dTbar_dlam)
+        # 3. L_val(Θ̄) and G_Θ̄ (compact rows: Θ̄ is addressed through the slot maps)
+        bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, self.delta, self.loss)
+        batch_sum(self.loss[:nv], self.scalars, 0)
+        bpr_grad_scatter(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, self.delta,
+                         f(1.0 / nv), tP.slot, tQ.slot, tP.buf[1], tQ.buf[1], tP.scratch_count,
+                         tQ.scratch_count, False)
+        # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
+        for t in (tP, tQ):
+            b = self.G_of.get(id(t))
+            if b is not None:
+                accumulate_lambda_grad(t.buf[1], t.dTbar_dlam, t.n_held, b.table is not None,
+                                       b.G)
+        # 5. clip, Λ-optimizer step, projection
+        clip = math.isfinite(self.lambda_opt.clip)
+        if clip:
+            for b in self.blocks:
+                sum_of_squares(b.G, b.slot_held()[2], self.scalars, 1)
+        loss_sum, sq_norm = self._fetch_scalars()
+        self._update_lambda(math.sqrt(sq_norm) if clip else None)
+        tP.release()
+        tQ.release()
+        return loss_sum / nv
+
+    def _update_lambda(self, norm):
+        from ..kernels.cuda.lambda_update import lambda_adam_update, lambda_sgd_update
+        f = self.dtype.type
+        lo = self.lambda_opt
+        scale = f(1.0) if norm is None else f(clip_scale(norm, lo.clip))
+        self.lambda_t += 1
+        alpha = f(adam_step_size(lo.lr, lo.beta1, lo.beta2, self.lambda_t))
+        for b in self.blocks:
+            slot, held, n = b.slot_held()
+            if lo.name == "sgd":
+                lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
+            else:
+                lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, alpha,
+                                   *self._lambda_betas, f(lo.eps), lo.name == "amsgrad")
+
+    # the real step ------------------------------------------------------------------------
+    def theta_step(self, train_batch):
+        from ..kernels.cuda.bpr import batch_sum, bpr_forward, bpr_grad_scatter
+        from ..kernels.cuda.optimizers import adam_update, lazy_adam_update, sgd_update
+        f = self.dtype.type
+        tP, tQ = self.tP, self.tQ
+        n = len(train_batch[0])
+        tP.hold(train_batch[0], buffers=1)
+        tQ.hold(train_batch[1], train_batch[2], buffers=1)
+        self.scalars.copy_to_device(self._zeros)
+        u, i, j = self._upload(self.train_idx, train_batch)
+        bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, self.delta, self.loss)
+        batch_sum(self.loss[:n], self.scalars, 0)
+        bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, self.delta, f(1.0 / n),
+                         tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count, tQ.count, True)
+        self.t += 1
+        o = self.theta_opt
+        full = self.scope == "full"
+        inv = f(1.0 / n)
+        alpha = self._alpha(self.t)
+        for t in (tP, tQ):
+            if o.name == "adam":
+                adam_update(t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv, full, alpha,
+                            *self._betas, self._eps)
+            elif o.name == "lazy_adam":
+                lazy_adam_update(t.T, t.m, t.v, t.held, t.n_held, t.buf[0], t.count, t.lam, inv,
+                                 alpha, *self._betas, self._eps)
+            else:
+                sgd_update(t.T, t.slot, t.held, t.n_held, t.buf[0], t.count, t.lam, inv, full,
+                           self._lr)
+            t.release()
+        loss_sum, _ = self._fetch_scalars()
+        return loss_sum / n
+
+    def parameters(self):
+        return (self.tP.T.copy_to_host(), self.tQ.T.copy_to_host(), self.lam_P.copy_to_host(),
+                self.lam_Q.copy_to_host())
+
+    def mean_lambda(self):
+        from ..kernels.cuda.lambda_update import row_sums
+        self.scalars.copy_to_device(self._zeros)
+        row_sums(self.lam_P, self.scalars, 0)
+        row_sums(self.lam_Q, self.scalars, 1)
+        sP, sQ = self._fetch_scalars()
+        return sP / self.lam_P.size, sQ / self.lam_Q.size
+
+    def all_finite(self):
+        arrays = [self.tP.T, self.tQ.T, self.tP.m, self.tQ.m, self.tP.v, self.tQ.v,
+                  self.lam_P, self.lam_Q]
+        return all(np.isfinite(a.copy_to_host()).all() for a in arrays)

@@ -1,0 +1,86 @@
+"""Λ update (SPEC §5 step 5), Numba CUDA: clipped gradient, SGD/Adam/AMSGrad step and the
+projection Λ ≥ 0 in one pass; mirrors ``kernels.cpu.lambda_update`` (same compact gradient
+layout: ``G[slot[r]]`` is the gradient of Λ's row r, ``held[s]`` the reverse map; a shared Λ
+has ``slot = held = [0]``).
+
+The clip factor is computed on the host from :func:`sum_of_squares` (``math.lambda_update.
+clip_scale``), which needs the norm back on the host once per Λ step, fetched together with the
+validation loss.
+"""
+import numpy as np
+from numba import cuda
+
+from ._jit import adam_moments, adam_update, kernel, launch, sgd_update
+
+
+@kernel
+def _sum_of_squares(G, n_rows, out, slot):
+    r = cuda.grid(1)
+    if r < n_rows:
+        s = 0.0
+        for k in range(G.shape[1]):
+            s += np.float64(G[r, k]) * np.float64(G[r, k])
+        cuda.atomic.add(out, slot, s)
+
+
+def sum_of_squares(G, n_rows, out, slot=0):
+    """``out[slot] += Σ G²`` over the first ``n_rows`` rows, in float64 (one thread per row,
+    atomic adds across rows)."""
+    _sum_of_squares[launch(n_rows)](G, n_rows, out, slot)
+
+
+@kernel
+def _row_sums(A, out, slot):
+    r = cuda.grid(1)
+    if r < A.shape[0]:
+        s = 0.0
+        for k in range(A.shape[1]):
+            s += np.float64(A[r, k])
+        cuda.atomic.add(out, slot, s)
+
+
+def row_sums(A, out, slot=0):
+    """``out[slot] += Σ A`` in float64 (mean Λ for progress reports without copying Λ)."""
+    _row_sums[launch(A.shape[0])](A, out, slot)
+
+
+@kernel
+def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps,
+                        amsgrad):
+    K = lam.shape[1]
+    e = cuda.grid(1)
+    if e < lam.shape[0] * K:
+        r = e // K
+        k = e - r * K
+        s = slot[r]
+        g = scale * G[s, k] if s >= 0 else lam.dtype.type(0.0)
+        m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
+        m[r, k] = m2
+        v[r, k] = v2
+        if amsgrad:
+            v2 = max(vmax[r, k], v2)
+            vmax[r, k] = v2
+        lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps), lam.dtype.type(0.0))
+
+
+def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps,
+                       amsgrad):
+    """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0) on every element (dense)."""
+    _lambda_adam_update[launch(lam.shape[0] * lam.shape[1])](
+        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps, amsgrad)
+
+
+@kernel
+def _lambda_sgd_update(lam, held, n_held, G, scale, lr):
+    K = lam.shape[1]
+    e = cuda.grid(1)
+    if e < n_held * K:
+        s = e // K
+        k = e - s * K
+        r = held[s]
+        lam[r, k] = max(sgd_update(lam[r, k], scale * G[s, k], lr), lam.dtype.type(0.0))
+
+
+def lambda_sgd_update(lam, held, n_held, G, scale, lr):
+    """In place: Λ ← max(Λ − η·scale·G, 0) on the rows with a gradient."""
+    _lambda_sgd_update[launch(n_held * lam.shape[1])](lam, held, n_held, G, scale, lr)

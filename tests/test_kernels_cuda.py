@@ -1,0 +1,225 @@
+"""Every Numba CUDA kernel against the NumPy reference layer (SPEC §2-5, §7), in Numba's CUDA
+simulator (the default: ``conftest.py`` sets ``NUMBA_ENABLE_CUDASIM=1``) or on a GPU with
+``NUMBA_ENABLE_CUDASIM=0``. Blocks of 8 threads, so every grid has several blocks.
+
+Tolerances: float32 kernels against the float64 reference at rtol 1e-4 / atol 1e-6, as the CPU
+kernels; float64 at 1e-10 (same formulas, but atomic sums run in a different order).
+The PTX test compiles every kernel with the real NVVM compiler, which the simulator does not.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+numba_cuda = pytest.importorskip(
+    "numba_cuda", reason="numba-cuda is not installed (pip install -e .[test] or .[cuda])")
+from numba import config as numba_config  # noqa: E402
+from numba import cuda  # noqa: E402
+
+from conftest import random_triplets  # noqa: E402
+from test_kernels_cpu import (F32, _held, _run_backends, _tables, assert_user_metrics,  # noqa
+                              check_fused_theta_updates, lambda_update_case, rank_case)
+from lopt_np.kernels import ADAM, LAZY_ADAM, SGD, OPTIMIZER_CODES  # noqa: E402
+from lopt_np.kernels.cpu import hypergradient as cpu_hg  # noqa: E402
+from lopt_np.kernels.cuda import _jit  # noqa: E402
+from lopt_np.kernels.cuda import bpr as cuda_bpr  # noqa: E402
+from lopt_np.kernels.cuda import hypergradient as cuda_hg  # noqa: E402
+from lopt_np.kernels.cuda import lambda_update as cuda_lu  # noqa: E402
+from lopt_np.kernels.cuda import optimizers as cuda_optimizers  # noqa: E402
+from lopt_np.kernels.cuda.evaluation import rank_users  # noqa: E402
+from lopt_np.math import bpr as ref_bpr  # noqa: E402
+
+SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
+if not cuda.is_available():
+    pytest.skip("no CUDA GPU and the simulator is off (NUMBA_ENABLE_CUDASIM=0)",
+                allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def several_blocks(monkeypatch):
+    monkeypatch.setattr(_jit, "THREADS_PER_BLOCK", 8)
+
+
+def test_bpr_kernels_match_reference_with_repeated_rows():
+    rng = np.random.default_rng(0)
+    P, Q = _tables(rng)
+    u, i, j = random_triplets(rng, 11, 13, 60)   # every row repeats: atomics must lose nothing
+    n = len(u)
+    delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    idP, idQ = np.arange(11), np.arange(13)
+    cuda_bpr.bpr_forward(P, Q, idP, idQ, u, i, j, delta, loss)
+    P64, Q64 = P.astype(np.float64), Q.astype(np.float64)
+    out = np.zeros(2)
+    cuda_bpr.batch_sum(loss, out, 1)
+    np.testing.assert_allclose(out[1] / n, ref_bpr.bpr_loss(P64, Q64, u, i, j), **F32)
+    np.testing.assert_allclose(delta, ref_bpr.bpr_delta(P64, Q64, u, i, j), **F32)
+    gP, gQ = np.zeros_like(P), np.zeros_like(Q)
+    cP, cQ = np.zeros(11, np.int64), np.zeros(13, np.int64)
+    cuda_bpr.bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ,
+                              cP, cQ, True)
+    rP, rQ = ref_bpr.bpr_grad(P64, Q64, u, i, j)
+    np.testing.assert_allclose(gP, rP, **F32)
+    np.testing.assert_allclose(gQ, rQ, **F32)
+    np.testing.assert_array_equal(cP, np.bincount(u, minlength=11))
+    np.testing.assert_array_equal(cQ, np.bincount(np.r_[i, j], minlength=13))
+
+
+def test_bpr_scatter_through_compact_slot_maps():
+    """Only held rows accumulate, each into its compact buffer row (the lookahead's layout)."""
+    rng = np.random.default_rng(1)
+    P, Q = _tables(rng, K=5)
+    u, i, j = random_triplets(rng, 11, 13, 30)
+    delta = rng.uniform(-1, 0, 30).astype(np.float32)
+    idP, idQ = np.arange(11), np.arange(13)
+    slotP, heldP, nP, _ = _held(np.array([3, 7, 1]), 11)
+    slotQ, heldQ, nQ, _ = _held(np.array([0, 12, 5, 6]), 13)
+    args = (P, Q, idP, idQ, u, i, j, delta, np.float32(0.1), slotP, slotQ)
+    want = [np.zeros((11, 5), np.float32), np.zeros((13, 5), np.float32)]
+    from lopt_np.kernels.cpu.bpr import bpr_grad_scatter as cpu_scatter
+    cpu_scatter(*args, *want, np.zeros(11, np.int64), np.zeros(13, np.int64), True, 2)
+    got = [np.zeros_like(w) for w in want]
+    cuda_bpr.bpr_grad_scatter(*args, *got, np.zeros(11, np.int64), np.zeros(13, np.int64), True)
+    for g, w, n in zip(got, want, (nP, nQ)):
+        np.testing.assert_allclose(g[:n], w[:n], rtol=1e-5, atol=1e-7)
+        assert not g[n:].any()
+
+
+def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
+    check_fused_theta_updates(cuda_optimizers, granularity, optimizer, scope)
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZER_CODES))
+@pytest.mark.parametrize("layout", [(1, 1), (1, 4), (9, 1), (9, 4)], ids=str)
+def test_lookahead_and_lambda_reduction_match_cpu_kernels(optimizer, layout):
+    """``lookahead_rows`` and ``accumulate_lambda_grad`` for every Λ layout, float64, against
+    the CPU kernels (themselves checked against the reference and by finite differences)."""
+    rng = np.random.default_rng(7)
+    n, K, cap = 9, 4, 6
+    T = rng.normal(0, 0.5, (n, K))
+    m, v = rng.normal(0, 0.01, (n, K)), rng.uniform(1e-4, 1e-3, (n, K))
+    lam = rng.uniform(0, 0.3, layout)
+    slot, held, n_held, _ = _held(np.array([4, 1, 8, 4, 0]), n)
+    gbar = rng.normal(0, 0.1, (cap, K))
+    count = np.array([2, 1, 0, 1, 0, 0], np.int64)   # row 8 (slot 2) is in V but not in B̄
+    Gbar = rng.normal(0, 0.1, (cap, K))
+    per_row = layout[0] > 1
+    consts = (1 / 8, False, OPTIMIZER_CODES[optimizer], 0.003, 0.05, 0.9, 0.999, 0.1, 0.001, 1e-8)
+    outs = []
+    for hg in (cpu_hg, cuda_hg):
+        Tbar, dT = np.zeros((cap, K)), np.zeros((cap, K))
+        hg.lookahead_rows(T, m, v, gbar, count, held, n_held, lam, *consts, Tbar, dT)
+        G = np.zeros((cap if per_row else 1, layout[1]))
+        hg.accumulate_lambda_grad(Gbar, dT, n_held, per_row, G)
+        outs.append((Tbar[:n_held], dT[:n_held], G))
+    for got, want in zip(outs[1], outs[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    assert OPTIMIZER_CODES[optimizer] in (SGD, ADAM, LAZY_ADAM)
+
+
+def test_hold_release_and_zero_rows():
+    slot = np.full(9, -1, np.int64)
+    held = np.array([4, 1, 8, 0, 0], np.int64)
+    cuda_hg.hold_rows(slot, held, 3)
+    np.testing.assert_array_equal(slot, [-1, 1, -1, -1, 0, -1, -1, -1, 2])
+    cuda_hg.release_rows(slot, held, 3)
+    assert (slot == -1).all()
+    buf, counts = np.ones((2, 5, 3), np.float32), np.ones(5, np.int64)
+    cuda_hg.zero_rows(buf, counts, 3)
+    assert not buf[:, :3].any() and buf[:, 3:].all() and list(counts) == [0, 0, 0, 1, 1]
+    A = np.ones((5, 2), np.float32)
+    cuda_hg.zero_matrix_rows(A, 4)
+    assert not A[:4].any() and A[4].all()
+
+
+def test_lambda_update_kernels_match_reference(lambda_optimizer):
+    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer)
+    sq = np.zeros(1)
+    cuda_lu.sum_of_squares(Gc, n_held, sq)
+    np.testing.assert_allclose(sq[0], np.sum(Gc[:n_held].astype(np.float64) ** 2), rtol=1e-12)
+    scale = np.float32(min(1.0, 1.5 / np.sqrt(sq[0])))
+    if lambda_optimizer == "sgd":
+        cuda_lu.lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
+    else:
+        cuda_lu.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts)
+    np.testing.assert_allclose(got, want, **F32)
+    sums = np.zeros(2)
+    cuda_lu.row_sums(got, sums, 1)
+    np.testing.assert_allclose(sums[1], got.astype(np.float64).sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("block_size", [2, 64])
+def test_rank_users_matches_reference_evaluation(block_size):
+    P, Q, t_indptr, t_items, s_indptr, s_items, ks, ref = rank_case()
+    nU = len(P)
+    users = np.flatnonzero(np.diff(t_indptr) > 0)
+    ranks = np.zeros(len(t_items), np.int64)
+    auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
+    rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd,
+               block_size=block_size)
+    assert_user_metrics(auc, hr, nd, ks, ref)
+
+
+def test_cuda_backend_matches_reference_float64(granularity, optimizer, scope):
+    for lam_opt in ("adam", "sgd"):
+        backends, losses = _run_backends(granularity, optimizer, scope, lam_opt, np.float64, 2,
+                                         names=("reference", "cuda"))
+        for ref, got in losses:
+            np.testing.assert_allclose(got, ref, rtol=1e-10)
+        for a, b in zip(*(bk.parameters() for bk in backends)):
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
+
+
+def test_cuda_backend_matches_reference_float32(granularity, optimizer, scope):
+    backends, losses = _run_backends(granularity, optimizer, scope, "amsgrad", np.float32, 2,
+                                     names=("reference", "cuda"))
+    for ref, got in losses:
+        np.testing.assert_allclose(got, ref, rtol=1e-5)
+    for a, b in zip(*(bk.parameters() for bk in backends)):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
+    mean_P, mean_Q = backends[1].mean_lambda()
+    _, _, lam_P, lam_Q = backends[1].parameters()
+    assert mean_P == pytest.approx(float(lam_P.mean()), rel=1e-6)
+    assert mean_Q == pytest.approx(float(lam_Q.mean()), rel=1e-6)
+    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))   # Λ was updated
+    assert backends[1].all_finite()
+
+
+@pytest.mark.skipif(not SIMULATOR, reason="patches device functions, which only the "
+                                          "simulator looks up at run time")
+@pytest.mark.parametrize("module, name", [(cuda_hg, "adam_jacobian"), (cuda_hg, "penalty_grad"),
+                                          (cuda_optimizers, "adam_moments"),
+                                          (cuda_bpr, "bpr_margin")])
+def test_a_perturbed_cuda_kernel_is_caught(monkeypatch, module, name):
+    """The backend comparison above fails when one CUDA formula is off by 0.1 %."""
+    exact = getattr(module, name)
+
+    def perturbed(*args):
+        out = exact(*args)
+        return tuple(x * 1.001 for x in out) if isinstance(out, tuple) else out * 1.001
+
+    monkeypatch.setattr(module, name, perturbed)
+    with pytest.raises(AssertionError):
+        test_cuda_backend_matches_reference_float64("DUI", "adam", "batch")
+
+
+def test_every_kernel_compiles_for_a_real_gpu_without_float64_in_float32_kernels():
+    """Numba CUDA compiles every kernel to PTX (real NVVM, no GPU needed), and the float32
+    variants of the hot kernels contain no float64 arithmetic (a silent promotion would halve
+    their speed). Skips where the CUDA compiler libraries are not installed."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    script = os.path.join(os.path.dirname(__file__), "cuda_ptx_check.py")
+    r = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode == 3:
+        pytest.skip(r.stderr.strip())
+    assert r.returncode == 0, r.stderr[-3000:]
+    f64 = json.loads(r.stdout)
+    assert len(f64) == 20
+    for name in ("bpr._bpr_grad_scatter", "optimizers._adam_update",
+                 "optimizers._lazy_adam_update", "optimizers._sgd_update",
+                 "hypergradient._lookahead_rows", "lambda_update._lambda_adam_update",
+                 "lambda_update._lambda_sgd_update"):
+        assert f64[f"lopt_np.kernels.cuda.{name}"]["float32"] == 0, name
