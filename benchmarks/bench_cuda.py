@@ -14,7 +14,6 @@ the report says when it did. Without a usable GPU the CPU rows are written and t
 say why they are missing.
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -25,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_epoch import SHAPES, median_of, shaped_split  # noqa: E402
+from report import save_report  # noqa: E402
 
 from lopt_np import LambdaOpt, Split, evaluate  # noqa: E402
 from lopt_np.errors import BackendUnavailableError  # noqa: E402
@@ -129,7 +129,6 @@ def write_report(a, split, threads, cpu_name, gpu_name, why, rows):
         lines += ["", f"no CUDA rows: {why}"]
     text = "\n".join(lines)
     print(text)
-    os.makedirs(a.out, exist_ok=True)
     meta = {"shape": a.shape, "users": split.n_users, "items": split.n_items,
             "train_triplets": len(split.train), "dim": a.dim, "batch_size": a.batch_size,
             "threads": threads, "cpu": cpu_name, "gpu": gpu_name, "cuda_unavailable": why,
@@ -137,10 +136,7 @@ def write_report(a, split, threads, cpu_name, gpu_name, why, rows):
     out = {"meta": meta, "ratios_gpu_over_cpu": ratios,
            "rows": {k: {"median_s": m, "runs_s": r, "timed_fraction": f}
                     for k, (m, r, f) in rows.items()}}
-    with open(os.path.join(a.out, f"bench_cuda-{a.shape}.json"), "w") as fh:
-        json.dump(out, fh, indent=2)
-    with open(os.path.join(a.out, f"bench_cuda-{a.shape}.md"), "w") as fh:
-        fh.write(text + "\n")
+    save_report(a.out, f"bench_cuda-{a.shape}", out, text)
 
 
 if __name__ == "__main__":

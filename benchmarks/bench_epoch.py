@@ -12,7 +12,6 @@ for λOpt also one lookahead batch B̄ and one validation batch V per step; the 
 triplets lopt_np sampled (their sampling is not timed; implicit samples its own).
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
+from report import save_report  # noqa: E402
 
 from lopt_np import LambdaOpt, Split, evaluate  # noqa: E402
 from lopt_np.sampling import TripletSampler  # noqa: E402
@@ -161,16 +161,12 @@ def write_report(a, split, threads, rows, peer_rows, skipped):
         lines += ["", "skipped: " + ", ".join(skipped)]
     text = "\n".join(lines)
     print(text)
-    os.makedirs(a.out, exist_ok=True)
     out = {"meta": meta,
            "lopt_np": {k: {"median_s": m, "runs_s": r, "ratio_to_fixed_dense_adam": m / base}
                        for k, (m, r) in rows.items()},
            "peers": {k: {"median_s": m, "runs_s": r, **ratios[k]}
                      for k, (m, r) in peer_rows.items()}}
-    with open(os.path.join(a.out, f"bench_epoch-{a.shape}.json"), "w") as fh:
-        json.dump(out, fh, indent=2)
-    with open(os.path.join(a.out, f"bench_epoch-{a.shape}.md"), "w") as fh:
-        fh.write(text + "\n")
+    save_report(a.out, f"bench_epoch-{a.shape}", out, text)
 
 
 if __name__ == "__main__":

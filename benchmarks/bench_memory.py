@@ -9,7 +9,6 @@ process (data generation included), the RSS before training, and the bytes of th
 when the backend is built; the hot loop allocates nothing.
 """
 import argparse
-import json
 import os
 import resource
 import sys
@@ -17,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_epoch import SHAPES, shaped_split  # noqa: E402
+from report import save_report  # noqa: E402
 
 from lopt_np import LambdaOpt  # noqa: E402
 
@@ -57,11 +57,7 @@ def main():
             f" peak RSS {peak:,.0f} MiB (before training {before:,.0f} MiB; Θ+moments+Λ+moments "
             f"{table * 6:,.0f} MiB of float32 state); epoch {res['epoch_seconds'][0]:.1f} s")
     print(text)
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, f"bench_memory-{a.shape}.json"), "w") as fh:
-        json.dump(res, fh, indent=2)
-    with open(os.path.join(a.out, f"bench_memory-{a.shape}.md"), "w") as fh:
-        fh.write(text + "\n")
+    save_report(a.out, f"bench_memory-{a.shape}", res, text)
 
 
 if __name__ == "__main__":

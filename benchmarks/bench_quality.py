@@ -9,13 +9,17 @@ Writes ``benchmarks/results/bench_quality-<data>.{json,md}``.
 import argparse
 import json
 import os
+import sys
 import time
 
-from lopt_np import LambdaOpt
-from lopt_np.data.loaders import load_interactions
-from lopt_np.data.preprocess import build_split
-from lopt_np.evaluation import evaluate
-from lopt_np.trainer import Progress
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import save_report  # noqa: E402
+
+from lopt_np import LambdaOpt  # noqa: E402
+from lopt_np.data.loaders import load_interactions  # noqa: E402
+from lopt_np.data.preprocess import build_split  # noqa: E402
+from lopt_np.evaluation import evaluate  # noqa: E402
+from lopt_np.trainer import Progress  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                             "ml-1m-u2999.csv.gz")
@@ -78,12 +82,9 @@ def main():
                    "no evaluation point")]
     text = "\n".join(lines)
     print(text)
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, f"bench_quality-{name}.json"), "w") as fh:
-        json.dump({"config": cfg, "budget_s": a.budget, "target_hr@100": a.target,
-                   "reached": reached, "curve": curve.points}, fh, indent=2)
-    with open(os.path.join(a.out, f"bench_quality-{name}.md"), "w") as fh:
-        fh.write(text + "\n")
+    save_report(a.out, f"bench_quality-{name}", {
+        "config": cfg, "budget_s": a.budget, "target_hr@100": a.target, "reached": reached,
+        "curve": curve.points}, text)
 
 
 if __name__ == "__main__":
