@@ -1,6 +1,7 @@
 """The ``lopt`` command (Click). The only module of lopt_np that imports click.
 
-Commands: ``lopt train``, ``lopt gradcheck``, ``lopt data stats``, ``lopt evaluate``.
+Commands: ``lopt train``, ``lopt grid``, ``lopt gradcheck``, ``lopt data stats``,
+``lopt evaluate``.
 Every error lopt_np raises on purpose becomes one ``Error: …`` line and exit status 1.
 """
 import functools
@@ -161,23 +162,54 @@ class ClickProgress(Progress):
                        err=True)
 
 
+def training_options(fn):
+    """Options of the MF-BPR training shared by ``lopt train`` and ``lopt grid``."""
+    opts = [
+        click.option("--optimizer", default="adam", show_default=True,
+                     type=click.Choice(THETA_OPTIMIZERS), help="Θ optimizer."),
+        click.option("--lr", default=5e-3, show_default=True, type=POSITIVE,
+                     help="Θ learning rate."),
+        click.option("--dim", default=64, show_default=True, type=click.IntRange(min=1),
+                     help="Latent dimension K."),
+        click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1)),
+        click.option("--init-std", default=0.1, show_default=True, type=POSITIVE,
+                     help="Std of the N(0, σ²) embedding init."),
+        click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES),
+                     help="Penalty on the batch's rows or on every row (SPEC §3)."),
+        click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1)),
+        click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=0),
+                     help="Validation metrics every N epochs (0: only at the end)."),
+        click.option("--early-stopping", default="hr@100", show_default=True,
+                     help="Validation metric for early stopping and model selection."),
+        click.option("--patience", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="Stop after N evaluations without improvement, keep the best (0: off)."),
+        click.option("--ks", default="50,100", show_default=True, callback=parse_ks,
+                     help="Cut-offs K of HR@K and NDCG@K."),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--device", default="cpu", show_default=True,
+                     type=click.Choice(["cpu", "cuda"]),
+                     help="cuda: every step on the GPU (numba-cuda, the `cuda` extra)."),
+        click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="CPU threads (0: all cores)."),
+        click.option("--out", "out_dir", default="lopt-run", show_default=True,
+                     type=click.Path(file_okay=False), help="Output directory."),
+        click.option("--overwrite", is_flag=True, help="Replace a non-empty --out."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 @main.command()
 @data_options
+@training_options
 @click.option("--granularity", default="DUI", show_default=True,
               type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
               help="Which indices Λ carries (SPEC §3).")
 @click.option("--fixed-lambda", is_flag=True,
               help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
-@click.option("--optimizer", default="adam", show_default=True,
-              type=click.Choice(THETA_OPTIMIZERS), help="Θ optimizer.")
-@click.option("--lr", default=5e-3, show_default=True, type=POSITIVE, help="Θ learning rate.")
-@click.option("--dim", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Latent dimension K.")
-@click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1))
 @click.option("--valid-batch-size", default=0, show_default=True, type=click.IntRange(min=0),
               help="Validation triplets per Λ update (0: --batch-size).")
-@click.option("--init-std", default=0.1, show_default=True, type=POSITIVE,
-              help="Std of the N(0, σ²) embedding init.")
 @click.option("--lambda-init", default=0.0, show_default=True, type=NONNEG)
 @click.option("--lambda-optimizer", default="adam", show_default=True,
               type=click.Choice(LAMBDA_OPTIMIZERS))
@@ -186,25 +218,6 @@ class ClickProgress(Progress):
               help="Clip G_Λ to this global L2 norm (default: no clipping).")
 @click.option("--lambda-update-interval", default=1, show_default=True,
               type=click.IntRange(min=1), help="Update Λ every N steps.")
-@click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES),
-              help="Penalty on the batch's rows or on every row (SPEC §3).")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=0),
-              help="Validation metrics every N epochs (0: only at the end).")
-@click.option("--early-stopping", default="hr@100", show_default=True,
-              help="Validation metric for early stopping and model selection.")
-@click.option("--patience", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Stop after N evaluations without improvement, keep the best (0: off).")
-@click.option("--ks", default="50,100", show_default=True, callback=parse_ks,
-              help="Cut-offs K of HR@K and NDCG@K.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
-              help="cuda: every step on the GPU (numba-cuda, the `cuda` extra).")
-@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
-              help="CPU threads (0: all cores).")
-@click.option("--out", "out_dir", default="lopt-run", show_default=True,
-              type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
 @friendly_errors
 def train(out_dir, overwrite, fixed_lambda, **opts):
     """Train MF-BPR with λOpt (or a fixed λ), evaluate on test, write the run to --out."""
@@ -233,6 +246,78 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
     click.echo(f"test: {format_metrics(result['metrics'])}")
     click.echo(f"wrote {out_dir}/ (config.json, metrics.json, lambda_trajectory.npz, model.npz, "
                f"split.npz, summary.txt)")
+
+
+def parse_lambdas(ctx, param, value):
+    try:
+        return tuple(float(x) for x in str(value).split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+
+
+@main.command()
+@data_options
+@training_options
+@click.option("--lambdas", default="10,1,0.1,0.01,0.001,0.0001,0.00001,0", show_default=True,
+              callback=parse_lambdas, help="The global λ values to train.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Train this many λ values at once (CPU; the cores are split among them).")
+@friendly_errors
+def grid(out_dir, overwrite, lambdas, jobs, **opts):
+    """MF-λFix grid search over a global λ: one training per value, selection by the validation
+    --early-stopping metric, test metrics of every value; writes grid.csv/grid.json and the
+    selected model to --out."""
+    import pandas as pd
+
+    from lopt_np.grid import check_lambdas, fixed_lambda_params, grid_search
+    from lopt_np.io import atomic_output_dir, check_output_dir, save_run, write_json
+    from lopt_np.trainer import LambdaOpt
+
+    check_output_dir(out_dir, overwrite)
+    data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
+    lambdas = check_lambdas(lambdas)
+    LambdaOpt(**fixed_lambda_params(opts, 0.0))   # validates every option before the data
+    t0 = time.perf_counter()
+    split, data_info = load_data(**data)
+    click.echo(format_summary(data_info))
+    click.echo(f"grid of {len(lambdas)} λ values ({opts['optimizer']}, K={opts['dim']}, "
+               f"{opts['epochs']} epochs each, {jobs} at a time) on {opts['device']}")
+
+    def report(run, done, total):
+        click.echo(f"[{done}/{total}] λ={run.lam:g}: valid {opts['early_stopping']} "
+                   f"{run.valid[opts['early_stopping']]:.4f}, test "
+                   f"{format_metrics(run.test)} ({run.wall_seconds:.1f} s)", err=True)
+
+    with atomic_output_dir(out_dir, overwrite) as tmp:
+        result, model = grid_search(split, lambdas, jobs=jobs, on_run=report, **opts)
+        table = pd.DataFrame(result.rows())
+        table.to_csv(os.path.join(tmp, "grid.csv"), index=False)
+        best = result.best
+        wall = time.perf_counter() - t0
+        write_json(os.path.join(tmp, "grid.json"), {
+            "lambdas": lambdas, "select": result.select, "selected_lambda": best.lam,
+            "runs": result.rows(), "sweep_wall_seconds": result.wall_seconds,
+            "sum_of_run_seconds": sum(r.wall_seconds for r in result.runs),
+            "jobs": jobs, "wall_seconds": wall, "train": opts, "data": data_info})
+        lines = [f"MF-λFix grid over λ ∈ {{{', '.join(f'{x:g}' for x in lambdas)}}}",
+                 format_summary(data_info), "",
+                 "λ          valid " + result.select + "   " + "  ".join(
+                     f"test {k}" for k in best.test) + "   seconds"]
+        for r in result.runs:
+            mark = "  <- selected" if r is best else ""
+            lines.append(f"{r.lam:<10g} {r.valid[result.select]:>10.4f}   " + "  ".join(
+                f"{v:>{len(k) + 5}.4f}" for k, v in r.test.items()) +
+                f"   {r.wall_seconds:7.1f}{mark}")
+        lines += ["", f"selected λ = {best.lam:g} (best validation {result.select}); "
+                      f"test: {format_metrics(best.test)}",
+                  f"sweep wall time {result.wall_seconds:.1f} s ({jobs} at a time; the runs "
+                  f"took {sum(r.wall_seconds for r in result.runs):.1f} s in all)"]
+        text = "\n".join(lines) + "\n"
+        save_run(tmp, model, split, model.evaluate(split, "test"),
+                 {**data_info, "wall_seconds": wall}, text)
+    click.echo(text, nl=False)
+    click.echo(f"wrote {out_dir}/ (grid.csv, grid.json, summary.txt, and the selected model: "
+               f"config.json, metrics.json, model.npz, split.npz, lambda_trajectory.npz)")
 
 
 @main.command()

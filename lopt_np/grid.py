@@ -1,0 +1,131 @@
+"""MF-λFix grid search (the paper's baseline and Figure 1): one full training per global λ,
+selection by a validation metric, test metrics of the selected model, total wall time.
+
+Every run uses the same seed, so the same initialization and the same triplets; only λ differs.
+``jobs > 1`` trains several values at once in separate processes, splitting the cores among
+them (CPU only: one GPU trains one value at a time).
+"""
+import dataclasses
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+
+import numpy as np
+
+from .errors import ConfigError
+from .evaluation import evaluate
+from .trainer import LambdaOpt
+
+DEFAULT_LAMBDAS = (10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.0)
+
+
+@dataclasses.dataclass
+class GridRun:
+    """One λ of the grid: validation metrics of the kept epoch, test metrics, seconds."""
+    lam: float
+    best_epoch: int
+    valid: dict
+    test: dict
+    train_seconds: float
+    wall_seconds: float
+
+    def row(self):
+        return {"lambda": self.lam, "best_epoch": self.best_epoch,
+                **{f"valid_{k}": v for k, v in self.valid.items()},
+                **{f"test_{k}": v for k, v in self.test.items()},
+                "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds}
+
+
+@dataclasses.dataclass
+class GridResult:
+    runs: list            # GridRun, in the order of the λ values given
+    select: str           # the validation metric that picks the winner
+    selected: int         # index into runs
+    wall_seconds: float   # the whole sweep, parallelism included
+    jobs: int
+
+    @property
+    def best(self):
+        return self.runs[self.selected]
+
+    def rows(self):
+        return [r.row() for r in self.runs]
+
+
+def check_lambdas(lambdas):
+    lambdas = [float(x) for x in lambdas]
+    if not lambdas:
+        raise ConfigError("the λ grid is empty")
+    bad = [x for x in lambdas if not (math.isfinite(x) and x >= 0)]
+    if bad:
+        raise ConfigError(f"λ values must be finite numbers ≥ 0, got {bad}")
+    if len(set(lambdas)) != len(lambdas):
+        raise ConfigError(f"the λ grid repeats a value: {lambdas}")
+    return lambdas
+
+
+def fixed_lambda_params(params, lam):
+    """Training parameters of MF-λFix with one global λ."""
+    return {**params, "learn_lambda": False, "granularity": "global", "lambda_init": lam}
+
+
+def train_one(split, params, lam, want_model=False):
+    """Train MF-λFix at ``lam``; returns ``(GridRun, model or None)``."""
+    t0 = time.perf_counter()
+    model = LambdaOpt(**fixed_lambda_params(params, lam)).fit(split)
+    record = next(h for h in model.history if h["epoch"] == model.best_epoch)
+    valid = record.get("valid")
+    if valid is None:                       # no evaluation during training (eval_every=0)
+        valid = model.evaluate(split, "valid")["metrics"]
+    test = model.evaluate(split, "test")["metrics"]
+    train_s = sum(h["train_seconds"] for h in model.history)
+    run = GridRun(lam, model.best_epoch, valid, test, train_s, time.perf_counter() - t0)
+    return run, (model if want_model else None)
+
+
+def _train_in_worker(split, params, lam, threads):
+    import numba
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    run, model = train_one(split, {**params, "threads": threads}, lam, want_model=True)
+    return run, model
+
+
+def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, **params):
+    """Train MF-λFix for every λ in ``lambdas`` (other settings: ``params``, as for
+    :class:`~lopt_np.trainer.LambdaOpt`); select the value with the best validation
+    ``params["early_stopping"]`` metric (default hr@100). ``on_run(run, n_done, n_total)`` is
+    called as each value finishes. Returns ``(GridResult, selected model)``."""
+    lambdas = check_lambdas(lambdas)
+    params = dict(params)
+    cfg = LambdaOpt(**fixed_lambda_params(params, 0.0)).config        # validates everything
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+    if jobs > 1 and cfg.device != "cpu":
+        raise ConfigError(f"jobs > 1 runs several trainings at once on the CPU cores; with "
+                          f"device {cfg.device!r} use jobs=1")
+    select = cfg.early_stopping
+    t0 = time.perf_counter()
+    runs, models = {}, {}
+    if jobs == 1:
+        for lam in lambdas:
+            runs[lam], models[lam] = train_one(split, params, lam, want_model=True)
+            if on_run:
+                on_run(runs[lam], len(runs), len(lambdas))
+    else:
+        cores = cfg.threads or os.cpu_count() or 1
+        threads = max(1, cores // jobs)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_train_in_worker, split, params, lam, threads): lam
+                       for lam in lambdas}
+            for fut in as_completed(futures):
+                lam = futures[fut]
+                runs[lam], models[lam] = fut.result()
+                if on_run:
+                    on_run(runs[lam], len(runs), len(lambdas))
+    ordered = [runs[lam] for lam in lambdas]
+    scores = [r.valid[select] for r in ordered]
+    selected = int(np.argmax(scores))          # ties: the first (largest λ as listed)
+    result = GridResult(ordered, select, selected, time.perf_counter() - t0, jobs)
+    return result, models[lambdas[selected]]
