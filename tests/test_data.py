@@ -105,6 +105,16 @@ def test_chronological_split_rounding_and_ties():
     assert list(valid[:, 1]) == [12, 13, 14, 15]
 
 
+@pytest.mark.parametrize("n, counts", [(5, (3, 1, 1)), (7, (5, 1, 1)), (9, (6, 2, 1)),
+                                       (10, (6, 2, 2)), (14, (9, 3, 2)), (19, (12, 4, 3))])
+def test_short_histories_are_rounded_down_as_the_authors_code(n, counts):
+    """test = ⌊0.2 n⌋, validation = ⌊0.25 (n − test)⌋ (half-up rounding would give
+    n = 7 → 4/2/1, n = 9 → 5/2/2, n = 14 → 8/3/3)."""
+    df = pd.DataFrame({"u": np.zeros(n, int), "i": np.arange(n), "timestamp": np.arange(n),
+                       "_pos": np.arange(n)})
+    assert tuple(map(len, chronological_split(df))) == counts
+
+
 def test_user_without_test_items_is_an_error():
     df = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "y", "x"], "timestamp": [1, 2, 3]})
     with pytest.raises(DataError, match="no test items"):

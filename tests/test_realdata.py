@@ -17,6 +17,13 @@ def test_ml100k_loads_with_the_published_counts():
     assert len(df) == 100_000 and df.user.nunique() == 943 and df.item.nunique() == 1682
 
 
+def test_ml1m_u2999_split_has_the_authors_counts():
+    """No filter, 60/20/20 by time: the counts the authors' code gives (issue 4's anchor)."""
+    from lopt_np.data.preprocess import build_split
+    split = build_split(load_interactions(shared_file("ml-1m-u2999.csv.gz")), min_count=0)
+    assert (len(split.train), len(split.valid), len(split.test)) == (294_413, 96_914, 96_323)
+
+
 def test_ml100k_stats_after_filter(tmp_path, monkeypatch):
     monkeypatch.setenv("LOPT_CACHE_DIR", str(tmp_path))
     r = CliRunner().invoke(main, ["data", "stats", shared_file("ml-100k.csv.gz")])
