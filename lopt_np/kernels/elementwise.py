@@ -35,6 +35,19 @@ def bpr_delta(x):
     return -1.0 / (1.0 + math.exp(x))
 
 
+def sorted_contains(values, lo, hi, x):
+    """True when ``x`` is among ``values[lo:hi]`` (sorted ascending): a binary search over one
+    user's item list of a CSR array (negative sampling, the evaluation's negatives)."""
+    end = hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < end and values[lo] == x
+
+
 def penalty_grad(w, lam, theta):
     """2 w Λ θ (``math.penalty.penalty_grad``, SPEC §3), written (w + w)·Λ·θ: no float64
     literal, so a float32 kernel stays in float32."""

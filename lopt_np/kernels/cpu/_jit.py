@@ -18,6 +18,7 @@ fast_reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz
 sigmoid = jit(_e.sigmoid)
 softplus = jit(_e.softplus)
 bpr_delta = jit(_e.bpr_delta)
+sorted_contains = jit(_e.sorted_contains)
 penalty_grad = jit(_e.penalty_grad)
 penalty_grad_lambda = jit(_e.penalty_grad_lambda)
 sgd_update = jit(_e.sgd_update)

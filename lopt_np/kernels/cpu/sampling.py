@@ -8,7 +8,7 @@ set (``indptr``/``indices``: each user's sorted item list).
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import jit, pjit, sorted_contains
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -36,15 +36,6 @@ def sample_negatives(users, indptr, indices, n_items, seed, out):
         while True:
             key = splitmix64(key)
             j = np.int64(key % n)
-            # binary search in the user's sorted item list
-            a = lo
-            z = hi
-            while a < z:
-                mid = (a + z) // 2
-                if indices[mid] < j:
-                    a = mid + 1
-                else:
-                    z = mid
-            if not (a < hi and indices[a] == j):
+            if not sorted_contains(indices, lo, hi, j):
                 out[b] = j
                 break

@@ -14,6 +14,7 @@ kernel = cuda.jit
 sigmoid = device(_e.sigmoid)
 softplus = device(_e.softplus)
 bpr_delta = device(_e.bpr_delta)
+sorted_contains = device(_e.sorted_contains)
 penalty_grad = device(_e.penalty_grad)
 penalty_grad_lambda = device(_e.penalty_grad_lambda)
 sgd_update = device(_e.sgd_update)

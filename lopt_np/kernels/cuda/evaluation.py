@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._jit import kernel, launch
+from ._jit import kernel, launch, sorted_contains
 
 
 @kernel
@@ -36,15 +36,7 @@ def _mark_negatives(block_users, seen_indptr, seen_items, negative):
         b = e // n_items
         i = e - b * n_items
         u = block_users[b]
-        lo = seen_indptr[u]       # binary search of i in the user's sorted item list
-        hi = seen_indptr[u + 1]
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if seen_items[mid] < i:
-                lo = mid + 1
-            else:
-                hi = mid
-        seen = lo < seen_indptr[u + 1] and seen_items[lo] == i
+        seen = sorted_contains(seen_items, seen_indptr[u], seen_indptr[u + 1], i)
         negative[b, i] = 0 if seen else 1
 
 
