@@ -2,8 +2,10 @@
 import numpy as np
 
 from ..granularity import get_granularity, learned_blocks
+from ..kernels import OPTIMIZER_CODES
 from ..math.hypergradient import ThetaOptimizer
 from ..math.lambda_update import LambdaOptimizer
+from ..math.optimizers import adam_step_size
 
 
 class Backend:
@@ -25,6 +27,18 @@ class Backend:
         self.dtype = np.dtype(P.dtype)
         self.t = 0          # Θ updates done
         self.lambda_t = 0   # Λ updates done
+        # the optimizers' scalars in the tables' dtype (a float32 kernel stays in float32)
+        f = self.dtype.type
+        o, lo = theta_opt, lambda_opt
+        self.code = OPTIMIZER_CODES[o.name]
+        self._lr, self._eps = f(o.lr), f(o.eps)
+        self._betas = (f(o.beta1), f(o.beta2), f(1.0 - o.beta1), f(1.0 - o.beta2))
+        self._lambda_betas = (f(lo.beta1), f(lo.beta2), f(1.0 - lo.beta1), f(1.0 - lo.beta2))
+
+    def _alpha(self, t):
+        """Adam's step size α_t for Θ (Eq. 14), in the tables' dtype."""
+        o = self.theta_opt
+        return self.dtype.type(adam_step_size(o.lr, o.beta1, o.beta2, t))
 
     def lambda_step(self, train_batch, valid_batch):
         raise NotImplementedError

@@ -10,7 +10,6 @@ import math
 import numpy as np
 
 from ..granularity import learned_blocks
-from ..kernels import OPTIMIZER_CODES
 from ..kernels.cpu.bpr import bpr_forward, bpr_grad_scatter, column_blocks, sum_in_order
 from ..kernels.cpu.hypergradient import (accumulate_lambda_grad, hold_rows, lookahead_rows,
                                          release_rows, zero_rows)
@@ -75,7 +74,6 @@ class CpuBackend(Backend):
     def __init__(self, P, Q, lam_P, lam_Q, *args, max_batch=1024, max_valid_batch=1024,
                  **kwargs):
         super().__init__(P, Q, lam_P, lam_Q, *args, **kwargs)
-        f = self.dtype.type
         lam_P = np.ascontiguousarray(lam_P, dtype=self.dtype)
         lam_Q = lam_P if self.granularity.tied else np.ascontiguousarray(lam_Q, dtype=self.dtype)
         rows = max(max_batch, max_valid_batch)
@@ -92,16 +90,6 @@ class CpuBackend(Backend):
         nb = max(max_batch, max_valid_batch)
         self.delta = np.zeros(nb, self.dtype)
         self.loss = np.zeros(nb, self.dtype)
-        o = self.theta_opt
-        self.code = OPTIMIZER_CODES[o.name]
-        self._lr, self._eps = f(o.lr), f(o.eps)
-        self._betas = (f(o.beta1), f(o.beta2), f(1.0 - o.beta1), f(1.0 - o.beta2))
-        lo = self.lambda_opt
-        self._lambda_betas = (f(lo.beta1), f(lo.beta2), f(1.0 - lo.beta1), f(1.0 - lo.beta2))
-
-    def _alpha(self, t):
-        o = self.theta_opt
-        return self.dtype.type(adam_step_size(o.lr, o.beta1, o.beta2, t))
 
     # SPEC §5 steps 1-5 -------------------------------------------------------------------
     def lambda_step(self, train_batch, valid_batch):

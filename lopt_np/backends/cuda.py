@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from ..granularity import learned_blocks
-from ..kernels import OPTIMIZER_CODES
 from ..kernels.cpu.hypergradient import hold_rows as order_held_rows, release_rows as host_release
 from ..math.lambda_update import clip_scale
 from ..math.optimizers import adam_step_size
@@ -103,7 +102,6 @@ class CudaBackend(Backend):
                  **kwargs):
         cuda = cuda_module()
         super().__init__(P, Q, lam_P, lam_Q, *args, **kwargs)
-        f = self.dtype.type
         host_lam_P = np.ascontiguousarray(lam_P, dtype=self.dtype)
         host_lam_Q = host_lam_P if self.granularity.tied else np.ascontiguousarray(
             lam_Q, dtype=self.dtype)
@@ -133,16 +131,6 @@ class CudaBackend(Backend):
         self._zeros = cuda.pinned_array(2, np.float64)
         self._zeros[:] = 0.0
         self._host_scalars = cuda.pinned_array(2, np.float64)
-        o = self.theta_opt
-        self.code = OPTIMIZER_CODES[o.name]
-        self._lr, self._eps = f(o.lr), f(o.eps)
-        self._betas = (f(o.beta1), f(o.beta2), f(1.0 - o.beta1), f(1.0 - o.beta2))
-        lo = self.lambda_opt
-        self._lambda_betas = (f(lo.beta1), f(lo.beta2), f(1.0 - lo.beta1), f(1.0 - lo.beta2))
-
-    def _alpha(self, t):
-        o = self.theta_opt
-        return self.dtype.type(adam_step_size(o.lr, o.beta1, o.beta2, t))
 
     @staticmethod
     def _upload(buffers, batch):
