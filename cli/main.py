@@ -313,7 +313,7 @@ def grid(out_dir, overwrite, lambdas, jobs, **opts):
                   f"sweep wall time {result.wall_seconds:.1f} s ({jobs} at a time; the runs "
                   f"took {sum(r.wall_seconds for r in result.runs):.1f} s in all)"]
         text = "\n".join(lines) + "\n"
-        save_run(tmp, model, split, model.evaluate(split, "test"),
+        save_run(tmp, model, split, best.test_result,
                  {**data_info, "wall_seconds": wall}, text)
     click.echo(text, nl=False)
     click.echo(f"wrote {out_dir}/ (grid.csv, grid.json, summary.txt, and the selected model: "

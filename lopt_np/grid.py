@@ -15,7 +15,6 @@ from multiprocessing import get_context
 import numpy as np
 
 from .errors import ConfigError
-from .evaluation import evaluate
 from .trainer import LambdaOpt
 
 DEFAULT_LAMBDAS = (10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.0)
@@ -23,13 +22,18 @@ DEFAULT_LAMBDAS = (10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.0)
 
 @dataclasses.dataclass
 class GridRun:
-    """One λ of the grid: validation metrics of the kept epoch, test metrics, seconds."""
+    """One λ of the grid: validation metrics of the kept epoch, the test evaluation
+    (``lopt_np.evaluation.evaluate``'s result, per-group breakdown included), seconds."""
     lam: float
     best_epoch: int
     valid: dict
-    test: dict
+    test_result: dict = dataclasses.field(repr=False)
     train_seconds: float
     wall_seconds: float
+
+    @property
+    def test(self):
+        return self.test_result["metrics"]
 
     def row(self):
         return {"lambda": self.lam, "best_epoch": self.best_epoch,
@@ -71,24 +75,17 @@ def fixed_lambda_params(params, lam):
     return {**params, "learn_lambda": False, "granularity": "global", "lambda_init": lam}
 
 
-def train_one(split, params, lam, want_model=False):
-    """Train MF-λFix at ``lam``; returns ``(GridRun, model or None)``."""
+def train_one(split, params, lam):
+    """Train MF-λFix at ``lam``; returns ``(GridRun, model)``."""
     t0 = time.perf_counter()
     model = LambdaOpt(**fixed_lambda_params(params, lam)).fit(split)
     record = next(h for h in model.history if h["epoch"] == model.best_epoch)
     valid = record.get("valid")
     if valid is None:                       # no evaluation during training (eval_every=0)
         valid = model.evaluate(split, "valid")["metrics"]
-    test = model.evaluate(split, "test")["metrics"]
+    test = model.evaluate(split, "test")
     train_s = sum(h["train_seconds"] for h in model.history)
     run = GridRun(lam, model.best_epoch, valid, test, train_s, time.perf_counter() - t0)
-    return run, (model if want_model else None)
-
-
-def _train_in_worker(split, params, lam, threads):
-    import numba
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    run, model = train_one(split, {**params, "threads": threads}, lam, want_model=True)
     return run, model
 
 
@@ -110,15 +107,14 @@ def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, **params):
     runs, models = {}, {}
     if jobs == 1:
         for lam in lambdas:
-            runs[lam], models[lam] = train_one(split, params, lam, want_model=True)
+            runs[lam], models[lam] = train_one(split, params, lam)
             if on_run:
                 on_run(runs[lam], len(runs), len(lambdas))
     else:
         cores = cfg.threads or os.cpu_count() or 1
-        threads = max(1, cores // jobs)
+        worker = {**params, "threads": max(1, cores // jobs)}   # the trainer sets Numba's
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_train_in_worker, split, params, lam, threads): lam
-                       for lam in lambdas}
+            futures = {pool.submit(train_one, split, worker, lam): lam for lam in lambdas}
             for fut in as_completed(futures):
                 lam = futures[fut]
                 runs[lam], models[lam] = fut.result()
