@@ -63,7 +63,7 @@ def device_names():
     except (OSError, StopIteration):
         pass
     try:
-        from lopt_np.backends.cuda import cuda_module
+        from lopt_np.backends.cuda_support import cuda_module
         gpu = cuda_module().get_current_device().name
         gpu = gpu.decode() if isinstance(gpu, bytes) else str(gpu)
         return cpu, gpu, None

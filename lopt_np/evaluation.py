@@ -12,6 +12,12 @@ DEFAULT_KS = (50, 100)
 DEFAULT_GROUP_EDGES = (0, 15, 30, 60, 120, 240)
 
 
+def evaluation_device(backend):
+    """Where a model trained on ``backend`` is evaluated: on the GPU for ``cuda``, else on the
+    CPU (the ``reference`` backend has no evaluation of its own)."""
+    return "cuda" if backend == "cuda" else "cpu"
+
+
 def check_ks(ks, n_items):
     ks = tuple(int(k) for k in ks)
     for k in ks:
@@ -45,7 +51,7 @@ def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
     hr = np.zeros((split.n_users, len(ks)))
     nd = np.zeros((split.n_users, len(ks)))
     if device == "cuda":
-        from .backends.cuda import cuda_module
+        from .backends.cuda_support import cuda_module
         cuda_module()                                   # a one-line error when unavailable
         from .kernels.cuda.evaluation import rank_users
         rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc, hr, nd)

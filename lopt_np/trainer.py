@@ -13,7 +13,8 @@ import numpy as np
 
 from .backends import BACKENDS, make_backend
 from .errors import ConfigError, TrainingDivergedError
-from .evaluation import DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, group_of
+from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, evaluation_device,
+                         group_of)
 from .granularity import GRANULARITIES, get_granularity, init_lambda
 from .math.hypergradient import ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
@@ -93,7 +94,7 @@ class TrainConfig:
         need(self.device in BACKENDS, f"unknown device {self.device!r}; expected one of "
                                       f"{', '.join(BACKENDS)}")
         if self.device == "cuda":       # fail before any data is read, in one line
-            from .backends.cuda import cuda_module
+            from .backends.cuda_support import cuda_module
             cuda_module()
         need(self.dtype in ("float32", "float64"),
              f"dtype must be float32 or float64, got {self.dtype!r}")
@@ -140,7 +141,7 @@ class Model:
     def evaluate(self, split, target="test", ks=None, device=None):
         """SPEC §7 metrics on ``target``; ``device`` defaults to the one the model trained on
         (``cuda`` or else ``cpu``)."""
-        device = device or ("cuda" if self.config.get("device") == "cuda" else "cpu")
+        device = device or evaluation_device(self.config.get("device"))
         return evaluate(self.P, self.Q, split, target, ks or self.config["ks"], device=device)
 
     def save(self, path):
@@ -262,7 +263,7 @@ class LambdaOpt:
             if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 t1 = time.perf_counter()
                 res = evaluate(P, Q, split, "valid", cfg.watched_ks(),
-                               device="cuda" if cfg.device == "cuda" else "cpu")
+                               device=evaluation_device(cfg.device))
                 record["valid"] = res["metrics"]
                 record["eval_seconds"] = time.perf_counter() - t1
                 score = res["metrics"][cfg.early_stopping]

@@ -23,6 +23,8 @@ def make_backend(name, *args, **kwargs):
         from .reference import ReferenceBackend
         return ReferenceBackend(*args, **kwargs)
     if name == "cuda":
+        from .cuda_support import cuda_module
+        cuda_module()                  # one-line error before the kernels are imported
         from .cuda import CudaBackend
         return CudaBackend(*args, **kwargs)
     raise ConfigError(f"unknown device/backend {name!r}; expected one of {', '.join(BACKENDS)}")

@@ -9,39 +9,24 @@ import math
 
 import numpy as np
 
-from ..errors import BackendUnavailableError
 from ..granularity import learned_blocks
 from ..kernels.cpu.hypergradient import hold_rows as order_held_rows, release_rows as host_release
+from ..kernels.cuda.bpr import batch_sum, bpr_forward, bpr_grad_scatter
+from ..kernels.cuda.hypergradient import (accumulate_lambda_grad, hold_rows, lookahead_rows,
+                                          release_rows, zero_matrix_rows, zero_rows)
+from ..kernels.cuda.lambda_update import (lambda_adam_update, lambda_sgd_update, row_sums,
+                                          sum_of_squares)
+from ..kernels.cuda.optimizers import adam_update, lazy_adam_update, sgd_update
 from ..math.lambda_update import clip_scale
 from ..math.optimizers import adam_step_size
 from .base import Backend
-
-
-def cuda_module():
-    """``numba.cuda`` when a GPU (or the simulator) is usable, else a one-line
-    :class:`BackendUnavailableError` saying why."""
-    try:
-        import numba_cuda  # noqa: F401  (the maintained package; the `cuda` extra)
-        from numba import cuda
-    except ImportError:
-        raise BackendUnavailableError(
-            "--device cuda needs the numba-cuda package: pip install -e .[cuda]") from None
-    try:
-        available = cuda.is_available()
-    except Exception as e:  # driver errors surface here on some machines
-        raise BackendUnavailableError(f"CUDA is not usable here ({e}); use --device cpu") \
-            from None
-    if not available:
-        raise BackendUnavailableError(
-            "no CUDA GPU is available (numba.cuda.is_available() is False); use --device cpu")
-    return cuda
+from .cuda_support import cuda_module
 
 
 class _DeviceTable:
     """One embedding table on the device, with its optimizer state and step buffers."""
 
     def __init__(self, cuda, T, lam, capacity):
-        from ..kernels.cuda.hypergradient import zero_rows
         n, K = T.shape
         f = T.dtype
         self.T, self.lam = cuda.to_device(T), lam
@@ -57,12 +42,10 @@ class _DeviceTable:
         self.scratch_count = cuda.to_device(np.zeros(capacity, np.int64))
         self.Tbar = cuda.to_device(np.zeros((capacity, K), f))
         self.dTbar_dlam = cuda.to_device(np.zeros((capacity, K), f))
-        self._zero_rows = zero_rows
 
     def hold(self, *row_arrays, buffers=2):
         """Hold the rows of the host arrays ``row_arrays`` (same order as the CPU backend);
         clear the first ``buffers`` compact buffers."""
-        from ..kernels.cuda.hypergradient import hold_rows
         n = 0
         for rows in row_arrays:
             n = order_held_rows(rows, self.host_slot, self.host_held, n)
@@ -70,10 +53,9 @@ class _DeviceTable:
         self.n_held = n
         self.held[:n].copy_to_device(self.host_held[:n])
         hold_rows(self.slot, self.held, n)
-        self._zero_rows(self.buf[:buffers], self.count, n)
+        zero_rows(self.buf[:buffers], self.count, n)
 
     def release(self):
-        from ..kernels.cuda.hypergradient import release_rows
         release_rows(self.slot, self.held, self.n_held)
         self.n_held = 0
 
@@ -149,10 +131,6 @@ class CudaBackend(Backend):
 
     # SPEC §5 steps 1-5 -------------------------------------------------------------------
     def lambda_step(self, train_batch, valid_batch):
-        from ..kernels.cuda.bpr import batch_sum, bpr_forward, bpr_grad_scatter
-        from ..kernels.cuda.hypergradient import (accumulate_lambda_grad, lookahead_rows,
-                                                  zero_matrix_rows)
-        from ..kernels.cuda.lambda_update import sum_of_squares
         f = self.dtype.type
         tP, tQ = self.tP, self.tQ
         nb, nv = len(train_batch[0]), len(valid_batch[0])
@@ -198,7 +176,6 @@ class CudaBackend(Backend):
         return loss_sum / nv
 
     def _update_lambda(self, norm):
-        from ..kernels.cuda.lambda_update import lambda_adam_update, lambda_sgd_update
         f = self.dtype.type
         lo = self.lambda_opt
         scale = f(1.0) if norm is None else f(clip_scale(norm, lo.clip))
@@ -214,8 +191,6 @@ class CudaBackend(Backend):
 
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
-        from ..kernels.cuda.bpr import batch_sum, bpr_forward, bpr_grad_scatter
-        from ..kernels.cuda.optimizers import adam_update, lazy_adam_update, sgd_update
         f = self.dtype.type
         tP, tQ = self.tP, self.tQ
         n = len(train_batch[0])
@@ -251,7 +226,6 @@ class CudaBackend(Backend):
                 self.lam_Q.copy_to_host())
 
     def mean_lambda(self):
-        from ..kernels.cuda.lambda_update import row_sums
         self.scalars.copy_to_device(self._zeros)
         row_sums(self.lam_P, self.scalars, 0)
         row_sums(self.lam_Q, self.scalars, 1)
