@@ -16,6 +16,7 @@ import click
 from lopt_np.data.loaders import FORMATS
 from lopt_np.errors import LoptError
 from lopt_np.granularity import GRANULARITIES
+from lopt_np.io import format_metrics, format_summary
 from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
 from lopt_np.math.optimizers import THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
@@ -108,22 +109,6 @@ def load_data(data_path, fmt, user_col, item_col, time_col, sep, min_count, kcor
                            reader=[fmt, user_col, item_col, time_col, sep])
         source = {"source": os.path.abspath(data_path), "format": fmt}
     return split, {**source, **options, **split.summary()}
-
-
-def format_summary(s):
-    lines = [f"users {s['users']:,}  items {s['items']:,}  interactions {s['interactions']:,}  "
-             f"density {s['density']:.3%}",
-             f"filter: {s.get('filter', 'none')} (min count {s.get('min_count', 0)}, "
-             f"{s.get('filter_rounds', 0)} round(s)); duplicates collapsed: "
-             f"{s.get('duplicates_collapsed', 0):,}",
-             f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} / "
-             f"test {s['test']:,}"]
-    return "\n".join(lines)
-
-
-def format_metrics(metrics):
-    return "  ".join(f"{k.upper() if k == 'auc' else k.replace('hr', 'HR').replace('ndcg', 'NDCG')}"
-                     f" {v:.4f}" for k, v in metrics.items())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -267,10 +252,8 @@ def grid(out_dir, overwrite, lambdas, jobs, **opts):
     """MF-λFix grid search over a global λ: one training per value, selection by the validation
     --early-stopping metric, test metrics of every value; writes grid.csv/grid.json and the
     selected model to --out."""
-    import pandas as pd
-
-    from lopt_np.grid import check_lambdas, fixed_lambda_params, grid_search
-    from lopt_np.io import atomic_output_dir, check_output_dir, save_run, write_json
+    from lopt_np.grid import check_lambdas, fixed_lambda_params, grid_search, save_grid
+    from lopt_np.io import atomic_output_dir, check_output_dir
     from lopt_np.trainer import LambdaOpt
 
     check_output_dir(out_dir, overwrite)
@@ -290,31 +273,7 @@ def grid(out_dir, overwrite, lambdas, jobs, **opts):
 
     with atomic_output_dir(out_dir, overwrite) as tmp:
         result, model = grid_search(split, lambdas, jobs=jobs, on_run=report, **opts)
-        table = pd.DataFrame(result.rows())
-        table.to_csv(os.path.join(tmp, "grid.csv"), index=False)
-        best = result.best
-        wall = time.perf_counter() - t0
-        write_json(os.path.join(tmp, "grid.json"), {
-            "lambdas": lambdas, "select": result.select, "selected_lambda": best.lam,
-            "runs": result.rows(), "sweep_wall_seconds": result.wall_seconds,
-            "sum_of_run_seconds": sum(r.wall_seconds for r in result.runs),
-            "jobs": jobs, "wall_seconds": wall, "train": opts, "data": data_info})
-        lines = [f"MF-λFix grid over λ ∈ {{{', '.join(f'{x:g}' for x in lambdas)}}}",
-                 format_summary(data_info), "",
-                 "λ          valid " + result.select + "   " + "  ".join(
-                     f"test {k}" for k in best.test) + "   seconds"]
-        for r in result.runs:
-            mark = "  <- selected" if r is best else ""
-            lines.append(f"{r.lam:<10g} {r.valid[result.select]:>10.4f}   " + "  ".join(
-                f"{v:>{len(k) + 5}.4f}" for k, v in r.test.items()) +
-                f"   {r.wall_seconds:7.1f}{mark}")
-        lines += ["", f"selected λ = {best.lam:g} (best validation {result.select}); "
-                      f"test: {format_metrics(best.test)}",
-                  f"sweep wall time {result.wall_seconds:.1f} s ({jobs} at a time; the runs "
-                  f"took {sum(r.wall_seconds for r in result.runs):.1f} s in all)"]
-        text = "\n".join(lines) + "\n"
-        save_run(tmp, model, split, best.test_result,
-                 {**data_info, "wall_seconds": wall}, text)
+        text = save_grid(tmp, result, model, split, data_info, opts, time.perf_counter() - t0)
     click.echo(text, nl=False)
     click.echo(f"wrote {out_dir}/ (grid.csv, grid.json, summary.txt, and the selected model: "
                f"config.json, metrics.json, model.npz, split.npz, lambda_trajectory.npz)")
@@ -327,12 +286,16 @@ def grid(out_dir, overwrite, lambdas, jobs, **opts):
               type=click.Choice(THETA_OPTIMIZERS))
 @click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Also check the AMF (APR) and NeuMF gradients.")
 @friendly_errors
-def gradcheck(granularity, optimizer, scope, seed):
+def gradcheck(granularity, optimizer, scope, seed, baselines):
     """Check every closed-form derivative against central finite differences (float64)."""
-    from lopt_np.gradcheck import run_gradchecks
+    from lopt_np.gradcheck import run_baseline_gradchecks, run_gradchecks
 
     results = run_gradchecks(granularity, optimizer, scope, seed)
+    if baselines:
+        results += run_baseline_gradchecks(seed)
     width = max(len(r.name) for r in results)
     click.echo(f"{'derivative':<{width}}  {'max rel. error':>14}  {'tolerance':>9}  result")
     for r in results:

@@ -39,29 +39,49 @@ def group_of(freq, edges):
 
 def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
              group_edges=DEFAULT_GROUP_EDGES, device="cpu"):
-    """Mean AUC, HR@K and NDCG@K over users with ``target`` items, plus per-group breakdowns.
-    ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``."""
+    """Mean AUC, HR@K and NDCG@K of MF (scores P_u·Q_i) over users with ``target`` items, plus
+    per-group breakdowns. ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``."""
+    if device != "cuda":
+        Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
+        return evaluate_scores(lambda block: np.asarray(P[block], dtype=np.float64) @ Q64,
+                               split, target, ks, block_size, group_edges)
     ks = check_ks(ks, split.n_items)
     t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
     s_indptr, s_items = split.csr()
     users = np.flatnonzero(np.diff(t_indptr) > 0)
+    ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
+    from .backends.cuda_support import cuda_module
+    cuda_module()                                   # a one-line error when unavailable
+    from .kernels.cuda.evaluation import rank_users
+    rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, np.asarray(ks, np.int64), ranks,
+               auc, hr, nd)
+    return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
+
+
+def evaluate_scores(score_users, split, target="test", ks=DEFAULT_KS, block_size=512,
+                    group_edges=DEFAULT_GROUP_EDGES):
+    """:func:`evaluate` for any model: ``score_users(users)`` returns the float64 scores of
+    those users against every item, ``(len(users), n_items)``; ranked on the CPU."""
+    ks = check_ks(ks, split.n_items)
+    t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
+    s_indptr, s_items = split.csr()
+    users = np.flatnonzero(np.diff(t_indptr) > 0)
+    ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
     ks_arr = np.asarray(ks, np.int64)
-    ranks = np.zeros(len(t_items), np.int64)
-    auc = np.zeros(split.n_users)
-    hr = np.zeros((split.n_users, len(ks)))
-    nd = np.zeros((split.n_users, len(ks)))
-    if device == "cuda":
-        from .backends.cuda_support import cuda_module
-        cuda_module()                                   # a one-line error when unavailable
-        from .kernels.cuda.evaluation import rank_users
-        rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc, hr, nd)
-    else:
-        Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
-        for start in range(0, len(users), block_size):
-            block = users[start:start + block_size]
-            scores = np.asarray(P[block], dtype=np.float64) @ Q64
-            rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc,
-                       hr, nd)
+    for start in range(0, len(users), block_size):
+        block = users[start:start + block_size]
+        scores = np.ascontiguousarray(score_users(block), dtype=np.float64)
+        rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc,
+                   hr, nd)
+    return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
+
+
+def _metric_arrays(split, t_items, ks):
+    return (np.zeros(len(t_items), np.int64), np.zeros(split.n_users),
+            np.zeros((split.n_users, len(ks))), np.zeros((split.n_users, len(ks))))
+
+
+def _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges):
     metrics = {"auc": float(auc[users].mean())}
     for q, k in enumerate(ks):
         metrics[f"hr@{k}"] = float(hr[users, q].mean())
@@ -69,7 +89,7 @@ def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
         metrics[f"ndcg@{k}"] = float(nd[users, q].mean())
     per_user = {"auc": auc, **{f"hr@{k}": hr[:, q] for q, k in enumerate(ks)},
                 **{f"ndcg@{k}": nd[:, q] for q, k in enumerate(ks)}}
-    return {"metrics": metrics, "n_users": int(len(users)), "n_pairs": int(len(t_items)),
+    return {"metrics": metrics, "n_users": int(len(users)), "n_pairs": int(len(t_pairs)),
             "groups": frequency_groups(split, users, t_pairs, per_user, group_edges)}
 
 

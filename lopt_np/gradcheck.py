@@ -12,11 +12,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .granularity import get_granularity, learned_blocks, replace_blocks
+from .math.apr import apr_grad, apr_loss
 from .math.bpr import bpr_grad, bpr_loss
 from .math.hypergradient import (OptimizerState, ThetaOptimizer, lambda_hypergradient,
                                  lookahead_table, lookahead_table_jacobian_lambda,
                                  reduce_to_shape, theta_update, theta_update_jacobian,
                                  validation_loss_after_lookahead)
+from .math.neumf import init_neumf, neumf_bpr_grad, neumf_bpr_loss
 from .math.penalty import batch_row_weights, penalty, penalty_grad
 
 # Relative tolerance on the directional derivative, and the finite-difference step, by dtype.
@@ -181,3 +183,44 @@ def run_gradchecks(granularity="DUI", optimizer="adam", scope="batch", seed=0, l
     return (check_bpr_grad(pb, rng) + check_penalty_grad(pb, scope, rng)
             + check_update_jacobians(pb, opt, scope, rng)
             + check_hypergradient(pb, granularity, opt, scope, rng))
+
+
+def check_apr_grad(pb, rng, eps=0.3, reg_adv=0.7):
+    """∂L_APR/∂P and ∂L_APR/∂Q (AMF, ``math.apr``) with the perturbation Δ held fixed."""
+    users, pos, neg = pb.train_batch
+    gP, gQ, dP, dQ = apr_grad(pb.P, pb.Q, users, pos, neg, eps, reg_adv)
+    return [check_grads(lambda P: apr_loss(P, pb.Q, dP, dQ, users, pos, neg, reg_adv), pb.P, gP,
+                        "dL_APR/dP", rng=rng),
+            check_grads(lambda Q: apr_loss(pb.P, Q, dP, dQ, users, pos, neg, reg_adv), pb.Q, gQ,
+                        "dL_APR/dQ", rng=rng)]
+
+
+def make_neumf_params(pb, seed=0, mlp_dim=3, layers=(5, 4)):
+    """A small float64 NeuMF built on the problem's P, Q, with nonzero biases and output."""
+    rng = np.random.default_rng(seed)
+    params = init_neumf(pb.P, pb.Q, mlp_dim, layers, rng, init_std=0.5, dtype=np.float64)
+    for name in params:
+        if name.startswith("b") or name == "h_m":
+            params[name] = rng.normal(0, 0.3, params[name].shape)
+    params["h_g"] = rng.uniform(0.5, 1.5, params["h_g"].shape)
+    return params
+
+
+def check_neumf_grad(pb, rng, params=None):
+    """∂L_NeuMF/∂(every parameter) of the BPR loss (``math.neumf``), one check per parameter."""
+    params = make_neumf_params(pb) if params is None else params
+    batch = pb.train_batch
+    _, grads = neumf_bpr_grad(params, *batch)
+    out = []
+    for name in params:
+        def f(x, name=name):
+            return neumf_bpr_loss({**params, name: x}, *batch)
+        out.append(check_grads(f, params[name], grads[name], f"dL_NeuMF/d{name}", rng=rng))
+    return out
+
+
+def run_baseline_gradchecks(seed=0):
+    """The AMF and NeuMF checks (float64) on a :func:`make_problem` batch."""
+    pb = make_problem("global", seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    return check_apr_grad(pb, rng) + check_neumf_grad(pb, rng)

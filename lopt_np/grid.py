@@ -13,8 +13,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
 import numpy as np
+import pandas as pd
 
 from .errors import ConfigError
+from .io import format_metrics, format_summary, save_run, write_json
 from .trainer import LambdaOpt
 
 DEFAULT_LAMBDAS = (10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.0)
@@ -125,3 +127,35 @@ def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, **params):
     selected = int(np.argmax(scores))          # ties: the first (largest λ as listed)
     result = GridResult(ordered, select, selected, time.perf_counter() - t0, jobs)
     return result, models[lambdas[selected]]
+
+
+def save_grid(folder, result, model, split, data_info, params, wall_seconds):
+    """Write a grid's files into ``folder``: ``grid.csv`` (one row per λ), ``grid.json`` (the
+    rows, the selection, the sweep's wall time and the sum of the runs' times), and the
+    selected model's run files (``lopt_np.io.save_run``) with ``summary.txt``. Returns the
+    summary text."""
+    best, runs = result.best, result.runs
+    pd.DataFrame(result.rows()).to_csv(os.path.join(folder, "grid.csv"), index=False)
+    lambdas = [r.lam for r in runs]
+    write_json(os.path.join(folder, "grid.json"), {
+        "lambdas": lambdas, "select": result.select, "selected_lambda": best.lam,
+        "runs": result.rows(), "sweep_wall_seconds": result.wall_seconds,
+        "sum_of_run_seconds": sum(r.wall_seconds for r in runs),
+        "jobs": result.jobs, "wall_seconds": wall_seconds, "train": params, "data": data_info})
+    lines = [f"MF-λFix grid over λ ∈ {{{', '.join(f'{x:g}' for x in lambdas)}}}",
+             format_summary(data_info), "",
+             "λ          valid " + result.select + "   " + "  ".join(
+                 f"test {k}" for k in best.test) + "   seconds"]
+    for r in runs:
+        mark = "  <- selected" if r is best else ""
+        lines.append(f"{r.lam:<10g} {r.valid[result.select]:>10.4f}   " + "  ".join(
+            f"{v:>{len(k) + 5}.4f}" for k, v in r.test.items()) +
+            f"   {r.wall_seconds:7.1f}{mark}")
+    lines += ["", f"selected λ = {best.lam:g} (best validation {result.select}); "
+                  f"test: {format_metrics(best.test)}",
+              f"sweep wall time {result.wall_seconds:.1f} s ({result.jobs} at a time; the runs "
+              f"took {sum(r.wall_seconds for r in runs):.1f} s in all)"]
+    text = "\n".join(lines) + "\n"
+    save_run(folder, model, split, best.test_result, {**data_info, "wall_seconds": wall_seconds},
+             text)
+    return text

@@ -58,6 +58,22 @@ def _json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 
+def format_summary(s):
+    lines = [f"users {s['users']:,}  items {s['items']:,}  interactions {s['interactions']:,}  "
+             f"density {s['density']:.3%}",
+             f"filter: {s.get('filter', 'none')} (min count {s.get('min_count', 0)}, "
+             f"{s.get('filter_rounds', 0)} round(s)); duplicates collapsed: "
+             f"{s.get('duplicates_collapsed', 0):,}",
+             f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} / "
+             f"test {s['test']:,}"]
+    return "\n".join(lines)
+
+
+def format_metrics(metrics):
+    return "  ".join(f"{k.upper() if k == 'auc' else k.replace('hr', 'HR').replace('ndcg', 'NDCG')}"
+                     f" {v:.4f}" for k, v in metrics.items())
+
+
 def save_run(folder, model, split, test_result, data_info, summary_text):
     """Write every file of a run into ``folder`` (normally the temporary one)."""
     write_json(os.path.join(folder, "config.json"), {"train": model.config, "data": data_info})

@@ -66,7 +66,10 @@ def test_gradcheck_prints_every_derivative_passing():
     r = run("gradcheck", "--granularity", "DUI", "--optimizer", "adam")
     assert r.exit_code == 0, r.output
     assert "dL_val/dLambda" in r.output and "FAIL" not in r.output
-    assert re.search(r"\b9 passed, 0 failed", r.output)
+    assert re.search(r"\b21 passed, 0 failed", r.output)
+    assert "dL_APR/dP" in r.output and "dL_NeuMF/dW1" in r.output
+    r = run("gradcheck", "--no-baselines")
+    assert re.search(r"\b9 passed, 0 failed", r.output) and "NeuMF" not in r.output
 
 
 def test_data_stats(tmp_path):

@@ -1,0 +1,172 @@
+"""The paper's baselines beyond MF-λFix (§5.1.3), trained on the same triplets and evaluated
+with the same protocol (SPEC §7):
+
+- **SGDA** is λOpt with granularity ``D`` and the SGD optimizer: :func:`sgda_params` gives
+  its :class:`~lopt_np.trainer.LambdaOpt` settings (the engine's kernels and derivatives).
+- **AMF** (APR, ``math.apr``) continues from a converged MF-λFix model with adversarial
+  perturbations on the embeddings.
+- **NeuMF** (``math.neumf``) adds an MLP tower to a GMF tower pre-trained from MF-λFix.
+
+AMF and NeuMF run on the NumPy reference layer (no compiled kernels): their wall times are
+those of plain NumPy, not of the engine. Both use dense Adam (Eq. 12-14 as in SPEC §4) and the
+fixed λ of the selected MF-λFix model on the embedding rows of each batch (SPEC §3, ``batch``
+scope), the same MF configuration as the other rows of Table 2.
+"""
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError, TrainingDivergedError
+from .evaluation import DEFAULT_KS, evaluate_scores
+from .math.apr import apr_grad
+from .math.bpr import bpr_loss
+from .math.neumf import EMBEDDINGS, init_neumf, neumf_bpr_grad, neumf_score_matrix
+from .math.optimizers import adam_step
+from .math.penalty import batch_row_weights, penalty_grad
+from .sampling import TripletSampler
+
+
+def sgda_params(params, lr=None):
+    """SGDA as the paper re-derives it: λOpt-D with SGD for MF (``lr``: SGD's step size)."""
+    out = {**params, "granularity": "D", "optimizer": "sgd", "learn_lambda": True}
+    if lr is not None:
+        out["lr"] = lr
+    return out
+
+
+@dataclass
+class BaselineConfig:
+    """Settings shared by AMF and NeuMF (the model-specific ones are ignored by the other)."""
+    lam: float = 0.0                  # fixed L2 coefficient on the batch's embedding rows
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    batch_size: int = 1024
+    epochs: int = 20
+    seed: int = 0
+    patience: int = 0                 # 0: keep the last epoch
+    early_stopping: str = "hr@100"
+    ks: tuple = field(default=DEFAULT_KS)
+    adv_eps: float = 0.5              # AMF: ε, the norm of each row's perturbation
+    reg_adv: float = 1.0              # AMF: γ, the weight of the adversarial loss
+    mlp_dim: int = 32                 # NeuMF: MLP embedding width
+    layers: tuple = (64, 32, 16)      # NeuMF: hidden widths of the MLP tower
+
+    def validate(self):
+        for name in ("lr", "adv_eps"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        for name in ("lam", "reg_adv"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{name} must be a finite number ≥ 0, got {v!r}")
+        for name in ("batch_size", "epochs", "mlp_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.layers or min(self.layers) < 1:
+            raise ConfigError(f"layers must be one or more positive widths, got {self.layers!r}")
+        return self
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["ks"], d["layers"] = list(self.ks), list(self.layers)
+        return d
+
+
+@dataclass
+class BaselineModel:
+    """A trained AMF or NeuMF: parameters (plain arrays), history, kept epoch, config."""
+    name: str
+    params: dict
+    history: list
+    best_epoch: int
+    config: dict
+
+    def score_users(self, users):
+        if self.name == "NeuMF":
+            return neumf_score_matrix(self.params, users)
+        P = np.asarray(self.params["P"], np.float64)
+        return P[users] @ np.asarray(self.params["Q"], np.float64).T
+
+    def evaluate(self, split, target="test", ks=None):
+        block = 128 if self.name == "NeuMF" else 512     # NeuMF holds users × items × width
+        return evaluate_scores(self.score_users, split, target, ks or self.config["ks"],
+                               block_size=block)
+
+
+def fit_amf(split, P, Q, config=None, progress=None):
+    """AMF: adversarial training (``math.apr``) started from MF-λFix's ``P``, ``Q``."""
+    cfg = (config or BaselineConfig()).validate()
+
+    def grad(params, users, pos, neg):
+        loss = bpr_loss(params["P"], params["Q"], users, pos, neg)
+        gP, gQ, _, _ = apr_grad(params["P"], params["Q"], users, pos, neg, cfg.adv_eps,
+                                cfg.reg_adv)
+        return loss, {"P": gP, "Q": gQ}
+
+    params = {"P": np.array(P, np.float32), "Q": np.array(Q, np.float32)}
+    return _fit("AMF", params, {"P": "user", "Q": "item"}, grad, split, cfg, progress)
+
+
+def fit_neumf(split, P, Q, config=None, progress=None):
+    """NeuMF with its GMF tower pre-trained from MF-λFix's ``P``, ``Q`` (``math.neumf``)."""
+    cfg = (config or BaselineConfig()).validate()
+    rng = np.random.default_rng(cfg.seed)
+    params = init_neumf(P, Q, cfg.mlp_dim, tuple(cfg.layers), rng)
+    return _fit("NeuMF", params, EMBEDDINGS, neumf_bpr_grad, split, cfg, progress)
+
+
+def _fit(name, params, embeddings, grad, split, cfg, progress):
+    """Dense Adam on ``grad``'s loss plus λ‖·‖² on the batch's rows of the ``embeddings``
+    tables; validation every epoch; keeps the best epoch when ``patience`` is set."""
+    sampler = TripletSampler(split, cfg.seed)
+    state = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in params.items()}
+    model = BaselineModel(name, params, [], 0, cfg.to_dict())
+    best, best_params, bad, t = -np.inf, None, 0, 0
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        train = sampler.train_triplets(epoch)
+        n = len(train.users)
+        loss_sum, n_steps = 0.0, -(-n // cfg.batch_size)
+        for s in range(n_steps):
+            users, pos, neg = train.batch(s * cfg.batch_size, (s + 1) * cfg.batch_size)
+            loss, grads = grad(params, users, pos, neg)
+            if cfg.lam:
+                wP, wQ = batch_row_weights(users, pos, neg, split.n_users, split.n_items, "batch")
+                for k, who in embeddings.items():
+                    grads[k] += penalty_grad(params[k], cfg.lam, wP if who == "user" else wQ)
+            t += 1
+            for k, theta in params.items():
+                m, v = state[k]
+                theta[...], m[...], v[...] = adam_step(theta, m, v, t, grads[k], cfg.lr,
+                                                       cfg.beta1, cfg.beta2, cfg.eps)
+            loss_sum += loss
+        if not all(np.isfinite(v).all() for v in params.values()):
+            raise TrainingDivergedError(f"{name}: NaN or inf in the parameters at epoch {epoch}; "
+                                        f"lower lr")
+        record = {"epoch": epoch, "train_loss": loss_sum / n_steps,
+                  "train_seconds": time.perf_counter() - t0}
+        t1 = time.perf_counter()
+        record["valid"] = model.evaluate(split, "valid")["metrics"]
+        record["eval_seconds"] = time.perf_counter() - t1
+        model.history.append(record)
+        score = record["valid"][cfg.early_stopping]
+        if score > best:
+            best, model.best_epoch, bad = score, epoch, 0
+            best_params = {k: v.copy() for k, v in params.items()}
+        else:
+            bad += 1
+        if progress:
+            progress(name, record)
+        if cfg.patience and bad >= cfg.patience:
+            break
+    if cfg.patience:
+        model.params = best_params
+    else:
+        model.best_epoch = model.history[-1]["epoch"]
+    return model
