@@ -17,8 +17,9 @@ setup(
     install_requires=["numpy>=1.24", "numba>=0.59", "scipy>=1.10", "pandas>=2.0", "click>=8.1"],
     extras_require={
         # numba-cuda: the CUDA kernels' tests run in its simulator; nvidia-cuda-nvrtc lets the
-        # PTX test compile every kernel with the real compiler (where NVVM is installed)
-        "test": ["pytest>=7", "numba-cuda>=0.20", "nvidia-cuda-nvrtc>=13,<14"],
+        # PTX test compile every kernel with the real compiler (where NVVM is installed);
+        # matplotlib: the tests of `lopt plot`
+        "test": ["pytest>=7", "numba-cuda>=0.20", "nvidia-cuda-nvrtc>=13,<14", "matplotlib>=3.7"],
         "plot": ["matplotlib>=3.7"],
         "cuda": ["numba-cuda>=0.20"],
         "parquet": ["pyarrow>=14"],

@@ -1,7 +1,7 @@
 """The ``lopt`` command (Click). The only module of lopt_np that imports click.
 
-Commands: ``lopt train``, ``lopt grid``, ``lopt gradcheck``, ``lopt data stats``,
-``lopt evaluate``.
+Commands: ``lopt train``, ``lopt grid``, ``lopt reproduce``, ``lopt plot``, ``lopt gradcheck``,
+``lopt data stats``, ``lopt evaluate``.
 Every error lopt_np raises on purpose becomes one ``Error: …`` line and exit status 1.
 """
 import functools
@@ -20,9 +20,11 @@ from lopt_np.io import format_metrics, format_summary
 from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
 from lopt_np.math.optimizers import THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
+from lopt_np.reproduce import METHODS, folder_name
 from lopt_np.trainer import Progress
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
+METHOD_NAMES = tuple(folder_name(m) for m in METHODS)      # ASCII spellings (MF-lOpt-DUI)
 
 
 def friendly_errors(fn):
@@ -185,6 +187,30 @@ def training_options(fn):
     return fn
 
 
+def lambda_options(fn):
+    """Options of λOpt's Λ update, shared by ``lopt train`` and ``lopt reproduce``."""
+    opts = [
+        click.option("--valid-batch-size", default=0, show_default=True,
+                     type=click.IntRange(min=0),
+                     help="Validation triplets per Λ update (0: --batch-size)."),
+        click.option("--lambda-init", default=0.0, show_default=True, type=NONNEG),
+        click.option("--lambda-optimizer", default="adam", show_default=True,
+                     type=click.Choice(LAMBDA_OPTIMIZERS)),
+        click.option("--lambda-lr", default=1e-2, show_default=True, type=POSITIVE),
+        click.option("--lambda-clip", default=None, type=POSITIVE,
+                     help="Clip G_Λ to this global L2 norm (default: no clipping)."),
+        click.option("--lambda-update-interval", default=1, show_default=True,
+                     type=click.IntRange(min=1), help="Update Λ every N steps."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def clip_value(clip):
+    return math.inf if clip is None else clip
+
+
 @main.command()
 @data_options
 @training_options
@@ -193,16 +219,7 @@ def training_options(fn):
               help="Which indices Λ carries (SPEC §3).")
 @click.option("--fixed-lambda", is_flag=True,
               help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
-@click.option("--valid-batch-size", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Validation triplets per Λ update (0: --batch-size).")
-@click.option("--lambda-init", default=0.0, show_default=True, type=NONNEG)
-@click.option("--lambda-optimizer", default="adam", show_default=True,
-              type=click.Choice(LAMBDA_OPTIMIZERS))
-@click.option("--lambda-lr", default=1e-2, show_default=True, type=POSITIVE)
-@click.option("--lambda-clip", default=None, type=POSITIVE,
-              help="Clip G_Λ to this global L2 norm (default: no clipping).")
-@click.option("--lambda-update-interval", default=1, show_default=True,
-              type=click.IntRange(min=1), help="Update Λ every N steps.")
+@lambda_options
 @friendly_errors
 def train(out_dir, overwrite, fixed_lambda, **opts):
     """Train MF-BPR with λOpt (or a fixed λ), evaluate on test, write the run to --out."""
@@ -211,8 +228,7 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
 
     check_output_dir(out_dir, overwrite)
     data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
-    clip = opts.pop("lambda_clip")
-    opts["lambda_clip"] = math.inf if clip is None else clip
+    opts["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
     opts["learn_lambda"] = not fixed_lambda
     est = LambdaOpt(**opts)  # validates every option before the data is read
     t0 = time.perf_counter()
@@ -240,13 +256,20 @@ def parse_lambdas(ctx, param, value):
         raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
 
 
+def grid_options(fn):
+    """The MF-λFix grid's options, shared by ``lopt grid`` and ``lopt reproduce``."""
+    fn = click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+                      help="Train this many λ values at once (CPU; the cores are split "
+                           "among them).")(fn)
+    return click.option("--lambdas", default="10,1,0.1,0.01,0.001,0.0001,0.00001,0",
+                        show_default=True, callback=parse_lambdas,
+                        help="The global λ values of the MF-λFix grid.")(fn)
+
+
 @main.command()
 @data_options
 @training_options
-@click.option("--lambdas", default="10,1,0.1,0.01,0.001,0.0001,0.00001,0", show_default=True,
-              callback=parse_lambdas, help="The global λ values to train.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Train this many λ values at once (CPU; the cores are split among them).")
+@grid_options
 @friendly_errors
 def grid(out_dir, overwrite, lambdas, jobs, **opts):
     """MF-λFix grid search over a global λ: one training per value, selection by the validation
@@ -277,6 +300,79 @@ def grid(out_dir, overwrite, lambdas, jobs, **opts):
     click.echo(text, nl=False)
     click.echo(f"wrote {out_dir}/ (grid.csv, grid.json, summary.txt, and the selected model: "
                f"config.json, metrics.json, model.npz, split.npz, lambda_trajectory.npz)")
+
+
+def parse_names(ctx, param, value):
+    return tuple(x.strip() for x in str(value).split(",") if x.strip())
+
+
+@main.command()
+@data_options
+@training_options
+@grid_options
+@lambda_options
+@click.option("--methods", default=",".join(METHOD_NAMES), show_default=True,
+              callback=parse_names, help="Rows of Table 2 to run (MF-λFix always runs; "
+                                         "write lOpt for λOpt, e.g. MF-lOpt-DUI).")
+@click.option("--sgda-lrs", default="10,30,100", show_default=True, callback=parse_lambdas,
+              help="SGD step sizes tried for SGDA (chosen by SGD MF-λFix's validation metric).")
+@click.option("--baseline-lr", default=1e-3, show_default=True, type=POSITIVE,
+              help="Adam learning rate of AMF and NeuMF.")
+@click.option("--baseline-epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Epochs of AMF and NeuMF after MF-λFix.")
+@click.option("--baseline-patience", default=5, show_default=True, type=click.IntRange(min=0),
+              help="Early-stopping patience of AMF and NeuMF (0: off).")
+@click.option("--amf-eps", default=0.5, show_default=True, type=POSITIVE,
+              help="AMF: norm ε of each embedding row's adversarial perturbation.")
+@click.option("--amf-reg", default=1.0, show_default=True, type=NONNEG,
+              help="AMF: weight γ of the adversarial BPR loss.")
+@click.option("--neumf-mlp-dim", default=32, show_default=True, type=click.IntRange(min=1),
+              help="NeuMF: width of the MLP tower's embeddings.")
+@click.option("--neumf-layers", default="64,32,16", show_default=True, callback=parse_ks,
+              help="NeuMF: hidden widths of the MLP tower.")
+@friendly_errors
+def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, **opts):
+    """Table 2 on one dataset: MF-λFix (grid), SGDA, AMF, NeuMF and MF-λOpt-D/DU/DI/DUI with
+    one protocol; writes table2.csv/.md/.json and every method's run to --out."""
+    from lopt_np.io import atomic_output_dir, check_output_dir
+    from lopt_np.reproduce import check_settings, markdown_table
+    from lopt_np.reproduce import reproduce as run_reproduction
+
+    check_output_dir(out_dir, overwrite)
+    data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
+    lopt = {k: opts.pop(k) for k in ("valid_batch_size", "lambda_init", "lambda_optimizer",
+                                     "lambda_lr", "lambda_update_interval")}
+    lopt["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
+    baseline = {"lr": opts.pop("baseline_lr"), "epochs": opts.pop("baseline_epochs"),
+                "patience": opts.pop("baseline_patience"), "adv_eps": opts.pop("amf_eps"),
+                "reg_adv": opts.pop("amf_reg"), "mlp_dim": opts.pop("neumf_mlp_dim"),
+                "layers": opts.pop("neumf_layers"), "batch_size": opts["batch_size"],
+                "seed": opts["seed"], "early_stopping": opts["early_stopping"],
+                "ks": opts["ks"]}
+    methods, lambdas = check_settings(opts, lopt, sgda_lrs, baseline, lambdas, methods)
+    split, data_info = load_data(**data)
+    click.echo(format_summary(data_info))
+    with atomic_output_dir(out_dir, overwrite) as tmp:
+        rows = run_reproduction(split, tmp, data_info, opts, lopt, sgda_lrs, baseline, lambdas,
+                                jobs, methods, log=lambda msg: click.echo(msg, err=True))
+    click.echo(markdown_table(rows), nl=False)
+    click.echo(f"wrote {out_dir}/ (table2.csv, table2.md, table2.json and one folder per "
+               f"method)")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder for the PNG files (default: RUN_DIR/figures).")
+@click.option("--baseline", default=None, type=click.Path(),
+              help="A MF-λFix run (or grid folder) to compare a λOpt run with (Figure 6).")
+@friendly_errors
+def plot(run_dir, out_dir, baseline):
+    """Draw the paper's Figures 1, 6, 7 and 8 (PNG) from a reproduction, grid or train folder."""
+    from lopt_np.plots import FIGURES, plot_run
+
+    for path in plot_run(run_dir, out_dir, baseline):
+        click.echo(f"wrote {path} ({FIGURES[os.path.basename(path)]})")
 
 
 @main.command()

@@ -1,0 +1,215 @@
+"""Table 2 of the paper on one dataset: MF-λFix (grid), SGDA, AMF, NeuMF and MF-λOpt-D/-DU/-DI/
+-DUI under one protocol (SPEC §7), with each row's time and its gain over MF-λFix.
+
+Every method shares the MF configuration (``train`` parameters: K, batch, Θ optimizer and
+learning rate, epochs, early stopping, seed). MF-λFix is the grid's selected λ; AMF and NeuMF
+start from that model (the paper's "after MF-λFix converges" and "pre-trained with MF-λFix")
+and use its λ. Files (in a folder written whole or not at all): ``table2.csv``, ``table2.md``,
+``table2.json`` (settings, data, every row) and one sub-folder per method with its run files
+(``MF-lFix/`` holds the grid; ``lopt plot`` draws Figures 1, 6, 7 and 8 from the folder).
+"""
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from .baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
+from .errors import ConfigError, TrainingDivergedError
+from .grid import DEFAULT_LAMBDAS, check_lambdas, fixed_lambda_params, grid_search, save_grid
+from .io import format_metrics, format_summary, save_run, write_json
+from .trainer import LambdaOpt
+
+TABLE_METRICS = ("auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100")
+LOPT_GRANULARITIES = ("D", "DU", "DI", "DUI")
+METHODS = ("MF-λFix", "SGDA", "AMF", "NeuMF") + tuple(f"MF-λOpt-{g}" for g in LOPT_GRANULARITIES)
+
+
+def folder_name(method):
+    """ASCII folder of a method's run files (``MF-λOpt-DUI`` → ``MF-lOpt-DUI``)."""
+    return method.replace("λ", "l")
+
+
+def check_methods(methods):
+    """The methods in the paper's row order; ASCII spellings (``MF-lOpt-DUI``) accepted."""
+    by_name = {**{folder_name(m): m for m in METHODS}, **{m: m for m in METHODS}}
+    unknown = [m for m in methods if m not in by_name]
+    methods = tuple(by_name[m] for m in methods if m in by_name)
+    if unknown:
+        raise ConfigError(f"unknown method(s) {', '.join(unknown)}; expected some of "
+                          f"{', '.join(folder_name(m) for m in METHODS)}")
+    if not methods:
+        raise ConfigError("no method to run")
+    return tuple(m for m in METHODS if m in methods)        # the paper's row order
+
+
+def _seconds(history):
+    """Training seconds in all and the median per epoch (evaluation excluded)."""
+    per_epoch = [h["train_seconds"] for h in history]
+    return float(sum(per_epoch)), float(np.median(per_epoch)), len(per_epoch)
+
+
+def check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods):
+    """Validate every setting of :func:`reproduce` (before any data is read); returns the
+    checked ``(methods, lambdas)``."""
+    methods = check_methods(methods)
+    lambdas = check_lambdas(lambdas)
+    LambdaOpt(**{**train, **lopt})
+    if train.get("eval_every", 1) != 1:
+        raise ConfigError("the reproduction selects every model by its validation metric: "
+                          "eval_every must be 1")
+    if not sgda_lrs:
+        raise ConfigError("give at least one SGD step size for SGDA")
+    for lr in sgda_lrs:
+        try:
+            LambdaOpt(**sgda_params({**train, **lopt}, lr))
+        except ConfigError as exc:
+            raise ConfigError(f"SGDA step size: {exc}") from None
+    try:
+        BaselineConfig(**baseline).validate()
+    except ConfigError as exc:
+        raise ConfigError(f"AMF/NeuMF setting: {exc}") from None
+    return methods, lambdas
+
+
+def select_sgd_lr(split, train, lam, lrs, log=print):
+    """The paper's SGDA tuning flow, first half: train MF-λFix with SGD (λ = the grid's) at each
+    step size in ``lrs`` and return ``(best lr by the validation metric, [(lr, score)])``;
+    a diverging step size scores −inf."""
+    select = train.get("early_stopping", "hr@100")
+    scores = []
+    for lr in lrs:
+        try:
+            model = LambdaOpt(**fixed_lambda_params({**train, "optimizer": "sgd", "lr": lr},
+                                                    lam)).fit(split)
+            record = next(h for h in model.history if h["epoch"] == model.best_epoch)
+            score = record["valid"][select]
+        except TrainingDivergedError:
+            score = -np.inf
+        log(f"  SGD MF-λFix lr={lr:g}: valid {select} {score:.4f}")
+        scores.append((lr, float(score)))
+    best = max(scores, key=lambda x: x[1])
+    if not np.isfinite(best[1]):
+        raise TrainingDivergedError(f"SGD diverged at every step size {list(lrs)}; give smaller "
+                                    f"ones")
+    return best[0], scores
+
+
+def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas=DEFAULT_LAMBDAS,
+              jobs=1, methods=METHODS, log=print):
+    """Run the methods on ``split``, write their files into ``folder`` and the table; returns
+    the table's rows (dicts).
+
+    ``train``: :class:`~lopt_np.trainer.LambdaOpt` parameters shared by every MF row;
+    ``lopt``: the Λ settings of the λOpt rows (``lambda_lr``, ``lambda_optimizer``, …);
+    ``sgda_lrs``: SGD step sizes tried for SGDA (:func:`select_sgd_lr`); ``baseline``: :class:`~lopt_np.baselines.
+    BaselineConfig` fields for AMF and NeuMF (``lam`` is taken from the grid).
+    """
+    methods, lambdas = check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods)
+    rows, t_start = [], time.perf_counter()
+
+    def add_row(method, metrics, history, best_epoch, wall, extra=None):
+        total, per_epoch, n = _seconds(history)
+        row = {"method": method, **{m: metrics[m] for m in TABLE_METRICS},
+               "best_epoch": best_epoch, "epochs_run": n, "train_seconds": total,
+               "seconds_per_epoch": per_epoch, "wall_seconds": wall, **(extra or {})}
+        rows.append(row)
+        log(f"{method}: {format_metrics({m: metrics[m] for m in TABLE_METRICS})} "
+            f"({wall:.1f} s, {per_epoch:.2f} s/epoch)")
+        return row
+
+    # MF-λFix: the grid (always run: the gains are relative to it, AMF/NeuMF start from it)
+    t0 = time.perf_counter()
+    log(f"MF-λFix: grid of {len(lambdas)} λ values, {jobs} at a time")
+    grid, mf = grid_search(split, lambdas, jobs=jobs, on_run=lambda r, d, n: log(
+        f"  [{d}/{n}] λ={r.lam:g}: valid {r.valid[train.get('early_stopping', 'hr@100')]:.4f} "
+        f"({r.wall_seconds:.1f} s)"), **train)
+    sub = _subfolder(folder, "MF-λFix")
+    save_grid(sub, grid, mf, split, data_info, train, time.perf_counter() - t0)
+    lam = grid.best.lam
+    add_row("MF-λFix", grid.best.test, mf.history, grid.best.best_epoch, grid.best.wall_seconds,
+            {"lambda": lam, "grid_wall_seconds": grid.wall_seconds,
+             "grid_sum_of_run_seconds": sum(r.wall_seconds for r in grid.runs)})
+
+    def lambda_opt_row(method, params):
+        t0 = time.perf_counter()
+        model = LambdaOpt(**params).fit(split)
+        result = model.evaluate(split, "test")
+        wall = time.perf_counter() - t0
+        save_run(_subfolder(folder, method), model, split, result, data_info,
+                 f"{method}\n{format_summary(data_info)}\nbest epoch {model.best_epoch}; "
+                 f"wall time {wall:.1f} s\ntest: {format_metrics(result['metrics'])}\n")
+        add_row(method, result["metrics"], model.history, model.best_epoch, wall)
+
+    sgda_search = []
+    if "SGDA" in methods:
+        lr, sgda_search = select_sgd_lr(split, train, lam, sgda_lrs, log)
+        lambda_opt_row("SGDA", sgda_params({**train, **lopt}, lr))
+        rows[-1]["lr"] = lr
+    for method, fit in (("AMF", fit_amf), ("NeuMF", fit_neumf)):
+        if method in methods:
+            t0 = time.perf_counter()
+            model = fit(split, mf.P, mf.Q, BaselineConfig(**{**baseline, "lam": lam}),
+                        progress=lambda name, r: log(f"  {name} epoch {r['epoch']}: valid "
+                                                     f"{format_metrics(r['valid'])}"))
+            result = model.evaluate(split, "test")
+            wall = time.perf_counter() - t0
+            _save_baseline(_subfolder(folder, method), model, result, data_info)
+            add_row(method, result["metrics"], model.history, model.best_epoch, wall)
+    for g in LOPT_GRANULARITIES:
+        method = f"MF-λOpt-{g}"
+        if method in methods:
+            lambda_opt_row(method, {**train, **lopt, "granularity": g, "learn_lambda": True})
+
+    base = rows[0]
+    for row in rows:
+        for m in TABLE_METRICS:
+            row[f"gain_{m}"] = row[m] / base[m] - 1.0 if base[m] else float("nan")
+        row["epoch_cost_vs_fix"] = row["seconds_per_epoch"] / base["seconds_per_epoch"]
+    write_table(folder, rows, {"data": data_info, "train": train, "lambda_opt": lopt,
+                               "sgda_lrs": list(sgda_lrs), "sgda_lr_search": sgda_search, "baseline": baseline, "lambdas": lambdas,
+                               "jobs": jobs, "methods": list(methods),
+                               "wall_seconds": time.perf_counter() - t_start})
+    return rows
+
+
+def _subfolder(folder, method):
+    path = os.path.join(folder, folder_name(method))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _save_baseline(folder, model, result, data_info):
+    np.savez_compressed(os.path.join(folder, "model.npz"), **model.params)
+    write_json(os.path.join(folder, "config.json"), {"train": model.config, "data": data_info})
+    write_json(os.path.join(folder, "metrics.json"),
+               {"test": result["metrics"], "groups": result["groups"],
+                "best_epoch": model.best_epoch, "history": model.history})
+
+
+def markdown_table(rows):
+    """Table 2's layout: one row per method, the five metrics with the gain over MF-λFix,
+    then the times."""
+    head = ("| Method | " + " | ".join(m.upper() if m == "auc" else
+                                       m.replace("hr", "HR").replace("ndcg", "NDCG")
+                                       for m in TABLE_METRICS)
+            + " | best epoch | s/epoch (× λFix) | train s | wall s |")
+    lines = [head, "|" + "---|" * (len(TABLE_METRICS) + 5)]
+    for r in rows:
+        cells = [f"{r[m]:.4f}" if r is rows[0] else f"{r[m]:.4f} ({r[f'gain_{m}']:+.1%})"
+                 for m in TABLE_METRICS]
+        name = r["method"] + (f" (λ={r['lambda']:g})" if "lambda" in r else "")
+        wall = f"{r['wall_seconds']:.0f}"
+        if "grid_wall_seconds" in r:
+            wall += f" (grid {r['grid_sum_of_run_seconds']:.0f})"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['best_epoch']} | "
+                     f"{r['seconds_per_epoch']:.2f} ({r['epoch_cost_vs_fix']:.1f}×) | "
+                     f"{r['train_seconds']:.0f} | {wall} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(folder, rows, settings):
+    pd.DataFrame(rows).to_csv(os.path.join(folder, "table2.csv"), index=False)
+    write_json(os.path.join(folder, "table2.json"), {**settings, "rows": rows})
+    with open(os.path.join(folder, "table2.md"), "w") as fh:
+        fh.write(markdown_table(rows))
