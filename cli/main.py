@@ -322,8 +322,9 @@ def parse_names(ctx, param, value):
               help="Epochs of AMF and NeuMF after MF-λFix.")
 @click.option("--baseline-patience", default=5, show_default=True, type=click.IntRange(min=0),
               help="Early-stopping patience of AMF and NeuMF (0: off).")
-@click.option("--amf-eps", default=0.5, show_default=True, type=POSITIVE,
-              help="AMF: norm ε of each embedding row's adversarial perturbation.")
+@click.option("--amf-eps", default="0.05,0.2,0.5", show_default=True, callback=parse_lambdas,
+              help="AMF: norms ε of each embedding row's adversarial perturbation to try "
+                   "(the best by the validation metric is kept).")
 @click.option("--amf-reg", default=1.0, show_default=True, type=NONNEG,
               help="AMF: weight γ of the adversarial BPR loss.")
 @click.option("--neumf-mlp-dim", default=32, show_default=True, type=click.IntRange(min=1),
@@ -331,7 +332,7 @@ def parse_names(ctx, param, value):
 @click.option("--neumf-layers", default="64,32,16", show_default=True, callback=parse_ks,
               help="NeuMF: hidden widths of the MLP tower.")
 @friendly_errors
-def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, **opts):
+def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, amf_eps, **opts):
     """Table 2 on one dataset: MF-λFix (grid), SGDA, AMF, NeuMF and MF-λOpt-D/DU/DI/DUI with
     one protocol; writes table2.csv/.md/.json and every method's run to --out."""
     from lopt_np.io import atomic_output_dir, check_output_dir
@@ -344,17 +345,18 @@ def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, **opts):
                                      "lambda_lr", "lambda_update_interval")}
     lopt["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
     baseline = {"lr": opts.pop("baseline_lr"), "epochs": opts.pop("baseline_epochs"),
-                "patience": opts.pop("baseline_patience"), "adv_eps": opts.pop("amf_eps"),
+                "patience": opts.pop("baseline_patience"),
                 "reg_adv": opts.pop("amf_reg"), "mlp_dim": opts.pop("neumf_mlp_dim"),
                 "layers": opts.pop("neumf_layers"), "batch_size": opts["batch_size"],
                 "seed": opts["seed"], "early_stopping": opts["early_stopping"],
                 "ks": opts["ks"]}
-    methods, lambdas = check_settings(opts, lopt, sgda_lrs, baseline, lambdas, methods)
+    methods, lambdas = check_settings(opts, lopt, sgda_lrs, baseline, lambdas, methods,
+                                      amf_eps)
     split, data_info = load_data(**data)
     click.echo(format_summary(data_info))
     with atomic_output_dir(out_dir, overwrite) as tmp:
         rows = run_reproduction(split, tmp, data_info, opts, lopt, sgda_lrs, baseline, lambdas,
-                                jobs, methods, log=lambda msg: click.echo(msg, err=True))
+                                jobs, methods, amf_eps, log=lambda msg: click.echo(msg, err=True))
     click.echo(markdown_table(rows), nl=False)
     click.echo(f"wrote {out_dir}/ (table2.csv, table2.md, table2.json and one folder per "
                f"method)")

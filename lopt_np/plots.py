@@ -16,6 +16,7 @@ import pandas as pd
 
 from .data.split import Split
 from .errors import ConfigError, DataError
+from .evaluation import group_labels
 
 FIGURES = {"figure1_lambda_grid.png": "Figure 1", "figure6_group_gain.png": "Figure 6",
            "figure7_lambda_trajectories.png": "Figure 7",
@@ -121,28 +122,37 @@ def _trajectory(run_dir):
 
 
 def figure7_lambda_trajectories(run_dir, path):
-    """Mean Λ per frequency group per epoch, band = ± one standard deviation over the group."""
+    """Mean Λ per frequency group per epoch, band = ± one standard deviation over the group
+    (log y scale when every mean after the first epoch is positive; the band is cut at the
+    axis' bottom)."""
     plt = _pyplot()
     tr = _trajectory(run_dir)
-    edges = list(tr["group_edges"])
-    labels = [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])] + [f"{edges[-1]}+"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    labels = group_labels(list(tr["group_edges"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     epochs = tr["epochs"]
     for ax, who in zip(axes, ("user", "item")):
         mean, std = tr[f"{who}_group_mean"], tr[f"{who}_group_std"]
         count = tr[f"{who}_group_count"]
+        shown = mean[:, count > 0]
+        log_scale = bool(len(shown) > 1 and (shown[1:] > 0).all())
+        floor = 0.5 * shown[1:].min() if log_scale else 0.0   # epoch 1 may still be at Λ = 0
         for g, label in enumerate(labels):
             if not count[g]:
                 continue
             line, = ax.plot(epochs, mean[:, g], label=f"{label} (n={count[g]})")
-            ax.fill_between(epochs, np.maximum(mean[:, g] - std[:, g], 0), mean[:, g] + std[:, g],
-                            color=line.get_color(), alpha=0.15)
+            ax.fill_between(epochs, np.maximum(mean[:, g] - std[:, g], floor),
+                            mean[:, g] + std[:, g], color=line.get_color(), alpha=0.15)
+        if log_scale:          # long-tailed: groups differ by orders of magnitude
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=floor)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("Λ averaged over dimensions (mean over the group)")
+        ax.set_ylabel("Λ: row mean over dimensions,\ngroup mean" +
+                      (" (log scale)" if log_scale else ""))
         ax.set_title(f"{who}s, grouped by training frequency")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="frequency group")
-    fig.suptitle("Figure 7: Λ-trajectories of MF-λOpt-DUI (band: ± one std within the group)")
+    fig.suptitle("Figure 7: Λ-trajectories of MF-λOpt-DUI by frequency group "
+                 "(band: ± one std within the group)")
     _save(fig, path)
 
 

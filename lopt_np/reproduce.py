@@ -49,7 +49,7 @@ def _seconds(history):
     return float(sum(per_epoch)), float(np.median(per_epoch)), len(per_epoch)
 
 
-def check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods):
+def check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods, amf_eps=(0.5,)):
     """Validate every setting of :func:`reproduce` (before any data is read); returns the
     checked ``(methods, lambdas)``."""
     methods = check_methods(methods)
@@ -65,8 +65,11 @@ def check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods):
             LambdaOpt(**sgda_params({**train, **lopt}, lr))
         except ConfigError as exc:
             raise ConfigError(f"SGDA step size: {exc}") from None
+    if not amf_eps:
+        raise ConfigError("give at least one ε for AMF")
     try:
-        BaselineConfig(**baseline).validate()
+        for eps in amf_eps:
+            BaselineConfig(**{**baseline, "adv_eps": eps}).validate()
     except ConfigError as exc:
         raise ConfigError(f"AMF/NeuMF setting: {exc}") from None
     return methods, lambdas
@@ -96,16 +99,19 @@ def select_sgd_lr(split, train, lam, lrs, log=print):
 
 
 def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas=DEFAULT_LAMBDAS,
-              jobs=1, methods=METHODS, log=print):
+              jobs=1, methods=METHODS, amf_eps=(0.5,), log=print):
     """Run the methods on ``split``, write their files into ``folder`` and the table; returns
     the table's rows (dicts).
 
     ``train``: :class:`~lopt_np.trainer.LambdaOpt` parameters shared by every MF row;
     ``lopt``: the Λ settings of the λOpt rows (``lambda_lr``, ``lambda_optimizer``, …);
-    ``sgda_lrs``: SGD step sizes tried for SGDA (:func:`select_sgd_lr`); ``baseline``: :class:`~lopt_np.baselines.
+    ``sgda_lrs``: SGD step sizes tried for SGDA (:func:`select_sgd_lr`); ``amf_eps``: the
+    perturbation norms ε tried for AMF (the best by validation is kept); ``baseline``: :class:`~lopt_np.baselines.
     BaselineConfig` fields for AMF and NeuMF (``lam`` is taken from the grid).
     """
-    methods, lambdas = check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods)
+    methods, lambdas = check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods,
+                                      amf_eps)
+    select = train.get("early_stopping", "hr@100")
     rows, t_start = [], time.perf_counter()
 
     def add_row(method, metrics, history, best_epoch, wall, extra=None):
@@ -146,16 +152,30 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
         lr, sgda_search = select_sgd_lr(split, train, lam, sgda_lrs, log)
         lambda_opt_row("SGDA", sgda_params({**train, **lopt}, lr))
         rows[-1]["lr"] = lr
+    amf_search = []
     for method, fit in (("AMF", fit_amf), ("NeuMF", fit_neumf)):
-        if method in methods:
-            t0 = time.perf_counter()
-            model = fit(split, mf.P, mf.Q, BaselineConfig(**{**baseline, "lam": lam}),
+        if method not in methods:
+            continue
+        t0 = time.perf_counter()
+        candidates = amf_eps if method == "AMF" else (None,)
+        best_model, best_score = None, -np.inf
+        for eps in candidates:      # AMF: ε chosen by the validation metric (APR's tuning)
+            settings = {**baseline, "lam": lam, **({"adv_eps": eps} if eps else {})}
+            model = fit(split, mf.P, mf.Q, BaselineConfig(**settings),
                         progress=lambda name, r: log(f"  {name} epoch {r['epoch']}: valid "
                                                      f"{format_metrics(r['valid'])}"))
-            result = model.evaluate(split, "test")
-            wall = time.perf_counter() - t0
-            _save_baseline(_subfolder(folder, method), model, result, data_info)
-            add_row(method, result["metrics"], model.history, model.best_epoch, wall)
+            score = next(h for h in model.history
+                         if h["epoch"] == model.best_epoch)["valid"][select]
+            if method == "AMF":
+                amf_search.append((eps, score))
+                log(f"  AMF ε={eps:g}: valid {select} {score:.4f}")
+            if score > best_score:
+                best_model, best_score = model, score
+        result = best_model.evaluate(split, "test")
+        wall = time.perf_counter() - t0
+        _save_baseline(_subfolder(folder, method), best_model, result, data_info)
+        add_row(method, result["metrics"], best_model.history, best_model.best_epoch, wall,
+                {"adv_eps": best_model.config["adv_eps"]} if method == "AMF" else None)
     for g in LOPT_GRANULARITIES:
         method = f"MF-λOpt-{g}"
         if method in methods:
@@ -167,7 +187,8 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
             row[f"gain_{m}"] = row[m] / base[m] - 1.0 if base[m] else float("nan")
         row["epoch_cost_vs_fix"] = row["seconds_per_epoch"] / base["seconds_per_epoch"]
     write_table(folder, rows, {"data": data_info, "train": train, "lambda_opt": lopt,
-                               "sgda_lrs": list(sgda_lrs), "sgda_lr_search": sgda_search, "baseline": baseline, "lambdas": lambdas,
+                               "sgda_lrs": list(sgda_lrs), "sgda_lr_search": sgda_search,
+                               "amf_eps": list(amf_eps), "amf_eps_search": amf_search, "baseline": baseline, "lambdas": lambdas,
                                "jobs": jobs, "methods": list(methods),
                                "wall_seconds": time.perf_counter() - t_start})
     return rows

@@ -16,7 +16,7 @@ from lopt_np.reproduce import METHODS, TABLE_METRICS, check_methods, folder_name
 TINY = ["--synthetic-users", "150", "--synthetic-items", "100", "--min-count", "5",
         "--epochs", "3", "--dim", "8", "--batch-size", "256", "--lambdas", "0.1,0.001,0",
         "--sgda-lrs", "10,30", "--baseline-epochs", "2", "--neumf-mlp-dim", "4",
-        "--neumf-layers", "8,4", "--amf-eps", "0.1", "--lambda-lr", "0.05"]
+        "--neumf-layers", "8,4", "--amf-eps", "0.05,0.1", "--lambda-lr", "0.05"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
