@@ -106,8 +106,9 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
     ``train``: :class:`~lopt_np.trainer.LambdaOpt` parameters shared by every MF row;
     ``lopt``: the Λ settings of the λOpt rows (``lambda_lr``, ``lambda_optimizer``, …);
     ``sgda_lrs``: SGD step sizes tried for SGDA (:func:`select_sgd_lr`); ``amf_eps``: the
-    perturbation norms ε tried for AMF (the best by validation is kept); ``baseline``: :class:`~lopt_np.baselines.
-    BaselineConfig` fields for AMF and NeuMF (``lam`` is taken from the grid).
+    perturbation norms ε tried for AMF (the best by validation is kept, the row's wall time
+    counts every try); ``baseline``: :class:`~lopt_np.baselines.BaselineConfig` fields for AMF
+    and NeuMF (``lam`` is taken from the grid).
     """
     methods, lambdas = check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods,
                                       amf_eps)
@@ -149,9 +150,11 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
 
     sgda_search = []
     if "SGDA" in methods:
+        t0 = time.perf_counter()
         lr, sgda_search = select_sgd_lr(split, train, lam, sgda_lrs, log)
+        search_seconds = time.perf_counter() - t0
         lambda_opt_row("SGDA", sgda_params({**train, **lopt}, lr))
-        rows[-1]["lr"] = lr
+        rows[-1].update(lr=lr, lr_search_seconds=search_seconds)
     amf_search = []
     for method, fit in (("AMF", fit_amf), ("NeuMF", fit_neumf)):
         if method not in methods:
@@ -188,8 +191,9 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
         row["epoch_cost_vs_fix"] = row["seconds_per_epoch"] / base["seconds_per_epoch"]
     write_table(folder, rows, {"data": data_info, "train": train, "lambda_opt": lopt,
                                "sgda_lrs": list(sgda_lrs), "sgda_lr_search": sgda_search,
-                               "amf_eps": list(amf_eps), "amf_eps_search": amf_search, "baseline": baseline, "lambdas": lambdas,
-                               "jobs": jobs, "methods": list(methods),
+                               "amf_eps": list(amf_eps), "amf_eps_search": amf_search,
+                               "baseline": baseline, "lambdas": lambdas, "jobs": jobs,
+                               "methods": list(methods),
                                "wall_seconds": time.perf_counter() - t_start})
     return rows
 

@@ -60,6 +60,9 @@ def test_each_row_is_its_saved_model(repro_dir):
     assert sgda["lr"] == max(search, key=lambda s: s[1])[0]
     amf = json.loads((repro_dir / "AMF" / "config.json").read_text())["train"]
     assert amf["lam"] == grid["selected_lambda"]         # AMF continues MF-λFix with its λ
+    search = json.loads((repro_dir / "table2.json").read_text())["amf_eps_search"]
+    assert [e for e, _ in search] == [0.05, 0.1]
+    assert amf["adv_eps"] == max(search, key=lambda s: s[1])[0]
     dui = json.loads((repro_dir / "MF-lOpt-DUI" / "config.json").read_text())["train"]
     assert dui["granularity"] == "DUI" and dui["lambda_lr"] == 0.05
 
