@@ -181,8 +181,10 @@ def figure8_lambda_vs_frequency(run_dir, path, n_bins=12):
         mesh = ax.pcolormesh(x, edges, np.ma.masked_invalid(grid), norm=norm, cmap="viridis",
                              shading="flat")
         ax.set_yscale("log")
+        ax.set_yticks(edges[::2], [str(e) for e in edges[::2]])     # bin edges, plain numbers
+        ax.minorticks_off()
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{who} training frequency (log scale)")
+        ax.set_ylabel(f"{who} training frequency (bin edges; log scale)")
         ax.set_title(f"{who}s")
         fig.colorbar(mesh, ax=ax, label="mean Λ over the bin's rows and dimensions")
     fig.suptitle("Figure 8: average Λ against frequency as training goes on (MF-λOpt-DUI)")
