@@ -1,0 +1,104 @@
+"""Where an epoch's time goes: seconds per CPU kernel of one fixed-λ and one λOpt epoch, and
+the rest (Python orchestration, sampling), on generated data of a given shape.
+
+    python benchmarks/profile_epoch.py --shape ml-1m --granularity DUI
+
+Each kernel the CPU backend calls is wrapped by a timer; the epoch is the median of
+``--repeats`` epochs after one warm-up epoch. Writes ``results/profile_epoch-<shape>.json/.md``.
+"""
+import argparse
+import collections
+import os
+import time
+
+import numba
+import numpy as np
+
+import lopt_np.backends.cpu as cpu_backend
+from bench_epoch import SHAPES, shaped_split
+from lopt_np.trainer import LambdaOpt, Progress
+from report import save_report
+
+KERNELS = ("bpr_forward", "bpr_grad_scatter", "lookahead_rows", "accumulate_lambda_grad",
+           "lambda_adam_update", "lambda_sgd_update", "adam_update", "lazy_adam_update",
+           "sgd_update", "hold_rows", "zero_rows", "release_rows", "sum_in_order")
+
+
+class EpochTimer(Progress):
+    """Snapshots the kernel timers at each epoch's end."""
+
+    def __init__(self, totals):
+        self.totals, self.per_epoch = totals, []
+
+    def epoch_end(self, record):
+        self.per_epoch.append((record["train_seconds"], dict(self.totals)))
+        self.totals.clear()
+
+
+def instrument(totals):
+    for name in KERNELS:
+        fn = getattr(cpu_backend, name)
+
+        def timed(*args, _fn=fn, _name=name):
+            t0 = time.perf_counter()
+            out = _fn(*args)
+            totals[_name] += time.perf_counter() - t0
+            return out
+        setattr(cpu_backend, name, timed)
+
+
+def profile(split, repeats, totals, **params):
+    totals.clear()
+    timer = EpochTimer(totals)
+    LambdaOpt(epochs=repeats + 1, eval_every=0, **params).fit(split, timer)
+    epochs = timer.per_epoch[1:]                       # drop the warm-up epoch
+    seconds = float(np.median([s for s, _ in epochs]))
+    kernels = {k: float(np.median([t.get(k, 0.0) for _, t in epochs])) for k in KERNELS}
+    kernels = {k: v for k, v in kernels.items() if v > 0}
+    return seconds, kernels
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", choices=SHAPES, default="ml-1m")
+    ap.add_argument("--granularity", default="DUI")
+    ap.add_argument("--optimizer", default="adam")
+    ap.add_argument("--lambda-optimizer", default="adam")
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    a = ap.parse_args()
+    numba.set_num_threads(min(a.threads, numba.config.NUMBA_NUM_THREADS))
+    totals = collections.defaultdict(float)
+    instrument(totals)
+    split = shaped_split(*SHAPES[a.shape])
+    common = dict(dim=a.dim, optimizer=a.optimizer, granularity=a.granularity,
+                  lambda_optimizer=a.lambda_optimizer, threads=a.threads, lr=1e-3,
+                  lambda_lr=0.1)
+    rows = {}
+    for mode, learn in (("fixed-λ", False), (f"λOpt-{a.granularity}", True)):
+        rows[mode] = profile(split, a.repeats, totals, learn_lambda=learn, **common)
+    names = sorted({k for _, ks in rows.values() for k in ks},
+                   key=lambda k: -max(ks.get(k, 0) for _, ks in rows.values()))
+    modes = list(rows)
+    lines = [f"{a.shape} shape, K={a.dim}, {a.optimizer} (Λ: {a.lambda_optimizer}), "
+             f"{a.threads} threads, median of {a.repeats} epochs; seconds per epoch", "",
+             "| part | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for k in names:
+        lines.append(f"| {k} | " + " | ".join(f"{rows[m][1].get(k, 0):.3f}" for m in modes)
+                     + " |")
+    lines.append("| rest (Python, sampling) | " + " | ".join(
+        f"{rows[m][0] - sum(rows[m][1].values()):.3f}" for m in modes) + " |")
+    lines.append("| **epoch** | " + " | ".join(f"**{rows[m][0]:.3f}**" for m in modes) + " |")
+    ratio = rows[modes[1]][0] / rows[modes[0]][0]
+    lines += ["", f"{modes[1]} ÷ fixed-λ: {ratio:.2f}"]
+    text = "\n".join(lines)
+    print(text)
+    save_report(a.out, f"profile_epoch-{a.shape}", {
+        "shape": a.shape, "settings": vars(a), "ratio": ratio,
+        "modes": {m: {"epoch_seconds": s, "kernels": ks} for m, (s, ks) in rows.items()}}, text)
+
+
+if __name__ == "__main__":
+    main()
