@@ -18,11 +18,24 @@ from .baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
 from .errors import ConfigError, TrainingDivergedError
 from .grid import DEFAULT_LAMBDAS, check_lambdas, fixed_lambda_params, grid_search, save_grid
 from .io import format_metrics, format_summary, save_run, write_json
-from .trainer import LambdaOpt
+from .trainer import LambdaOpt, Progress
 
 TABLE_METRICS = ("auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100")
 LOPT_GRANULARITIES = ("D", "DU", "DI", "DUI")
 METHODS = ("MF-λFix", "SGDA", "AMF", "NeuMF") + tuple(f"MF-λOpt-{g}" for g in LOPT_GRANULARITIES)
+
+
+class EpochLog(Progress):
+    """One line per epoch of a long run: the validation metrics and mean Λ."""
+
+    def __init__(self, method, log):
+        self.method, self.log = method, log
+
+    def epoch_end(self, record):
+        if "valid" in record:
+            self.log(f"  {self.method} epoch {record['epoch']}: valid "
+                     f"{format_metrics(record['valid'])}  mean Λ "
+                     f"{record['mean_lambda_P']:.3g}/{record['mean_lambda_Q']:.3g}")
 
 
 def folder_name(method):
@@ -140,7 +153,7 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
 
     def lambda_opt_row(method, params):
         t0 = time.perf_counter()
-        model = LambdaOpt(**params).fit(split)
+        model = LambdaOpt(**params).fit(split, EpochLog(method, log))
         result = model.evaluate(split, "test")
         wall = time.perf_counter() - t0
         save_run(_subfolder(folder, method), model, split, result, data_info,
