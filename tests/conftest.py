@@ -67,6 +67,14 @@ def shared_file(name):
     return path
 
 
+def run_cli(*args):
+    """``lopt ARGS`` through Click's CliRunner (arguments stringified; exceptions raised)."""
+    from click.testing import CliRunner
+
+    from lopt_np.cli.main import main
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
 def random_triplets(rng, n_users, n_items, n):
     """Triplets that repeat users and items (j ≠ i)."""
     u = rng.integers(0, n_users, n).astype(np.int64)

@@ -6,9 +6,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from lopt_np.cli.main import main
+from conftest import run_cli as run
 from lopt_np.errors import ConfigError
 from lopt_np.plots import group_gain, plot_run
 from lopt_np.reproduce import METHODS, TABLE_METRICS, check_methods, folder_name
@@ -18,10 +17,6 @@ TINY = ["--synthetic-users", "150", "--synthetic-items", "100", "--min-count", "
         "--sgda-lrs", "10,30", "--baseline-epochs", "2", "--neumf-mlp-dim", "4",
         "--neumf-layers", "8,4", "--amf-eps", "0.05,0.1", "--lambda-lr", "0.05"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
