@@ -158,6 +158,9 @@ def training_options(fn):
                      help="Θ learning rate."),
         click.option("--dim", default=64, show_default=True, type=click.IntRange(min=1),
                      help="Latent dimension K."),
+        click.option("--eps", default=1e-8, show_default=True, type=POSITIVE,
+                     help="Adam's ε, inside the square root (SPEC §4): √(v + ε) ≥ √ε. "
+                          "1e-16 floors the denominator where PyTorch's ε = 1e-8 does."),
         click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1)),
         click.option("--init-std", default=0.1, show_default=True, type=POSITIVE,
                      help="Std of the N(0, σ²) embedding init."),
@@ -345,7 +348,7 @@ def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, amf_eps, **o
                                      "lambda_lr", "lambda_update_interval")}
     lopt["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
     baseline = {"lr": opts.pop("baseline_lr"), "epochs": opts.pop("baseline_epochs"),
-                "patience": opts.pop("baseline_patience"),
+                "patience": opts.pop("baseline_patience"), "eps": opts["eps"],
                 "reg_adv": opts.pop("amf_reg"), "mlp_dim": opts.pop("neumf_mlp_dim"),
                 "layers": opts.pop("neumf_layers"), "batch_size": opts["batch_size"],
                 "seed": opts["seed"], "early_stopping": opts["early_stopping"],

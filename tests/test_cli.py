@@ -192,3 +192,11 @@ def test_every_command_is_documented_in_readme():
 
     missing = [c for c in commands(main, "lopt") if c not in readme]
     assert not missing, f"undocumented in README.rst: {missing}"
+
+
+def test_adam_eps_reaches_the_trainer(tmp_path):
+    r = run("train", *TINY, "--eps", "1e-16", "--out", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "e" / "config.json").read_text())["train"]["eps"] == 1e-16
+    r = run("train", *TINY, "--eps", "0", "--out", tmp_path / "z")
+    assert r.exit_code != 0 and "--eps" in r.output and not (tmp_path / "z").exists()
