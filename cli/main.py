@@ -226,7 +226,7 @@ def clip_value(clip):
 @friendly_errors
 def train(out_dir, overwrite, fixed_lambda, **opts):
     """Train MF-BPR with λOpt (or a fixed λ), evaluate on test, write the run to --out."""
-    from lopt_np.io import atomic_output_dir, check_output_dir, save_run
+    from lopt_np.io import atomic_output_dir, check_output_dir, run_summary, save_run
     from lopt_np.trainer import LambdaOpt
 
     check_output_dir(out_dir, overwrite)
@@ -244,8 +244,7 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
         model = est.fit(split, ClickProgress(opts["epochs"]))
         result = model.evaluate(split, "test")
         wall = time.perf_counter() - t0
-        text = (f"{mode}\n{format_summary(data_info)}\nbest epoch {model.best_epoch}; "
-                f"wall time {wall:.1f} s\ntest: {format_metrics(result['metrics'])}\n")
+        text = run_summary(mode, data_info, model.best_epoch, wall, result["metrics"])
         save_run(tmp, model, split, result, {**data_info, "wall_seconds": wall}, text)
     click.echo(f"test: {format_metrics(result['metrics'])}")
     click.echo(f"wrote {out_dir}/ (config.json, metrics.json, lambda_trajectory.npz, model.npz, "

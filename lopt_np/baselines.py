@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError, TrainingDivergedError
-from .evaluation import DEFAULT_KS, evaluate_scores
+from .evaluation import DEFAULT_KS, evaluate, evaluate_scores
 from .math.apr import apr_grad
 from .math.bpr import bpr_loss
 from .math.neumf import EMBEDDINGS, init_neumf, neumf_bpr_grad, neumf_score_matrix
@@ -87,16 +87,14 @@ class BaselineModel:
     best_epoch: int
     config: dict
 
-    def score_users(self, users):
-        if self.name == "NeuMF":
-            return neumf_score_matrix(self.params, users)
-        P = np.asarray(self.params["P"], np.float64)
-        return P[users] @ np.asarray(self.params["Q"], np.float64).T
-
     def evaluate(self, split, target="test", ks=None):
-        block = 128 if self.name == "NeuMF" else 512     # NeuMF holds users × items × width
-        return evaluate_scores(self.score_users, split, target, ks or self.config["ks"],
-                               block_size=block)
+        """SPEC §7 metrics: AMF is MF (``evaluation.evaluate``); NeuMF scores blocks of 128
+        users (it holds users × items × width activations)."""
+        ks = ks or self.config["ks"]
+        if self.name == "NeuMF":
+            return evaluate_scores(lambda users: neumf_score_matrix(self.params, users), split,
+                                   target, ks, block_size=128)
+        return evaluate(self.params["P"], self.params["Q"], split, target, ks)
 
 
 def fit_amf(split, P, Q, config=None, progress=None):

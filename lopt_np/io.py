@@ -74,6 +74,12 @@ def format_metrics(metrics):
                      f" {v:.4f}" for k, v in metrics.items())
 
 
+def run_summary(title, data_info, best_epoch, wall_seconds, metrics):
+    """The ``summary.txt`` of one training run."""
+    return (f"{title}\n{format_summary(data_info)}\nbest epoch {best_epoch}; "
+            f"wall time {wall_seconds:.1f} s\ntest: {format_metrics(metrics)}\n")
+
+
 def save_run(folder, model, split, test_result, data_info, summary_text):
     """Write every file of a run into ``folder`` (normally the temporary one)."""
     write_json(os.path.join(folder, "config.json"), {"train": model.config, "data": data_info})

@@ -17,7 +17,7 @@ import pandas as pd
 from .baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
 from .errors import ConfigError, TrainingDivergedError
 from .grid import DEFAULT_LAMBDAS, check_lambdas, fixed_lambda_params, grid_search, save_grid
-from .io import format_metrics, format_summary, save_run, write_json
+from .io import format_metrics, run_summary, save_run, write_json
 from .trainer import LambdaOpt, Progress
 
 TABLE_METRICS = ("auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100")
@@ -142,8 +142,8 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
     t0 = time.perf_counter()
     log(f"MF-λFix: grid of {len(lambdas)} λ values, {jobs} at a time")
     grid, mf = grid_search(split, lambdas, jobs=jobs, on_run=lambda r, d, n: log(
-        f"  [{d}/{n}] λ={r.lam:g}: valid {r.valid[train.get('early_stopping', 'hr@100')]:.4f} "
-        f"({r.wall_seconds:.1f} s)"), **train)
+        f"  [{d}/{n}] λ={r.lam:g}: valid {r.valid[select]:.4f} ({r.wall_seconds:.1f} s)"),
+        **train)
     sub = _subfolder(folder, "MF-λFix")
     save_grid(sub, grid, mf, split, data_info, train, time.perf_counter() - t0)
     lam = grid.best.lam
@@ -157,8 +157,7 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
         result = model.evaluate(split, "test")
         wall = time.perf_counter() - t0
         save_run(_subfolder(folder, method), model, split, result, data_info,
-                 f"{method}\n{format_summary(data_info)}\nbest epoch {model.best_epoch}; "
-                 f"wall time {wall:.1f} s\ntest: {format_metrics(result['metrics'])}\n")
+                 run_summary(method, data_info, model.best_epoch, wall, result["metrics"]))
         add_row(method, result["metrics"], model.history, model.best_epoch, wall)
 
     sgda_search = []
