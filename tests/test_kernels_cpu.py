@@ -243,6 +243,32 @@ def test_rank_block_matches_reference_evaluation():
     assert_user_metrics(auc, hr, nd, ks, ref)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rank_block_counts_ties_and_many_targets_like_the_reference(seed):
+    """Integer scores in [-3, 3] (ties everywhere, between targets and with negatives) and
+    users with 0 to 30 targets: every rank, AUC, HR and NDCG equal the reference's."""
+    rng = np.random.default_rng(seed)
+    nU, nI = 30, 60
+    P, Q = rng.integers(-1, 2, (nU, 3)).astype(float), rng.integers(-1, 2, (nI, 3)).astype(float)
+    seen = {u: sorted(rng.choice(nI, 40, replace=False)) for u in range(nU)}
+    targets = {u: list(rng.permutation(seen[u])[:u]) for u in range(1, nU)}   # unsorted
+    ks = np.array([1, 3, 20])
+    t_indptr = np.r_[0, np.cumsum([len(targets.get(u, [])) for u in range(nU)])].astype(np.int64)
+    t_items = np.concatenate([targets.get(u, []) for u in range(nU)]).astype(np.int64)
+    s_indptr = np.r_[0, np.cumsum([40] * nU)].astype(np.int64)
+    s_items = np.concatenate([seen[u] for u in range(nU)]).astype(np.int64)
+    ranks = np.zeros(len(t_items), np.int64)
+    auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
+    rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr,
+               nd)
+    ref = evaluate_users(P, Q, targets, seen, ks)
+    assert_user_metrics(auc, hr, nd, ks, ref)
+    from lopt_np.math.evaluation import rank_user
+    for u in range(1, nU):
+        expected, _ = rank_user(P[u] @ Q.T, np.asarray(targets[u]), np.asarray(seen[u]))
+        np.testing.assert_array_equal(ranks[t_indptr[u]:t_indptr[u + 1]], expected)
+
+
 def test_negative_sampler_is_valid_reproducible_and_thread_independent(small_split):
     from lopt_np.sampling import TripletSampler
     s = TripletSampler(small_split, seed=11)

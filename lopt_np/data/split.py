@@ -10,7 +10,10 @@ SPLIT_NAMES = ("train", "valid", "test")
 
 def pairs_to_csr(pairs, n_users):
     """``(indptr, items, sorted_pairs)``: each user's items, sorted, as compressed rows."""
-    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    pairs = np.asarray(pairs, dtype=np.int64)
+    n_items = int(pairs[:, 1].max()) + 1 if len(pairs) else 1
+    codes = np.sort(pairs[:, 0] * n_items + pairs[:, 1])     # by user, then item
+    pairs = np.stack([codes // n_items, codes % n_items], axis=1)
     indptr = np.zeros(n_users + 1, np.int64)
     np.cumsum(np.bincount(pairs[:, 0], minlength=n_users), out=indptr[1:])
     return indptr, np.ascontiguousarray(pairs[:, 1], dtype=np.int64), pairs
