@@ -11,8 +11,7 @@ import numpy as np
 
 from ..granularity import learned_blocks
 from ..kernels.cpu.bpr import bpr_forward, bpr_grad_scatter, column_blocks, sum_in_order
-from ..kernels.cpu.hypergradient import (accumulate_lambda_grad, hold_rows, lookahead_rows,
-                                         release_rows, zero_rows)
+from ..kernels.cpu.hypergradient import hold_rows, lookahead_step, release_rows, zero_rows
 from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
 from ..kernels.cpu.optimizers import adam_update, lazy_adam_update, sgd_update
 from ..math.lambda_update import clip_scale
@@ -37,6 +36,8 @@ class _Table:
         self.scratch_count = np.zeros(capacity, np.int64)
         self.Tbar = np.zeros((capacity, K), f)
         self.dTbar_dlam = np.zeros((capacity, K), f)
+        self.kernel_args = (T, self.m, self.v, lam, self.identity, self.slot, self.held,
+                            self.buf, self.count, self.scratch_count, self.Tbar, self.dTbar_dlam)
 
     def hold(self, *row_arrays, buffers=2):
         """Hold the rows of ``row_arrays``; clear the first ``buffers`` compact buffers."""
@@ -49,6 +50,11 @@ class _Table:
     def release(self):
         release_rows(self.slot, self.held, self.n_held)
         self.n_held = 0
+
+
+def _layout(lam):
+    """``(per_row, per_dim)`` of a Λ array."""
+    return lam.shape[0] > 1, lam.shape[1] > 1
 
 
 class _LambdaBlock:
@@ -86,45 +92,23 @@ class CpuBackend(Backend):
                 owners = [t for t in (self.tP, self.tQ) if t.lam is lam]
                 per_row = lam.shape[0] > 1
                 self.blocks.append(_LambdaBlock(lam, owners[0] if per_row else None, owners))
-        self.G_of = {id(t): b for b in self.blocks for t in b.tables}
+        G_of = {id(t): b.G for b in self.blocks for t in b.tables}
+        self._no_G = np.zeros((1, 1), self.dtype)
+        self._G_P = G_of.get(id(self.tP), self._no_G)
+        self._G_Q = G_of.get(id(self.tQ), self._no_G)
+        self._lookahead_step = lookahead_step(*(_layout(t.lam) for t in (self.tP, self.tQ)))
         nb = max(max_batch, max_valid_batch)
         self.delta = np.zeros(nb, self.dtype)
         self.loss = np.zeros(nb, self.dtype)
 
     # SPEC §5 steps 1-5 -------------------------------------------------------------------
     def lambda_step(self, train_batch, valid_batch):
-        f = self.dtype.type
         tP, tQ = self.tP, self.tQ
-        ub, ib, jb = train_batch
-        uv, iv, jv = valid_batch
-        nb, nv = len(ub), len(uv)
-        tP.hold(uv)
-        tQ.hold(iv, jv)
-        for b in self.blocks:
-            b.G[:b.slot_held()[2]] = 0.0
-        # 1. ḡ at Θ_t, accumulated on the held rows only (with their counts in B̄)
-        bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, self.delta, self.loss)
-        bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, self.delta,
-                         f(1.0 / nb), tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count,
-                         tQ.count, True, column_blocks())
-        # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
-        alpha = self._alpha(self.t + 1)
-        for t in (tP, tQ):
-            lookahead_rows(t.T, t.m, t.v, t.buf[0], t.count, t.held, t.n_held, t.lam,
-                           f(1.0 / nb), self.scope == "full", self.code, alpha, self._lr,
-                           *self._betas, self._eps, t.Tbar, t.dTbar_dlam)
-        # 3. L_val(Θ̄) and G_Θ̄ (compact rows: Θ̄ is addressed through the slot maps)
-        bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, self.delta, self.loss)
-        val_loss = sum_in_order(self.loss[:nv]) / nv
-        bpr_grad_scatter(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, self.delta,
-                         f(1.0 / nv), tP.slot, tQ.slot, tP.buf[1], tQ.buf[1], tP.scratch_count,
-                         tQ.scratch_count, False, column_blocks())
-        # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
-        for t in (tP, tQ):
-            b = self.G_of.get(id(t))
-            if b is not None:
-                accumulate_lambda_grad(t.buf[1], t.dTbar_dlam, t.n_held, b.table is not None,
-                                       b.G)
+        val_loss, tP.n_held, tQ.n_held = self._lookahead_step(
+            tP.kernel_args, tQ.kernel_args, train_batch, valid_batch, self.delta, self.loss,
+            self._G_P, self._G_Q, self._G_P is not self._no_G, self._G_Q is not self._no_G,
+            self.scope == "full", self.code, self._alpha(self.t + 1), self._lr, *self._betas,
+            self._eps, column_blocks())
         # 5. clip, Λ-optimizer step, projection
         self._update_lambda()
         tP.release()

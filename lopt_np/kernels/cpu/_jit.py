@@ -34,14 +34,19 @@ def by_lambda_layout(factory, lam_arg):
     a factor ≈ 3). The variant is picked from the shape of argument ``lam_arg``."""
     variants = {}
 
-    def kernel(*args):
-        lam = args[lam_arg]
-        key = (lam.shape[0] > 1, lam.shape[1] > 1)
+    def variant(per_row, per_dim):
+        """The compiled kernel of one layout (to call from other compiled code)."""
+        key = (bool(per_row), bool(per_dim))
         if key not in variants:
             variants[key] = factory(*key)
-        return variants[key](*args)
+        return variants[key]
+
+    def kernel(*args):
+        lam = args[lam_arg]
+        return variant(lam.shape[0] > 1, lam.shape[1] > 1)(*args)
 
     kernel.__name__ = factory.__name__.lstrip("_")
     kernel.__doc__ = factory.__doc__
     kernel.variants = variants
+    kernel.variant = variant
     return kernel
