@@ -12,6 +12,7 @@ for λOpt also one lookahead batch B̄ and one validation batch V per step; the 
 triplets lopt_np sampled (their sampling is not timed; implicit samples its own).
 """
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -28,6 +29,7 @@ from report import save_report  # noqa: E402
 from lopt_np import LambdaOpt, Split, evaluate  # noqa: E402
 from lopt_np.sampling import TripletSampler  # noqa: E402
 
+EVAL_ROW = "full evaluation (AUC, HR/NDCG@50,100)"
 SHAPES = {"ml-1m": (6040, 3706, 1_000_209), "ml-10m": (69_878, 10_677, 10_000_054),
           "small": (2000, 1500, 100_000)}
 
@@ -57,6 +59,22 @@ def median_of(fn, repeats):
     fn()                                          # warm-up
     runs = [fn() for _ in range(repeats)]
     return statistics.median(runs), runs
+
+
+def round_robin(jobs, repeats):
+    """``{name: (median, runs)}``: every job warmed up once, then all of them run in turn,
+    ``repeats`` rounds, so that a slow spell of a shared machine lands on every row alike
+    (the ratios are what this benchmark is for) rather than on whichever row ran then."""
+    for name, fn in jobs.items():
+        fn()
+        print(f"warmed up: {name}", flush=True)
+    runs = {name: [] for name in jobs}
+    for r in range(repeats):
+        for name, fn in jobs.items():
+            runs[name].append(fn())
+        print(f"round {r + 1}/{repeats}: " + ", ".join(f"{runs[n][-1]:.3f}" for n in jobs),
+              flush=True)
+    return {name: (statistics.median(x), x) for name, x in runs.items()}
 
 
 def lopt_epoch(split, **kw):
@@ -94,10 +112,7 @@ def main():
         "λOpt-DUI, SGD (Λ: SGD)": dict(granularity="DUI", optimizer="sgd", lr=0.05,
                                       lambda_optimizer="sgd"),
     }
-    rows = {}
-    for name, kw in lopt.items():
-        rows[name] = median_of(lopt_epoch(split, **{**common, **kw}), a.repeats)
-        print(f"{name}: {rows[name][0]:.3f} s", flush=True)
+    jobs = {name: lopt_epoch(split, **{**common, **kw}) for name, kw in lopt.items()}
     rng = np.random.default_rng(0)
     P = rng.normal(0, 0.1, (n_users, a.dim)).astype(np.float32)
     Q = rng.normal(0, 0.1, (n_items, a.dim)).astype(np.float32)
@@ -106,17 +121,16 @@ def main():
         t0 = time.perf_counter()
         evaluate(P, Q, split)
         return time.perf_counter() - t0
-    rows["full evaluation (AUC, HR/NDCG@50,100)"] = median_of(run_eval, a.repeats)
-    peer_rows, skipped = {}, []
+    jobs[EVAL_ROW] = run_eval
+    peer_names, skipped = [], []
     if not a.no_peers:
         tri = TripletSampler(split, 0).train_triplets(1)
         if peers.torch_available():
             for fused in (False, True):
                 name = f"PyTorch MF-BPR, Adam{'(fused=True)' if fused else ''}"
-                peer_rows[name] = median_of(lambda: peers.torch_epoch_seconds(
-                    n_users, n_items, tri, a.dim, a.batch_size, 1e-3, 0.01, threads, fused),
-                    a.repeats)
-                print(f"{name}: {peer_rows[name][0]:.3f} s", flush=True)
+                jobs[name] = functools.partial(peers.torch_epoch_seconds, n_users, n_items, tri,
+                                               a.dim, a.batch_size, 1e-3, 0.01, threads, fused)
+                peer_names.append(name)
         else:
             skipped.append("PyTorch (not installed)")
         if peers.implicit_available():
@@ -124,11 +138,14 @@ def main():
             ui = sp.csr_matrix((np.ones(len(split.train), np.float32),
                                 (split.train[:, 0], split.train[:, 1])), (n_users, n_items))
             name = "implicit BPR (Hogwild SGD)"
-            peer_rows[name] = median_of(lambda: peers.implicit_epoch_seconds(
-                ui, a.dim, 0.01, 0.01, threads), a.repeats)
-            print(f"{name}: {peer_rows[name][0]:.3f} s", flush=True)
+            jobs[name] = functools.partial(peers.implicit_epoch_seconds, ui, a.dim, 0.01, 0.01,
+                                           threads)
+            peer_names.append(name)
         else:
             skipped.append("implicit (not installed)")
+    timed = round_robin(jobs, a.repeats)
+    peer_rows = {name: timed.pop(name) for name in peer_names}
+    rows = timed
     write_report(a, split, threads, rows, peer_rows, skipped)
 
 
@@ -142,7 +159,7 @@ def write_report(a, split, threads, rows, peer_rows, skipped):
             "date": time.strftime("%Y-%m-%d")}
     head = (f"shape {a.shape}: {n_users:,} users, {n_items:,} items, {len(split.train):,} "
             f"training triplets per epoch, K={a.dim}, batch {a.batch_size}, {threads} threads, "
-            f"median of {a.repeats} after a warm-up")
+            f"median of {a.repeats} rounds after a warm-up, all rows taking turns in each round")
     lines = [head, "", "| lopt_np | median s | runs (s) | ÷ fixed-λ dense Adam |",
              "|---|---|---|---|"]
     for name, (med, runs) in rows.items():
@@ -152,11 +169,11 @@ def write_report(a, split, threads, rows, peer_rows, skipped):
     if peer_rows:
         lines += ["", "| peer | median s | runs (s) | lopt_np ÷ peer |", "|---|---|---|---|"]
         for name, (med, runs) in peer_rows.items():
-            ours = ("λOpt-DUI, lazy Adam (Λ: Adam)" if name.startswith("implicit")
-                    else "fixed-λ, dense Adam")
-            ratios[name] = {"lopt_np_row": ours, "ratio": rows[ours][0] / med}
+            ours = (["λOpt-DUI, lazy Adam (Λ: SGD)", "λOpt-DUI, lazy Adam (Λ: Adam)"]
+                    if name.startswith("implicit") else ["fixed-λ, dense Adam"])
+            ratios[name] = {"ratios": {o: rows[o][0] / med for o in ours}}
             lines.append(f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | "
-                         f"{ours}: {rows[ours][0] / med:.2f} |")
+                         + "; ".join(f"{o}: {rows[o][0] / med:.2f}" for o in ours) + " |")
     if skipped:
         lines += ["", "skipped: " + ", ".join(skipped)]
     text = "\n".join(lines)

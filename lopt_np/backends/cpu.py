@@ -3,17 +3,19 @@
 Every step works on *held* rows (``kernels.cpu.hypergradient.hold_rows``): the real step holds
 the rows its batch B touches and keeps its gradient compact; the lookahead holds the rows the
 validation batch V touches and computes ḡ, Θ̄, G_Θ̄ and ∂Θ̄/∂Λ on those rows only (SPEC §5.4).
-Nothing is allocated per step.
+Nothing is allocated per step. Each step is one compiled call that runs the kernels in SPEC
+order (``kernels.cpu.hypergradient.lookahead_step``, ``kernels.cpu.optimizers.theta_step``),
+then the Λ update (step 5) runs here.
 """
 import math
 
 import numpy as np
 
 from ..granularity import learned_blocks
-from ..kernels.cpu.bpr import bpr_forward, bpr_grad_scatter, column_blocks, sum_in_order
-from ..kernels.cpu.hypergradient import hold_rows, lookahead_step, release_rows, zero_rows
+from ..kernels.cpu.bpr import column_blocks
+from ..kernels.cpu.hypergradient import lookahead_step, release_rows
 from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
-from ..kernels.cpu.optimizers import adam_update, lazy_adam_update, sgd_update
+from ..kernels.cpu.optimizers import theta_step
 from ..math.lambda_update import clip_scale
 from ..math.optimizers import adam_step_size
 from .base import Backend
@@ -36,16 +38,9 @@ class _Table:
         self.scratch_count = np.zeros(capacity, np.int64)
         self.Tbar = np.zeros((capacity, K), f)
         self.dTbar_dlam = np.zeros((capacity, K), f)
+        # what the compiled steps take, in their order
         self.kernel_args = (T, self.m, self.v, lam, self.identity, self.slot, self.held,
                             self.buf, self.count, self.scratch_count, self.Tbar, self.dTbar_dlam)
-
-    def hold(self, *row_arrays, buffers=2):
-        """Hold the rows of ``row_arrays``; clear the first ``buffers`` compact buffers."""
-        n = 0
-        for rows in row_arrays:
-            n = hold_rows(rows, self.slot, self.held, n)
-        self.n_held = n
-        zero_rows(self.buf[:buffers], self.count, n)
 
     def release(self):
         release_rows(self.slot, self.held, self.n_held)
@@ -96,7 +91,9 @@ class CpuBackend(Backend):
         self._no_G = np.zeros((1, 1), self.dtype)
         self._G_P = G_of.get(id(self.tP), self._no_G)
         self._G_Q = G_of.get(id(self.tQ), self._no_G)
-        self._lookahead_step = lookahead_step(*(_layout(t.lam) for t in (self.tP, self.tQ)))
+        layouts = _layout(self.tP.lam), _layout(self.tQ.lam)
+        self._lookahead_step = lookahead_step(*layouts)
+        self._theta_step = theta_step(*layouts, self.code)
         nb = max(max_batch, max_valid_batch)
         self.delta = np.zeros(nb, self.dtype)
         self.loss = np.zeros(nb, self.dtype)
@@ -134,33 +131,10 @@ class CpuBackend(Backend):
 
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
-        f = self.dtype.type
-        tP, tQ = self.tP, self.tQ
-        u, i, j = train_batch
-        n = len(u)
-        tP.hold(u, buffers=1)
-        tQ.hold(i, j, buffers=1)
-        bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, self.delta, self.loss)
-        loss = sum_in_order(self.loss[:n]) / n
-        bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, self.delta, f(1.0 / n),
-                         tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count, tQ.count, True,
-                         column_blocks())
         self.t += 1
-        o = self.theta_opt
-        full = self.scope == "full"
-        inv = f(1.0 / n)
-        alpha = self._alpha(self.t)
-        for t in (tP, tQ):
-            if o.name == "adam":
-                adam_update(t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv, full, alpha,
-                            *self._betas, self._eps)
-            elif o.name == "lazy_adam":
-                lazy_adam_update(t.T, t.m, t.v, t.held, t.n_held, t.buf[0], t.count, t.lam, inv,
-                                 alpha, *self._betas, self._eps)
-            else:
-                sgd_update(t.T, t.slot, t.held, t.n_held, t.buf[0], t.count, t.lam, inv, full,
-                           self._lr)
-            t.release()
+        loss = self._theta_step(self.tP.kernel_args, self.tQ.kernel_args, train_batch,
+                                self.delta, self.loss, self.scope == "full", self._alpha(self.t),
+                                self._lr, *self._betas, self._eps, column_blocks())
         return float(loss)
 
     def parameters(self):

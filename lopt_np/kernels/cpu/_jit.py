@@ -11,6 +11,10 @@ from .. import elementwise as _e
 
 jit = njit(cache=True, error_model="numpy")
 pjit = njit(cache=True, parallel=True, error_model="numpy")
+# For the compiled steps that call one layout variant of other kernels: their closure holds
+# dispatchers, whose pickled form differs between processes, so an on-disk cache would miss and
+# grow on every run. They are small and compile in well under a second (their callees are cached).
+jit_uncached = njit(error_model="numpy")
 # For sums over the K latent dimensions: LLVM may reassociate them into vector partial sums
 # (the order is fixed by the compiled code, so results do not depend on the thread count).
 fast_reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})

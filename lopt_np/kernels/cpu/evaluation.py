@@ -2,8 +2,9 @@
 
 Mirrors ``math.evaluation`` with the comparison turned around: instead of sorting a user's
 ≈|I| negative scores, its few target scores are sorted and every negative is placed among
-them. ``n_above[m]`` counts the negatives with exactly m targets scoring strictly below them, ``n_below[m]`` those with exactly m targets scoring at most them; then the target at
-sorted position k has ``Σ_{m>k} n_above[m]`` negatives strictly higher (its rank − 1) and
+them. ``n_above[m]`` counts the negatives with exactly m targets scoring strictly below them,
+``n_below[m]`` those with exactly m targets scoring at most them; then the target at sorted
+position k has ``Σ_{m>k} n_above[m]`` negatives strictly higher (its rank − 1) and
 ``Σ_{m≤k} n_below[m]`` strictly lower (its AUC numerator). The counts are vector compares over
 the t targets: O(|I|·t) per user but branch-free, no allocation of size |I|.
 """

@@ -10,8 +10,8 @@ import functools
 from numba import prange
 
 from .. import LAZY_ADAM, SGD
-from ._jit import (adam_jacobian, adam_moments, adam_update, by_lambda_layout, jit, penalty_grad,
-                   penalty_grad_lambda, pjit, sgd_update)
+from ._jit import (adam_jacobian, adam_moments, adam_update, by_lambda_layout, jit, jit_uncached,
+                   penalty_grad, penalty_grad_lambda, pjit, sgd_update)
 from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
 
 
@@ -135,7 +135,7 @@ def lookahead_step(layout_P, layout_Q):
     look_Q = lookahead_rows.variant(*layout_Q)
     per_row_P, per_row_Q = layout_P[0], layout_Q[0]
 
-    @jit
+    @jit_uncached
     def step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, learn_P, learn_Q, full_scope, optimizer,
              alpha, lr, beta1, beta2, c1, c2, eps, nblocks):
         TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP, scratchP, TbarP, dTP = tP
