@@ -3,7 +3,7 @@ the rest (Python orchestration, sampling), on generated data of a given shape.
 
     python benchmarks/profile_epoch.py --shape ml-1m --granularity DUI
 
-Each kernel the CPU backend calls is wrapped by a timer; the epoch is the median of
+Each compiled call the CPU backend makes is wrapped by a timer; the epoch is the median of
 ``--repeats`` epochs after one warm-up epoch. Writes ``results/profile_epoch-<shape>.json/.md``.
 """
 import argparse
@@ -19,10 +19,10 @@ from bench_epoch import SHAPES, shaped_split
 from lopt_np.trainer import LambdaOpt, Progress
 from report import save_report
 
-# lookahead_step: SPEC §5 steps 1-4 in one compiled call (its BPR passes and lookahead inside)
-KERNELS = ("lookahead_step", "bpr_forward", "bpr_grad_scatter", "lambda_adam_update",
-           "lambda_sgd_update", "adam_update", "lazy_adam_update",
-           "sgd_update", "hold_rows", "zero_rows", "release_rows", "sum_in_order")
+# the calls the CPU backend makes per step: lookahead_step (SPEC §5 steps 1-4: two BPR passes and
+# the lookahead rows) and theta_step (a BPR pass and the Θ update) are one compiled call each
+KERNELS = ("lookahead_step", "theta_step", "lambda_adam_update", "lambda_sgd_update",
+           "sum_of_squares", "release_rows")
 
 
 class EpochTimer(Progress):
@@ -46,12 +46,7 @@ def instrument(totals):
         return timed
 
     for name in KERNELS:
-        fn = getattr(cpu_backend, name)
-        if name == "lookahead_step":     # a factory of compiled steps: time the steps it makes
-            setattr(cpu_backend, name,
-                    lambda *layouts, _fn=fn, _name=name: timer(_fn(*layouts), _name))
-        else:
-            setattr(cpu_backend, name, timer(fn, name))
+        setattr(cpu_backend, name, timer(getattr(cpu_backend, name), name))
 
 
 def profile(split, repeats, totals, **params):

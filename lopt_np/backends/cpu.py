@@ -91,9 +91,7 @@ class CpuBackend(Backend):
         self._no_G = np.zeros((1, 1), self.dtype)
         self._G_P = G_of.get(id(self.tP), self._no_G)
         self._G_Q = G_of.get(id(self.tQ), self._no_G)
-        layouts = _layout(self.tP.lam), _layout(self.tQ.lam)
-        self._lookahead_step = lookahead_step(*layouts)
-        self._theta_step = theta_step(*layouts, self.code)
+        self._layouts = _layout(self.tP.lam), _layout(self.tQ.lam)
         nb = max(max_batch, max_valid_batch)
         self.delta = np.zeros(nb, self.dtype)
         self.loss = np.zeros(nb, self.dtype)
@@ -101,10 +99,10 @@ class CpuBackend(Backend):
     # SPEC §5 steps 1-5 -------------------------------------------------------------------
     def lambda_step(self, train_batch, valid_batch):
         tP, tQ = self.tP, self.tQ
-        val_loss, tP.n_held, tQ.n_held = self._lookahead_step(
+        val_loss, tP.n_held, tQ.n_held = lookahead_step(
             tP.kernel_args, tQ.kernel_args, train_batch, valid_batch, self.delta, self.loss,
-            self._G_P, self._G_Q, self._G_P is not self._no_G, self._G_Q is not self._no_G,
-            self.scope == "full", self.code, self._alpha(self.t + 1), self._lr, *self._betas,
+            self._G_P, self._G_Q, *self._layouts, self._G_P is not self._no_G,
+            self._G_Q is not self._no_G, self.scope == "full", self.code, self._alpha(self.t + 1), self._lr, *self._betas,
             self._eps, column_blocks())
         # 5. clip, Λ-optimizer step, projection
         self._update_lambda()
@@ -132,9 +130,9 @@ class CpuBackend(Backend):
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
         self.t += 1
-        loss = self._theta_step(self.tP.kernel_args, self.tQ.kernel_args, train_batch,
-                                self.delta, self.loss, self.scope == "full", self._alpha(self.t),
-                                self._lr, *self._betas, self._eps, column_blocks())
+        loss = theta_step(self.tP.kernel_args, self.tQ.kernel_args, train_batch, self.delta,
+                          self.loss, *self._layouts, self.code, self.scope == "full",
+                          self._alpha(self.t), self._lr, *self._betas, self._eps, column_blocks())
         return float(loss)
 
     def parameters(self):

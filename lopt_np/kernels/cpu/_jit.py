@@ -11,10 +11,6 @@ from .. import elementwise as _e
 
 jit = njit(cache=True, error_model="numpy")
 pjit = njit(cache=True, parallel=True, error_model="numpy")
-# For the compiled steps that call one layout variant of other kernels: their closure holds
-# dispatchers, whose pickled form differs between processes, so an on-disk cache would miss and
-# grow on every run. They are small and compile in well under a second (their callees are cached).
-jit_uncached = njit(error_model="numpy")
 # For sums over the K latent dimensions: LLVM may reassociate them into vector partial sums
 # (the order is fixed by the compiled code, so results do not depend on the thread count).
 fast_reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
@@ -54,3 +50,26 @@ def by_lambda_layout(factory, lam_arg):
     kernel.variants = variants
     kernel.variant = variant
     return kernel
+
+
+def layout_switch(kernel):
+    """``switch(per_row, per_dim, *args)``: calls ``kernel``'s variant for that Λ layout, from
+    other compiled code (one branch per call, outside the loops). A compiled caller then takes
+    the layout as plain arguments and stays cacheable on disk (a closure holding a variant would
+    not: a dispatcher pickles differently in every process). Not cached itself: it is compiled
+    into its callers."""
+    rd, r, d, s = (kernel.variant(*key) for key in ((True, True), (True, False), (False, True),
+                                                     (False, False)))
+
+    @njit(error_model="numpy")
+    def switch(per_row, per_dim, *args):
+        if per_row:
+            if per_dim:
+                return rd(*args)
+            return r(*args)
+        if per_dim:
+            return d(*args)
+        return s(*args)
+
+    switch.__name__ = kernel.__name__ + "_switch"
+    return switch

@@ -5,13 +5,11 @@ Numba CPU. Mirrors ``math.hypergradient``; the host orchestration of one lookahe
 The touched rows of a table are *held* in compact buffers: ``held[s]`` is the table row in
 buffer row s and ``slot[r]`` the buffer row of table row r (−1 when not held).
 """
-import functools
-
 from numba import prange
 
 from .. import LAZY_ADAM, SGD
-from ._jit import (adam_jacobian, adam_moments, adam_update, by_lambda_layout, jit, jit_uncached,
-                   penalty_grad, penalty_grad_lambda, pjit, sgd_update)
+from ._jit import (adam_jacobian, adam_moments, adam_update, by_lambda_layout, jit,
+                   layout_switch, penalty_grad, penalty_grad_lambda, pjit, sgd_update)
 from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
 
 
@@ -118,58 +116,53 @@ def accumulate_lambda_grad(Gbar, dTbar_dlam, n_held, per_row, G_lam):
         G_lam[0, 0] += acc
 
 
-@functools.lru_cache(maxsize=None)
-def lookahead_step(layout_P, layout_Q):
-    """SPEC §5 steps 1-4 as one compiled call, for Λ^P and Λ^Q of the given layouts
-    ``(per_row, per_dim)``: the kernels above and in ``bpr`` in the order of the backend's
-    ``lambda_step``, with no return to Python between them (a λ step is ~15 kernels of
-    0.01-0.3 ms each, so per-call host overhead is a large share at ML-1M shape).
+_lookahead_rows_of = layout_switch(lookahead_rows)
 
-    ``lookahead_step(layout_P, layout_Q)(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, learn_P, learn_Q,
-    full_scope, optimizer, alpha, lr, beta1, beta2, c1, c2, eps, nblocks)`` with a table
-    ``t = (T, m, v, lam, identity, slot, held, buf, count, scratch_count, Tbar, dTbar_dlam)``
-    and batches ``(users, pos, neg)``; holds V's rows (the caller releases them), fills
-    ``G_P``/``G_Q`` (the same array when Λ is tied: both tables accumulate into it) and returns
-    ``(L_val(Θ̄), rows held in P, rows held in Q)``."""
-    look_P = lookahead_rows.variant(*layout_P)
-    look_Q = lookahead_rows.variant(*layout_Q)
-    per_row_P, per_row_Q = layout_P[0], layout_Q[0]
 
-    @jit_uncached
-    def step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, learn_P, learn_Q, full_scope, optimizer,
-             alpha, lr, beta1, beta2, c1, c2, eps, nblocks):
-        TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP, scratchP, TbarP, dTP = tP
-        TQ, mQ, vQ, lamQ, idQ, slotQ, heldQ, bufQ, countQ, scratchQ, TbarQ, dTQ = tQ
-        ub, ib, jb = Bbar
-        uv, iv, jv = V
-        f = TP.dtype.type
-        nP = hold_rows(uv, slotP, heldP, 0)
-        nQ = hold_rows(jv, slotQ, heldQ, hold_rows(iv, slotQ, heldQ, 0))
-        zero_rows(bufP, countP, nP)
-        zero_rows(bufQ, countQ, nQ)
-        G_P[:nP if per_row_P else 1] = 0.0
-        G_Q[:nQ if per_row_Q else 1] = 0.0
-        # 1. ḡ at Θ_t on the held rows, with their counts in B̄
-        bpr_forward(TP, TQ, idP, idQ, ub, ib, jb, delta, loss)
-        bpr_grad_scatter(TP, TQ, idP, idQ, ub, ib, jb, delta, f(1.0 / ub.shape[0]), slotP,
-                         slotQ, bufP[0], bufQ[0], countP, countQ, True, nblocks)
-        # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
-        inv_b = f(1.0 / ub.shape[0])
-        look_P(TP, mP, vP, bufP[0], countP, heldP, nP, lamP, inv_b, full_scope, optimizer,
-               alpha, lr, beta1, beta2, c1, c2, eps, TbarP, dTP)
-        look_Q(TQ, mQ, vQ, bufQ[0], countQ, heldQ, nQ, lamQ, inv_b, full_scope, optimizer,
-               alpha, lr, beta1, beta2, c1, c2, eps, TbarQ, dTQ)
-        # 3. L_val(Θ̄) and G_Θ̄ (Θ̄ is compact: addressed through the slot maps)
-        nv = uv.shape[0]
-        bpr_forward(TbarP, TbarQ, slotP, slotQ, uv, iv, jv, delta, loss)
-        val_loss = sum_in_order(loss[:nv]) / nv
-        bpr_grad_scatter(TbarP, TbarQ, slotP, slotQ, uv, iv, jv, delta, f(1.0 / nv), slotP,
-                         slotQ, bufP[1], bufQ[1], scratchP, scratchQ, False, nblocks)
-        # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
-        if learn_P:
-            accumulate_lambda_grad(bufP[1], dTP, nP, per_row_P, G_P)
-        if learn_Q:
-            accumulate_lambda_grad(bufQ[1], dTQ, nQ, per_row_Q, G_Q)
-        return val_loss, nP, nQ
+@jit
+def lookahead_step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, layout_P, layout_Q, learn_P, learn_Q,
+                   full_scope, optimizer, alpha, lr, beta1, beta2, c1, c2, eps, nblocks):
+    """SPEC §5 steps 1-4 as one compiled call: the kernels above and in ``bpr`` in the order of
+    the backend's ``lambda_step``, with no return to Python between them (a λ step is ~15
+    kernels of 0.01-0.3 ms each, so per-call host overhead is a large share at ML-1M shape).
 
-    return step
+    A table is ``t = (T, m, v, lam, identity, slot, held, buf, count, scratch_count, Tbar,
+    dTbar_dlam)``, a batch ``(users, pos, neg)``, a layout ``(per_row, per_dim)`` of Λ. Holds
+    V's rows (the caller releases them), fills ``G_P``/``G_Q`` (the same array when Λ is tied:
+    both tables accumulate into it) and returns ``(L_val(Θ̄), rows held in P, rows held in Q)``.
+    """
+    TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP, scratchP, TbarP, dTP = tP
+    TQ, mQ, vQ, lamQ, idQ, slotQ, heldQ, bufQ, countQ, scratchQ, TbarQ, dTQ = tQ
+    ub, ib, jb = Bbar
+    uv, iv, jv = V
+    f = TP.dtype.type
+    nP = hold_rows(uv, slotP, heldP, 0)
+    nQ = hold_rows(jv, slotQ, heldQ, hold_rows(iv, slotQ, heldQ, 0))
+    zero_rows(bufP, countP, nP)
+    zero_rows(bufQ, countQ, nQ)
+    G_P[:nP if layout_P[0] else 1] = 0.0
+    G_Q[:nQ if layout_Q[0] else 1] = 0.0
+    # 1. ḡ at Θ_t on the held rows, with their counts in B̄
+    inv_b = f(1.0 / ub.shape[0])
+    bpr_forward(TP, TQ, idP, idQ, ub, ib, jb, delta, loss)
+    bpr_grad_scatter(TP, TQ, idP, idQ, ub, ib, jb, delta, inv_b, slotP, slotQ, bufP[0], bufQ[0],
+                     countP, countQ, True, nblocks)
+    # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
+    _lookahead_rows_of(layout_P[0], layout_P[1], TP, mP, vP, bufP[0], countP, heldP, nP, lamP,
+                       inv_b, full_scope, optimizer, alpha, lr, beta1, beta2, c1, c2, eps, TbarP,
+                       dTP)
+    _lookahead_rows_of(layout_Q[0], layout_Q[1], TQ, mQ, vQ, bufQ[0], countQ, heldQ, nQ, lamQ,
+                       inv_b, full_scope, optimizer, alpha, lr, beta1, beta2, c1, c2, eps, TbarQ,
+                       dTQ)
+    # 3. L_val(Θ̄) and G_Θ̄ (Θ̄ is compact: addressed through the slot maps)
+    nv = uv.shape[0]
+    bpr_forward(TbarP, TbarQ, slotP, slotQ, uv, iv, jv, delta, loss)
+    val_loss = sum_in_order(loss[:nv]) / nv
+    bpr_grad_scatter(TbarP, TbarQ, slotP, slotQ, uv, iv, jv, delta, f(1.0 / nv), slotP, slotQ,
+                     bufP[1], bufQ[1], scratchP, scratchQ, False, nblocks)
+    # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
+    if learn_P:
+        accumulate_lambda_grad(bufP[1], dTP, nP, layout_P[0], G_P)
+    if learn_Q:
+        accumulate_lambda_grad(bufQ[1], dTQ, nQ, layout_Q[0], G_Q)
+    return val_loss, nP, nQ

@@ -12,12 +12,10 @@ untouched; ``held[s]`` the reverse map; ``count[s]`` the occurrences c_r), see
 - ``lazy_adam_update``: row-sparse Adam on the held rows only (``math.optimizers.lazy_adam_step``);
 - ``sgd_update``: SGD; with the ``batch`` scope only held rows move (d = 0 elsewhere).
 """
-import functools
-
 from numba import prange
 
 from .. import ADAM, LAZY_ADAM
-from ._jit import (adam_moments, adam_update as _adam, by_lambda_layout, jit_uncached,
+from ._jit import (adam_moments, adam_update as _adam, by_lambda_layout, jit, layout_switch,
                    penalty_grad, pjit, sgd_update as _sgd)
 from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
 from .hypergradient import hold_rows, release_rows, zero_rows
@@ -111,50 +109,47 @@ lazy_adam_update = by_lambda_layout(_lazy_adam_update, lam_arg=7)
 sgd_update = by_lambda_layout(_sgd_update, lam_arg=6)
 
 
-@functools.lru_cache(maxsize=None)
-def theta_step(layout_P, layout_Q, optimizer):
-    """The real step (SPEC §5, last paragraph) as one compiled call, for Λ^P and Λ^Q of the
-    given layouts ``(per_row, per_dim)`` and a Θ-optimizer code: hold B's rows, the BPR loss
-    and compact gradient (``bpr``), the fused update of each table, release.
+_adam_update_of = layout_switch(adam_update)
+_lazy_adam_update_of = layout_switch(lazy_adam_update)
+_sgd_update_of = layout_switch(sgd_update)
 
-    ``theta_step(layout_P, layout_Q, optimizer)(tP, tQ, B, delta, loss, full_scope, alpha, lr,
-    beta1, beta2, c1, c2, eps, nblocks)`` with a table ``t = (T, m, v, lam, identity, slot, held,
-    buf, count, …)`` (``backends.cpu``) and a batch ``(users, pos, neg)``; returns L_fit."""
-    adam_P, adam_Q = adam_update.variant(*layout_P), adam_update.variant(*layout_Q)
-    lazy_P, lazy_Q = lazy_adam_update.variant(*layout_P), lazy_adam_update.variant(*layout_Q)
-    sgd_P, sgd_Q = sgd_update.variant(*layout_P), sgd_update.variant(*layout_Q)
 
-    @jit_uncached
-    def step(tP, tQ, B, delta, loss, full_scope, alpha, lr, beta1, beta2, c1, c2, eps, nblocks):
-        TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP = tP[:9]
-        TQ, mQ, vQ, lamQ, idQ, slotQ, heldQ, bufQ, countQ = tQ[:9]
-        u, i, j = B
-        n = u.shape[0]
-        f = TP.dtype.type
-        inv = f(1.0 / n)
-        nP = hold_rows(u, slotP, heldP, 0)
-        nQ = hold_rows(j, slotQ, heldQ, hold_rows(i, slotQ, heldQ, 0))
-        zero_rows(bufP[:1], countP, nP)
-        zero_rows(bufQ[:1], countQ, nQ)
-        bpr_forward(TP, TQ, idP, idQ, u, i, j, delta, loss)
-        fit_loss = sum_in_order(loss[:n]) / n
-        bpr_grad_scatter(TP, TQ, idP, idQ, u, i, j, delta, inv, slotP, slotQ, bufP[0], bufQ[0],
-                         countP, countQ, True, nblocks)
-        if optimizer == ADAM:
-            adam_P(TP, mP, vP, slotP, bufP[0], countP, lamP, inv, full_scope, alpha, beta1,
-                   beta2, c1, c2, eps)
-            adam_Q(TQ, mQ, vQ, slotQ, bufQ[0], countQ, lamQ, inv, full_scope, alpha, beta1,
-                   beta2, c1, c2, eps)
-        elif optimizer == LAZY_ADAM:
-            lazy_P(TP, mP, vP, heldP, nP, bufP[0], countP, lamP, inv, alpha, beta1, beta2, c1,
-                   c2, eps)
-            lazy_Q(TQ, mQ, vQ, heldQ, nQ, bufQ[0], countQ, lamQ, inv, alpha, beta1, beta2, c1,
-                   c2, eps)
-        else:
-            sgd_P(TP, slotP, heldP, nP, bufP[0], countP, lamP, inv, full_scope, lr)
-            sgd_Q(TQ, slotQ, heldQ, nQ, bufQ[0], countQ, lamQ, inv, full_scope, lr)
-        release_rows(slotP, heldP, nP)
-        release_rows(slotQ, heldQ, nQ)
-        return fit_loss
-
-    return step
+@jit
+def theta_step(tP, tQ, B, delta, loss, layout_P, layout_Q, optimizer, full_scope, alpha, lr,
+               beta1, beta2, c1, c2, eps, nblocks):
+    """The real step (SPEC §5, last paragraph) as one compiled call: hold B's rows, the BPR loss
+    and compact gradient (``bpr``), the fused update of each table for its Λ layout
+    ``(per_row, per_dim)`` and the Θ-optimizer code, release. A table is ``t = (T, m, v, lam,
+    identity, slot, held, buf, count, …)`` (``backends.cpu``), a batch ``(users, pos, neg)``;
+    returns L_fit."""
+    TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP = tP[:9]
+    TQ, mQ, vQ, lamQ, idQ, slotQ, heldQ, bufQ, countQ = tQ[:9]
+    u, i, j = B
+    n = u.shape[0]
+    inv = TP.dtype.type(1.0 / n)
+    nP = hold_rows(u, slotP, heldP, 0)
+    nQ = hold_rows(j, slotQ, heldQ, hold_rows(i, slotQ, heldQ, 0))
+    zero_rows(bufP[:1], countP, nP)
+    zero_rows(bufQ[:1], countQ, nQ)
+    bpr_forward(TP, TQ, idP, idQ, u, i, j, delta, loss)
+    fit_loss = sum_in_order(loss[:n]) / n
+    bpr_grad_scatter(TP, TQ, idP, idQ, u, i, j, delta, inv, slotP, slotQ, bufP[0], bufQ[0],
+                     countP, countQ, True, nblocks)
+    rP, dP = layout_P
+    rQ, dQ = layout_Q
+    if optimizer == ADAM:
+        _adam_update_of(rP, dP, TP, mP, vP, slotP, bufP[0], countP, lamP, inv, full_scope, alpha,
+                        beta1, beta2, c1, c2, eps)
+        _adam_update_of(rQ, dQ, TQ, mQ, vQ, slotQ, bufQ[0], countQ, lamQ, inv, full_scope, alpha,
+                        beta1, beta2, c1, c2, eps)
+    elif optimizer == LAZY_ADAM:
+        _lazy_adam_update_of(rP, dP, TP, mP, vP, heldP, nP, bufP[0], countP, lamP, inv, alpha,
+                             beta1, beta2, c1, c2, eps)
+        _lazy_adam_update_of(rQ, dQ, TQ, mQ, vQ, heldQ, nQ, bufQ[0], countQ, lamQ, inv, alpha,
+                             beta1, beta2, c1, c2, eps)
+    else:
+        _sgd_update_of(rP, dP, TP, slotP, heldP, nP, bufP[0], countP, lamP, inv, full_scope, lr)
+        _sgd_update_of(rQ, dQ, TQ, slotQ, heldQ, nQ, bufQ[0], countQ, lamQ, inv, full_scope, lr)
+    release_rows(slotP, heldP, nP)
+    release_rows(slotQ, heldQ, nQ)
+    return fit_loss
