@@ -102,8 +102,8 @@ class CpuBackend(Backend):
         val_loss, tP.n_held, tQ.n_held = lookahead_step(
             tP.kernel_args, tQ.kernel_args, train_batch, valid_batch, self.delta, self.loss,
             self._G_P, self._G_Q, *self._layouts, self._G_P is not self._no_G,
-            self._G_Q is not self._no_G, self.scope == "full", self.code, self._alpha(self.t + 1), self._lr, *self._betas,
-            self._eps, column_blocks())
+            self._G_Q is not self._no_G, self.scope == "full", self.code,
+            self._alpha(self.t + 1), self._lr, *self._betas, self._eps, column_blocks())
         # 5. clip, Λ-optimizer step, projection
         self._update_lambda()
         tP.release()
