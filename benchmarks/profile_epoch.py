@@ -46,7 +46,11 @@ def instrument(totals):
         return timed
 
     for name in KERNELS:
-        setattr(cpu_backend, name, timer(getattr(cpu_backend, name), name))
+        fn = getattr(cpu_backend, name)
+        if isinstance(fn, dict):           # one compiled function per optimizer code
+            setattr(cpu_backend, name, {code: timer(f, name) for code, f in fn.items()})
+        else:
+            setattr(cpu_backend, name, timer(fn, name))
 
 
 def profile(split, repeats, totals, **params):

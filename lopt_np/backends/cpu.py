@@ -4,8 +4,8 @@ Every step works on *held* rows (``kernels.cpu.hypergradient.hold_rows``): the r
 the rows its batch B touches and keeps its gradient compact; the lookahead holds the rows the
 validation batch V touches and computes ḡ, Θ̄, G_Θ̄ and ∂Θ̄/∂Λ on those rows only (SPEC §5.4).
 Nothing is allocated per step. Each step is one compiled call that runs the kernels in SPEC
-order (``kernels.cpu.hypergradient.lookahead_step``, ``kernels.cpu.optimizers.theta_step``),
-then the Λ update (step 5) runs here.
+order (``kernels.cpu.hypergradient.lookahead_step``, ``kernels.cpu.optimizers.theta_step``
+per Θ optimizer), then the Λ update (step 5) runs here.
 """
 import math
 
@@ -130,9 +130,10 @@ class CpuBackend(Backend):
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
         self.t += 1
-        loss = theta_step(self.tP.kernel_args, self.tQ.kernel_args, train_batch, self.delta,
-                          self.loss, *self._layouts, self.code, self.scope == "full",
-                          self._alpha(self.t), self._lr, *self._betas, self._eps, column_blocks())
+        loss = theta_step[self.code](self.tP.kernel_args, self.tQ.kernel_args, train_batch,
+                                     self.delta, self.loss, *self._layouts, self.scope == "full",
+                                     self._alpha(self.t), self._lr, *self._betas, self._eps,
+                                     column_blocks())
         return float(loss)
 
     def parameters(self):

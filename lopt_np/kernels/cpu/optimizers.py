@@ -14,7 +14,7 @@ untouched; ``held[s]`` the reverse map; ``count[s]`` the occurrences c_r), see
 """
 from numba import prange
 
-from .. import ADAM, LAZY_ADAM
+from .. import ADAM, LAZY_ADAM, SGD
 from ._jit import (adam_moments, adam_update as _adam, by_lambda_layout, jit, layout_switch,
                    penalty_grad, pjit, sgd_update as _sgd)
 from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
@@ -115,41 +115,71 @@ _sgd_update_of = layout_switch(sgd_update)
 
 
 @jit
-def theta_step(tP, tQ, B, delta, loss, layout_P, layout_Q, optimizer, full_scope, alpha, lr,
-               beta1, beta2, c1, c2, eps, nblocks):
-    """The real step (SPEC §5, last paragraph) as one compiled call: hold B's rows, the BPR loss
-    and compact gradient (``bpr``), the fused update of each table for its Λ layout
-    ``(per_row, per_dim)`` and the Θ-optimizer code, release. A table is ``t = (T, m, v, lam,
-    identity, slot, held, buf, count, …)`` (``backends.cpu``), a batch ``(users, pos, neg)``;
-    returns L_fit."""
-    TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP = tP[:9]
-    TQ, mQ, vQ, lamQ, idQ, slotQ, heldQ, bufQ, countQ = tQ[:9]
+def batch_gradient(tP, tQ, B, delta, loss, nblocks):
+    """The first half of the real step: hold B's rows and put the BPR gradient on them
+    (compact, with their counts). A table is ``t = (T, m, v, lam, identity, slot, held, buf,
+    count, …)`` (``backends.cpu``), a batch ``(users, pos, neg)``. Returns
+    ``(L_fit, rows held in P, rows held in Q)``."""
+    TP, _, _, _, idP, slotP, heldP, bufP, countP = tP[:9]
+    TQ, _, _, _, idQ, slotQ, heldQ, bufQ, countQ = tQ[:9]
     u, i, j = B
     n = u.shape[0]
-    inv = TP.dtype.type(1.0 / n)
     nP = hold_rows(u, slotP, heldP, 0)
     nQ = hold_rows(j, slotQ, heldQ, hold_rows(i, slotQ, heldQ, 0))
     zero_rows(bufP[:1], countP, nP)
     zero_rows(bufQ[:1], countQ, nQ)
     bpr_forward(TP, TQ, idP, idQ, u, i, j, delta, loss)
-    fit_loss = sum_in_order(loss[:n]) / n
-    bpr_grad_scatter(TP, TQ, idP, idQ, u, i, j, delta, inv, slotP, slotQ, bufP[0], bufQ[0],
-                     countP, countQ, True, nblocks)
-    rP, dP = layout_P
-    rQ, dQ = layout_Q
-    if optimizer == ADAM:
-        _adam_update_of(rP, dP, TP, mP, vP, slotP, bufP[0], countP, lamP, inv, full_scope, alpha,
-                        beta1, beta2, c1, c2, eps)
-        _adam_update_of(rQ, dQ, TQ, mQ, vQ, slotQ, bufQ[0], countQ, lamQ, inv, full_scope, alpha,
-                        beta1, beta2, c1, c2, eps)
-    elif optimizer == LAZY_ADAM:
-        _lazy_adam_update_of(rP, dP, TP, mP, vP, heldP, nP, bufP[0], countP, lamP, inv, alpha,
-                             beta1, beta2, c1, c2, eps)
-        _lazy_adam_update_of(rQ, dQ, TQ, mQ, vQ, heldQ, nQ, bufQ[0], countQ, lamQ, inv, alpha,
-                             beta1, beta2, c1, c2, eps)
-    else:
-        _sgd_update_of(rP, dP, TP, slotP, heldP, nP, bufP[0], countP, lamP, inv, full_scope, lr)
-        _sgd_update_of(rQ, dQ, TQ, slotQ, heldQ, nQ, bufQ[0], countQ, lamQ, inv, full_scope, lr)
-    release_rows(slotP, heldP, nP)
-    release_rows(slotQ, heldQ, nQ)
+    bpr_grad_scatter(TP, TQ, idP, idQ, u, i, j, delta, TP.dtype.type(1.0 / n), slotP, slotQ,
+                     bufP[0], bufQ[0], countP, countQ, True, nblocks)
+    return sum_in_order(loss[:n]) / n, nP, nQ
+
+
+# The real step (SPEC §5, last paragraph) as one compiled call per Θ optimizer (only the one in
+# use is compiled): ``batch_gradient``, the fused update of each table for its Λ layout
+# ``(per_row, per_dim)``, release of the held rows. All three take
+# ``(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1, beta2, c1, c2,
+# eps, nblocks)`` and return L_fit.
+
+@jit
+def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
+                    beta2, c1, c2, eps, nblocks):
+    fit_loss, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
+    inv = tP[0].dtype.type(1.0 / B[0].shape[0])
+    for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
+        T, m, v, lam, _, slot, held, buf, count = t[:9]
+        _adam_update_of(per_row, per_dim, T, m, v, slot, buf[0], count, lam, inv, full_scope,
+                        alpha, beta1, beta2, c1, c2, eps)
+    release_rows(tP[5], tP[6], nP)
+    release_rows(tQ[5], tQ[6], nQ)
     return fit_loss
+
+
+@jit
+def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr,
+                         beta1, beta2, c1, c2, eps, nblocks):
+    fit_loss, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
+    inv = tP[0].dtype.type(1.0 / B[0].shape[0])
+    for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
+        T, m, v, lam, _, slot, held, buf, count = t[:9]
+        _lazy_adam_update_of(per_row, per_dim, T, m, v, held, n_held, buf[0], count, lam, inv,
+                             alpha, beta1, beta2, c1, c2, eps)
+    release_rows(tP[5], tP[6], nP)
+    release_rows(tQ[5], tQ[6], nQ)
+    return fit_loss
+
+
+@jit
+def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
+                   beta2, c1, c2, eps, nblocks):
+    fit_loss, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
+    inv = tP[0].dtype.type(1.0 / B[0].shape[0])
+    for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
+        T, m, v, lam, _, slot, held, buf, count = t[:9]
+        _sgd_update_of(per_row, per_dim, T, slot, held, n_held, buf[0], count, lam, inv,
+                       full_scope, lr)
+    release_rows(tP[5], tP[6], nP)
+    release_rows(tQ[5], tQ[6], nQ)
+    return fit_loss
+
+
+theta_step = {ADAM: theta_step_adam, LAZY_ADAM: theta_step_lazy_adam, SGD: theta_step_sgd}
