@@ -269,6 +269,17 @@ def test_rank_block_counts_ties_and_many_targets_like_the_reference(seed):
         np.testing.assert_array_equal(ranks[t_indptr[u]:t_indptr[u + 1]], expected)
 
 
+def test_sorted_contains_matches_membership_on_every_range():
+    """The branch-free binary search: every sub-range [lo, hi) of a sorted list (empty ones
+    too), every value from below the first to above the last."""
+    from lopt_np.kernels.cpu._jit import sorted_contains
+    values = np.array([1, 3, 4, 8, 9, 15, 20], np.int64)
+    for lo in range(len(values) + 1):
+        for hi in range(lo, len(values) + 1):
+            for x in range(0, 22):
+                assert sorted_contains(values, lo, hi, x) == (x in values[lo:hi]), (lo, hi, x)
+
+
 def test_negative_sampler_is_valid_reproducible_and_thread_independent(small_split):
     from lopt_np.sampling import TripletSampler
     s = TripletSampler(small_split, seed=11)

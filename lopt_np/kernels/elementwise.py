@@ -36,16 +36,19 @@ def bpr_delta(x):
 
 
 def sorted_contains(values, lo, hi, x):
-    """True when ``x`` is among ``values[lo:hi]`` (sorted ascending): a binary search over one
-    user's item list of a CSR array (negative sampling, the evaluation's negatives)."""
-    end = hi
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if values[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and values[lo] == x
+    """True when ``x`` is among ``values[lo:hi]`` (sorted ascending, distinct): a binary search
+    over one user's item list of a CSR array (negative sampling, the evaluation's negatives).
+    Its steps depend only on hi − lo and each picks the half by a select, not a branch (a
+    mispredicted branch per step made it the sampler's main cost)."""
+    n = hi - lo
+    if n <= 0:
+        return False
+    base = lo
+    while n > 1:
+        half = n // 2
+        base = base + half if values[base + half] <= x else base
+        n -= half
+    return values[base] == x
 
 
 def penalty_grad(w, lam, theta):
