@@ -47,7 +47,6 @@ def by_lambda_layout(factory, lam_arg):
 
     kernel.__name__ = factory.__name__.lstrip("_")
     kernel.__doc__ = factory.__doc__
-    kernel.variants = variants
     kernel.variant = variant
     return kernel
 

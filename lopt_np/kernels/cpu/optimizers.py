@@ -119,19 +119,20 @@ def batch_gradient(tP, tQ, B, delta, loss, nblocks):
     """The first half of the real step: hold B's rows and put the BPR gradient on them
     (compact, with their counts). A table is ``t = (T, m, v, lam, identity, slot, held, buf,
     count, …)`` (``backends.cpu``), a batch ``(users, pos, neg)``. Returns
-    ``(L_fit, rows held in P, rows held in Q)``."""
+    ``(L_fit, 1/|B|, rows held in P, rows held in Q)``."""
     TP, _, _, _, idP, slotP, heldP, bufP, countP = tP[:9]
     TQ, _, _, _, idQ, slotQ, heldQ, bufQ, countQ = tQ[:9]
     u, i, j = B
     n = u.shape[0]
+    inv = TP.dtype.type(1.0 / n)
     nP = hold_rows(u, slotP, heldP, 0)
     nQ = hold_rows(j, slotQ, heldQ, hold_rows(i, slotQ, heldQ, 0))
     zero_rows(bufP[:1], countP, nP)
     zero_rows(bufQ[:1], countQ, nQ)
     bpr_forward(TP, TQ, idP, idQ, u, i, j, delta, loss)
-    bpr_grad_scatter(TP, TQ, idP, idQ, u, i, j, delta, TP.dtype.type(1.0 / n), slotP, slotQ,
-                     bufP[0], bufQ[0], countP, countQ, True, nblocks)
-    return sum_in_order(loss[:n]) / n, nP, nQ
+    bpr_grad_scatter(TP, TQ, idP, idQ, u, i, j, delta, inv, slotP, slotQ, bufP[0], bufQ[0],
+                     countP, countQ, True, nblocks)
+    return sum_in_order(loss[:n]) / n, inv, nP, nQ
 
 
 # The real step (SPEC §5, last paragraph) as one compiled call per Θ optimizer (only the one in
@@ -143,8 +144,7 @@ def batch_gradient(tP, tQ, B, delta, loss, nblocks):
 @jit
 def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
                     beta2, c1, c2, eps, nblocks):
-    fit_loss, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
-    inv = tP[0].dtype.type(1.0 / B[0].shape[0])
+    fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
         T, m, v, lam, _, slot, held, buf, count = t[:9]
         _adam_update_of(per_row, per_dim, T, m, v, slot, buf[0], count, lam, inv, full_scope,
@@ -157,8 +157,7 @@ def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alph
 @jit
 def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr,
                          beta1, beta2, c1, c2, eps, nblocks):
-    fit_loss, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
-    inv = tP[0].dtype.type(1.0 / B[0].shape[0])
+    fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
         T, m, v, lam, _, slot, held, buf, count = t[:9]
         _lazy_adam_update_of(per_row, per_dim, T, m, v, held, n_held, buf[0], count, lam, inv,
@@ -171,8 +170,7 @@ def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope,
 @jit
 def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
                    beta2, c1, c2, eps, nblocks):
-    fit_loss, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
-    inv = tP[0].dtype.type(1.0 / B[0].shape[0])
+    fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
         T, m, v, lam, _, slot, held, buf, count = t[:9]
         _sgd_update_of(per_row, per_dim, T, slot, held, n_held, buf[0], count, lam, inv,
