@@ -316,3 +316,36 @@ def test_negative_sampler_is_valid_reproducible_and_thread_independent(small_spl
     assert not np.array_equal(a.neg, s.train_triplets(2).neg)
     # negatives are spread over the catalogue (uniform draw, not a few items)
     assert len(np.unique(a.neg)) > 0.8 * small_split.n_items
+
+
+def test_excluded_bitmap_marks_exactly_the_csr_items(small_split):
+    """Bit j of user u's row is set iff j is in u's excluded list (the last word partly used)."""
+    from lopt_np.sampling import TripletSampler
+    ex = TripletSampler(small_split).valid_excluded
+    n_users, n_items = small_split.n_users, small_split.n_items
+    assert n_items % 64 != 0 and ex.bits.shape == (n_users, -(-n_items // 64))
+    as_bytes = ex.bits.astype("<u8").view(np.uint8).reshape(n_users, -1)
+    marked = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :n_items].astype(bool)
+    expected = np.zeros((n_users, n_items), bool)
+    for u in range(n_users):
+        expected[u, ex.indices[ex.indptr[u]:ex.indptr[u + 1]]] = True
+    np.testing.assert_array_equal(marked, expected)
+
+
+def test_bitmap_and_binary_search_draw_the_same_triplets(small_split):
+    """The bitmap is only a faster membership test: with it and without it (a sampler whose
+    memory budget allows no bitmap), every stream gives the same triplets, and users/pos are
+    the epoch's permutation of the pairs."""
+    from lopt_np.sampling import STREAM_LOOKAHEAD, STREAM_TRAIN, TripletSampler
+    fast = TripletSampler(small_split, seed=3)
+    slow = TripletSampler(small_split, seed=3, bitmap_max_bytes=0)
+    assert fast.train_excluded.bits.shape[1] > 0 and slow.train_excluded.bits.shape[1] == 0
+    for a, b in [(fast.train_triplets(2), slow.train_triplets(2)),
+                 (fast.train_triplets(2, STREAM_LOOKAHEAD), slow.train_triplets(2, STREAM_LOOKAHEAD)),
+                 (fast.valid_triplets(2, 700), slow.valid_triplets(2, 700))]:
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    order = fast._stream(2, STREAM_TRAIN)[0].permutation(len(small_split.train))
+    a = fast.train_triplets(2)
+    np.testing.assert_array_equal(a.users, small_split.train[order, 0])
+    np.testing.assert_array_equal(a.pos, small_split.train[order, 1])
