@@ -340,10 +340,9 @@ def test_bitmap_and_binary_search_draw_the_same_triplets(small_split):
     fast = TripletSampler(small_split, seed=3)
     slow = TripletSampler(small_split, seed=3, bitmap_max_bytes=0)
     assert fast.train_excluded.bits.shape[1] > 0 and slow.train_excluded.bits.shape[1] == 0
-    for a, b in [(fast.train_triplets(2), slow.train_triplets(2)),
-                 (fast.train_triplets(2, STREAM_LOOKAHEAD), slow.train_triplets(2, STREAM_LOOKAHEAD)),
-                 (fast.valid_triplets(2, 700), slow.valid_triplets(2, 700))]:
-        for x, y in zip(a, b):
+    for draw in (lambda s: s.train_triplets(2), lambda s: s.train_triplets(2, STREAM_LOOKAHEAD),
+                 lambda s: s.valid_triplets(2, 700)):
+        for x, y in zip(draw(fast), draw(slow)):
             np.testing.assert_array_equal(x, y)
     order = fast._stream(2, STREAM_TRAIN)[0].permutation(len(small_split.train))
     a = fast.train_triplets(2)
