@@ -8,7 +8,8 @@ times and ratios and write ``benchmarks/results/bench_epoch-<shape>.{json,md}``.
 
 Each timing: a warm-up first (Numba compilation, allocator), then the median of ``--repeats``.
 An epoch is every training positive once: for lopt_np, sampling of the triplets included, and
-for λOpt also one lookahead batch B̄ and one validation batch V per step; the peers run on the
+for λOpt also one lookahead batch B̄ and one validation batch V per λ step (every step, and
+every N-th in the ``--lambda-intervals`` rows); the peers run on the
 triplets lopt_np sampled (their sampling is not timed; implicit samples its own).
 """
 import argparse
@@ -93,6 +94,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="0: all cores")
     ap.add_argument("--no-peers", action="store_true", help="skip PyTorch and implicit")
+    ap.add_argument("--lambda-intervals", default="3",
+                    help="comma-separated N: also time λOpt-DUI (dense Adam) with a λ step every "
+                         "N real steps ('' for none)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
     threads = a.threads or numba.config.NUMBA_NUM_THREADS
@@ -112,6 +116,11 @@ def main():
         "λOpt-DUI, SGD (Λ: SGD)": dict(granularity="DUI", optimizer="sgd", lr=0.05,
                                       lambda_optimizer="sgd"),
     }
+    for n in (int(x) for x in a.lambda_intervals.split(",") if x.strip()):
+        for lo, lo_name in (("adam", "Adam"), ("sgd", "SGD")):
+            lopt[f"λOpt-DUI, dense Adam (Λ: {lo_name}), λ step every {n}"] = dict(
+                granularity="DUI", optimizer="adam", lambda_optimizer=lo,
+                lambda_update_interval=n)
     jobs = {name: lopt_epoch(split, **{**common, **kw}) for name, kw in lopt.items()}
     rng = np.random.default_rng(0)
     P = rng.normal(0, 0.1, (n_users, a.dim)).astype(np.float32)
