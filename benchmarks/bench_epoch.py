@@ -117,10 +117,8 @@ def main():
                                       lambda_optimizer="sgd"),
     }
     for n in (int(x) for x in a.lambda_intervals.split(",") if x.strip()):
-        for lo, lo_name in (("adam", "Adam"), ("sgd", "SGD")):
-            lopt[f"λOpt-DUI, dense Adam (Λ: {lo_name}), λ step every {n}"] = dict(
-                granularity="DUI", optimizer="adam", lambda_optimizer=lo,
-                lambda_update_interval=n)
+        for base in ("λOpt-DUI, dense Adam (Λ: Adam)", "λOpt-DUI, dense Adam (Λ: SGD)"):
+            lopt[f"{base}, λ step every {n}"] = {**lopt[base], "lambda_update_interval": n}
     jobs = {name: lopt_epoch(split, **{**common, **kw}) for name, kw in lopt.items()}
     rng = np.random.default_rng(0)
     P = rng.normal(0, 0.1, (n_users, a.dim)).astype(np.float32)
