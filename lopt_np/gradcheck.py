@@ -14,10 +14,10 @@ import numpy as np
 from .granularity import get_granularity, learned_blocks, replace_blocks
 from .math.apr import apr_grad, apr_loss
 from .math.bpr import bpr_grad, bpr_loss
-from .math.hypergradient import (OptimizerState, ThetaOptimizer, lambda_hypergradient,
-                                 lookahead_table, lookahead_table_jacobian_lambda,
-                                 reduce_to_shape, theta_update, theta_update_jacobian,
-                                 validation_loss_after_lookahead)
+from .math.hypergradient import (Lookahead, OptimizerState, ThetaOptimizer,
+                                 lambda_hypergradient, lookahead_jacobian_lambda,
+                                 reduce_to_shape, regularized_direction, theta_update,
+                                 theta_update_jacobian, validation_loss_after_lookahead)
 from .math.neumf import init_neumf, neumf_bpr_grad, neumf_bpr_loss
 from .math.penalty import batch_row_weights, penalty, penalty_grad
 
@@ -141,48 +141,59 @@ def check_update_jacobians(pb, opt, scope, rng):
     for name, T, g, lam, w, m, v in tables:
         c = rng.standard_normal(T.shape)
         d0 = g + penalty_grad(T, _broadcast(lam, T), w)
-        jac = theta_update_jacobian(T, d0, opt, m, v, t, w)
+        active = w > 0
+        jac = theta_update_jacobian(T, d0, opt, m, v, t, active)
+        tag = f"{opt.name}, eps {opt.eps_placement}"
         out.append(check_grads(
-            lambda d, T=T, m=m, v=v, c=c, w=w: float(np.sum(c * theta_update(T, d, opt, m, v, t,
-                                                                              w))),
-            d0, c * jac, f"d{name}'/dd [{opt.name}]", rng=rng))
-        jl = lookahead_table_jacobian_lambda(T, g, _broadcast(lam, T), w, opt, m, v, t)
+            lambda d, T=T, m=m, v=v, c=c, a=active: float(np.sum(
+                c * theta_update(T, d, opt, m, v, t, a))),
+            d0, c * jac, f"d{name}'/dd [{tag}]", rng=rng))
+        jl = lookahead_jacobian_lambda(T, _broadcast(lam, T), (g, w, active), opt, m, v, t,
+                                       opt.eps_placement)
         out.append(check_grads(
-            lambda L, T=T, g=g, w=w, m=m, v=v, c=c: float(np.sum(
-                c * lookahead_table(T, g, _broadcast(L, T), w, opt, m, v, t))),
-            lam, reduce_to_shape(c * jl, lam.shape), f"d{name}'/dLambda [{opt.name}, {scope}]",
+            lambda L, T=T, g=g, w=w, m=m, v=v, c=c, a=active: float(np.sum(c * theta_update(
+                T, regularized_direction(g, T, _broadcast(L, T), w), opt, m, v, t, a))),
+            lam, reduce_to_shape(c * jl, lam.shape), f"d{name}'/dLambda [{tag}, {scope}]",
             rng=rng))
     return out
 
 
-def check_hypergradient(pb, granularity, opt, scope, rng):
-    """∂L_val(Θ̄)/∂Λ end to end (SPEC §5) for every learned Λ block of the granularity."""
+def check_hypergradient(pb, granularity, opt, rule, rng):
+    """∂L_val(Θ̄)/∂Λ end to end (SPEC §5) for every learned Λ block of the granularity, with the
+    lookahead built by ``rule`` (SPEC §8 variants)."""
     _, grads = lambda_hypergradient(granularity, pb.P, pb.Q, pb.lam_P, pb.lam_Q, pb.state, opt,
-                                    pb.train_batch, pb.valid_batch, scope)
+                                    pb.train_batch, pb.valid_batch, rule)
     blocks = learned_blocks(granularity, pb.lam_P, pb.lam_Q)
 
     def f(*bs):
         lam_P, lam_Q = replace_blocks(granularity, pb.lam_P, pb.lam_Q, bs)
         return validation_loss_after_lookahead(pb.P, pb.Q, lam_P, lam_Q, pb.state, opt,
-                                               pb.train_batch, pb.valid_batch, scope)
+                                               pb.train_batch, pb.valid_batch, rule,
+                                               assumed_lambda=(pb.lam_P, pb.lam_Q))
 
-    name = f"dL_val/dLambda [{get_granularity(granularity).name}, {opt.name}, {scope}]"
+    name = (f"dL_val/dLambda [{get_granularity(granularity).name}, {opt.name}, scope "
+            f"{rule.scope}, eps {rule.eps_placement}, t {rule.count}"
+            f"{', assumed penalty' if rule.assumed_penalty else ''}]")
     return [check_grads(f, blocks, grads, name, rng=rng)]
 
 
-def run_gradchecks(granularity="DUI", optimizer="adam", scope="batch", seed=0, lr=None):
+def run_gradchecks(granularity="DUI", optimizer="adam", scope="batch", seed=0, lr=None,
+                   eps_placement="inside", lookahead=None):
     """Every SPEC §6 check for one configuration, in float64; a list of :class:`GradCheckResult`.
 
     The default Θ learning rate (0.05 for Adam, 0.5 for SGD) makes the lookahead move Θ enough
-    that the hypergradient is far above the finite-difference round-off.
+    that the hypergradient is far above the finite-difference round-off. ``lookahead``: a
+    :class:`~lopt_np.math.hypergradient.Lookahead` (default: SPEC §5 with ``scope`` and
+    ``eps_placement``).
     """
     lr = (0.5 if optimizer == "sgd" else 0.05) if lr is None else lr
-    opt = ThetaOptimizer(optimizer, lr)
+    opt = ThetaOptimizer(optimizer, lr, eps_placement=eps_placement)
+    rule = lookahead or Lookahead(scope=scope, eps_placement=eps_placement)
     pb = make_problem(granularity, seed=seed)
     rng = np.random.default_rng(seed + 1)
     return (check_bpr_grad(pb, rng) + check_penalty_grad(pb, scope, rng)
             + check_update_jacobians(pb, opt, scope, rng)
-            + check_hypergradient(pb, granularity, opt, scope, rng))
+            + check_hypergradient(pb, granularity, opt, rule, rng))
 
 
 def check_apr_grad(pb, rng, eps=0.3, reg_adv=0.7):

@@ -77,3 +77,23 @@ class TripletSampler:
         m = len(self.split.valid)
         order = np.concatenate([rng.permutation(m) for _ in range(-(-n // m))])[:n]
         return self._triplets(self.split.valid, order, self.valid_excluded, neg_seed)
+
+
+class BatchStream:
+    """Consecutive batches of one stream of training triplets (SPEC §8, ``lookahead_batches =
+    "stream"``: the lookahead batch B̄ and the real batch B are drawn one after the other, as the
+    authors' shared iterator does). When a pass is used up the next one is drawn (its own
+    permutation and negatives); the last batch of a pass is short."""
+
+    def __init__(self, sampler, stream=STREAM_TRAIN):
+        self.sampler, self.stream = sampler, stream
+        self.passes, self.pos, self.triplets = 0, 0, None
+
+    def next(self, size):
+        if self.triplets is None or self.pos >= len(self.triplets.users):
+            self.passes += 1
+            self.triplets = self.sampler.train_triplets(self.passes, self.stream)
+            self.pos = 0
+        batch = self.triplets.batch(self.pos, self.pos + size)
+        self.pos += size
+        return batch

@@ -16,13 +16,29 @@ from .errors import ConfigError, TrainingDivergedError
 from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, evaluation_device,
                          group_of)
 from .granularity import GRANULARITIES, get_granularity, init_lambda
-from .math.hypergradient import ThetaOptimizer
+from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
-from .math.optimizers import THETA_OPTIMIZERS, check_optimizer_scope
+from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
-from .sampling import STREAM_LOOKAHEAD, TripletSampler
+from .sampling import STREAM_LOOKAHEAD, BatchStream, TripletSampler
 
 METRICS = ("auc", "hr", "ndcg")
+LOOKAHEAD_BATCHES = ("independent", "stream")
+
+# Named combinations of settings (SPEC §8). ``authors``: what the authors' code
+# (LaceyChen17/lambda-opt @672a7ec) computes, as its recorded traces confirm, with its ML-1M
+# script's hyperparameters. Its Θ gradient clip (global norm 100) is left out: it never takes
+# effect (largest pre-clip norm 0.63 in the traces); ``theta_clip`` runs it on the reference
+# backend, where the replay tests check both.
+PRESETS = {
+    "spec": {},
+    "authors": dict(
+        eps_placement="outside", lambda_eps_placement="outside", lookahead_scope="full",
+        lookahead_eps_placement="inside", lookahead_count="current", assumed_penalty=True,
+        lambda_warmup_steps=1, lookahead_batches="stream", scope="batch",
+        dim=128, lr=1e-3, init_std=1.0, lambda_optimizer="amsgrad", lambda_lr=1e-3,
+        lambda_clip=100.0, lambda_init=0.0, eps=1e-8, batch_size=1024),
+}
 
 
 @dataclass
@@ -46,6 +62,16 @@ class TrainConfig:
     lambda_clip: float = math.inf
     lambda_update_interval: int = 1
     scope: str = "batch"
+    # the variants of SPEC §8 (defaults: SPEC §3-§5)
+    eps_placement: str = "inside"            # Θ's Adam: ε inside or outside the root
+    lambda_eps_placement: str = "inside"     # the same for Λ's Adam/AMSGrad
+    lookahead_scope: str = "same"            # penalty scope in the lookahead (same: = scope)
+    lookahead_eps_placement: str = "same"    # ε in the lookahead's Adam (same: = eps_placement)
+    lookahead_count: str = "next"            # lookahead bias correction: t+1 (next) or t (current)
+    assumed_penalty: bool = False            # ḡ also holds B̄'s batch penalty at the current Λ
+    theta_clip: float = math.inf             # global-norm clip of the Θ gradient
+    lambda_warmup_steps: int = 0             # real steps before the first λ step
+    lookahead_batches: str = "independent"   # B̄ and B: independent streams, or one stream
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
@@ -71,11 +97,30 @@ class TrainConfig:
         need(self.lambda_init >= 0 and math.isfinite(self.lambda_init),
              f"lambda_init must be a finite number ≥ 0, got {self.lambda_init!r}")
         need(self.lambda_clip > 0, f"lambda_clip must be > 0, got {self.lambda_clip!r}")
+        need(self.theta_clip > 0, f"theta_clip must be > 0, got {self.theta_clip!r}")
+        for name, allowed in (("eps_placement", EPS_PLACEMENTS),
+                              ("lambda_eps_placement", EPS_PLACEMENTS),
+                              ("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
+                              ("lookahead_scope", ("same",) + SCOPES),
+                              ("lookahead_count", LOOKAHEAD_COUNTS),
+                              ("lookahead_batches", LOOKAHEAD_BATCHES)):
+            need(getattr(self, name) in allowed, f"unknown {name} {getattr(self, name)!r}; "
+                                                 f"expected one of {', '.join(allowed)}")
+        need(isinstance(self.assumed_penalty, (bool, np.bool_)),
+             f"assumed_penalty must be true or false, got {self.assumed_penalty!r}")
+        need(self.lookahead_count == "next" or self.lambda_warmup_steps >= 1
+             or not self.learn_lambda,
+             "lookahead_count 'current' uses t = real steps done, which is 0 at the first step: "
+             "set lambda_warmup_steps ≥ 1")
+        if self.device != "reference" and math.isfinite(self.theta_clip):
+            raise ConfigError(f"theta_clip is implemented on the reference backend only "
+                              f"(device {self.device!r}); leave it unset")
         for name in ("batch_size", "epochs", "lambda_update_interval"):
             v = getattr(self, name)
             need(isinstance(v, (int, np.integer)) and v >= 1,
                  f"{name} must be a positive integer, got {v!r}")
-        for name in ("valid_batch_size", "threads", "eval_every", "patience"):
+        for name in ("valid_batch_size", "threads", "eval_every", "patience",
+                     "lambda_warmup_steps"):
             v = getattr(self, name)
             need(isinstance(v, (int, np.integer)) and v >= 0,
                  f"{name} must be an integer ≥ 0, got {v!r}")
@@ -117,8 +162,62 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["ks"] = list(self.ks)
         d["lambda_clip"] = None if math.isinf(self.lambda_clip) else self.lambda_clip
+        d["theta_clip"] = None if math.isinf(self.theta_clip) else self.theta_clip
         d["granularity"] = get_granularity(self.granularity).name
         return d
+
+    @classmethod
+    def from_preset(cls, preset="spec", **params):
+        """A config from a named preset (:data:`PRESETS`), ``params`` overriding it."""
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[preset], **params})
+
+    def theta_optimizer(self):
+        return ThetaOptimizer(self.optimizer, self.lr, self.beta1, self.beta2, self.eps,
+                              self.eps_placement, self.theta_clip)
+
+    def lambda_optimizer_settings(self):
+        return LambdaOptimizer(self.lambda_optimizer, self.lambda_lr, self.beta1, self.beta2,
+                               self.eps, self.lambda_clip, self.lambda_eps_placement)
+
+    def lookahead_rule(self):
+        """The :class:`Lookahead` these settings describe, "same" resolved."""
+        return Lookahead(
+            scope=self.scope if self.lookahead_scope == "same" else self.lookahead_scope,
+            assumed_penalty=bool(self.assumed_penalty),
+            eps_placement=(self.eps_placement if self.lookahead_eps_placement == "same"
+                           else self.lookahead_eps_placement),
+            count=self.lookahead_count)
+
+    def lambda_due(self, step):
+        """Whether real step number ``step`` (0-based) is preceded by a λ step."""
+        k = step - self.lambda_warmup_steps
+        return k >= 0 and k % self.lambda_update_interval == 0
+
+
+TRAIN, LOOKAHEAD, VALID = "train", "lookahead", "valid"
+
+
+def lambda_opt_iteration(backend, cfg, step, draw):
+    """One λOpt iteration, the one place its order is written (SPEC §5; §8 variants): when a λ
+    step is due, draw B̄ then V and take the λ step (steps 1-5); then draw B and take the real
+    step. ``draw(kind)`` returns the next batch of ``kind`` (TRAIN, LOOKAHEAD or VALID); the
+    trainer samples them, the trace replay reads them from a recording. Returns
+    ``(L_fit, L_val(Θ̄) or None)``."""
+    valid_loss = None
+    if backend.learn_lambda and cfg.lambda_due(step):
+        lookahead_batch = draw(LOOKAHEAD)
+        valid_loss = backend.lambda_step(lookahead_batch, draw(VALID))
+    return backend.theta_step(draw(TRAIN)), valid_loss
+
+
+def make_trainer_backend(cfg, P, Q, lam_P, lam_Q, max_batch, max_valid_batch):
+    """The backend of ``cfg.device`` with the optimizers and lookahead rule ``cfg`` names."""
+    return make_backend(cfg.device, P, Q, lam_P, lam_Q, get_granularity(cfg.granularity),
+                        cfg.theta_optimizer(), cfg.lambda_optimizer_settings(), scope=cfg.scope,
+                        learn_lambda=cfg.learn_lambda, lookahead=cfg.lookahead_rule(),
+                        max_batch=max_batch, max_valid_batch=max_valid_batch)
 
 
 def lambda_per_row(lam, n_rows):
@@ -174,13 +273,13 @@ class Progress:
 class LambdaOpt:
     """MF-BPR with Λ learned by λOpt (or fixed: ``learn_lambda=False``); see :class:`TrainConfig`."""
 
-    def __init__(self, **params):
+    def __init__(self, preset="spec", **params):
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(params) - names)
         if unknown:
             raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; known: "
                               f"{', '.join(sorted(names))}")
-        self.config = TrainConfig(**params).validate()
+        self.config = TrainConfig.from_preset(preset, **params).validate()
 
     def fit(self, split, progress=None):
         cfg = self.config
@@ -199,14 +298,9 @@ class LambdaOpt:
         lam_P, lam_Q = init_lambda(g, split.n_users, split.n_items, cfg.dim, cfg.lambda_init,
                                    dtype)
         vbs = cfg.valid_batch_size or cfg.batch_size
-        backend = make_backend(
-            cfg.device, P, Q, lam_P, lam_Q, g,
-            ThetaOptimizer(cfg.optimizer, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps),
-            LambdaOptimizer(cfg.lambda_optimizer, cfg.lambda_lr, cfg.beta1, cfg.beta2, cfg.eps,
-                            cfg.lambda_clip),
-            scope=cfg.scope, learn_lambda=cfg.learn_lambda, max_batch=cfg.batch_size,
-            max_valid_batch=vbs)
+        backend = make_trainer_backend(cfg, P, Q, lam_P, lam_Q, cfg.batch_size, vbs)
         sampler = TripletSampler(split, cfg.seed)
+        stream = BatchStream(sampler) if cfg.lookahead_batches == "stream" else None
         ufreq_group = group_of(split.user_frequency(), DEFAULT_GROUP_EDGES)
         ifreq_group = group_of(split.item_frequency(), DEFAULT_GROUP_EDGES)
         history, traj = [], {"user_lambda": [], "item_lambda": []}
@@ -214,32 +308,42 @@ class LambdaOpt:
         step = 0
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            train = sampler.train_triplets(epoch)
-            n = len(train.users)
+            if stream is None:
+                train = sampler.train_triplets(epoch)
+                n = len(train.users)
+            else:
+                n = len(split.train)
             n_steps = -(-n // cfg.batch_size)
             learning = backend.learn_lambda
             if learning:
-                look = sampler.train_triplets(epoch, STREAM_LOOKAHEAD)
+                if stream is None:
+                    look = sampler.train_triplets(epoch, STREAM_LOOKAHEAD)
                 n_lambda = n_steps // cfg.lambda_update_interval + 1
                 valid = sampler.valid_triplets(epoch, n_lambda * vbs)
-                v_next = 0
+                v_next = [0]
             progress.epoch_start(epoch, n_steps)
             tl_sum = vl_sum = 0.0
             vl_count = 0
             for s in range(n_steps):
                 lo, hi = s * cfg.batch_size, min(n, (s + 1) * cfg.batch_size)
-                if learning and step % cfg.lambda_update_interval == 0:
-                    vl = backend.lambda_step(look.batch(lo, hi),
-                                             valid.batch(v_next * vbs, (v_next + 1) * vbs))
-                    v_next += 1
+
+                def draw(kind):
+                    if kind == VALID:
+                        v_next[0] += 1
+                        return valid.batch((v_next[0] - 1) * vbs, v_next[0] * vbs)
+                    if stream is not None:
+                        return stream.next(cfg.batch_size)
+                    return (look if kind == LOOKAHEAD else train).batch(lo, hi)
+
+                tl, vl = lambda_opt_iteration(backend, cfg, step, draw)
+                step += 1
+                if vl is not None:
                     if not math.isfinite(vl):
                         raise TrainingDivergedError(
-                            f"the validation loss became {vl} at step {step + 1} (epoch {epoch}); "
+                            f"the validation loss became {vl} at step {step} (epoch {epoch}); "
                             f"lower lr or lambda_lr, or set lambda_clip")
                     vl_sum += vl
                     vl_count += 1
-                tl = backend.theta_step(train.batch(lo, hi))
-                step += 1
                 if not math.isfinite(tl):
                     raise TrainingDivergedError(
                         f"the training loss became {tl} at step {step} (epoch {epoch}); "

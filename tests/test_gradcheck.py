@@ -7,13 +7,13 @@ import lopt_np.math.hypergradient as hg
 from lopt_np.gradcheck import (check_bpr_grad, check_grads, check_hypergradient,
                                check_penalty_grad, check_update_jacobians, make_problem,
                                run_gradchecks)
-from lopt_np.math.hypergradient import ThetaOptimizer
+from lopt_np.math.hypergradient import Lookahead, ThetaOptimizer
 from lopt_np.math.optimizers import adam_step_size
 from lopt_np.math.penalty import SCOPES
 
 
-def _opt(name):
-    return ThetaOptimizer(name, 0.5 if name == "sgd" else 0.05)
+def _opt(name, eps_placement="inside"):
+    return ThetaOptimizer(name, 0.5 if name == "sgd" else 0.05, eps_placement=eps_placement)
 
 
 def _assert_all_pass(results):
@@ -56,8 +56,40 @@ def test_hypergradient_end_to_end(granularity, optimizer, scope):
     """∂L_val(Θ̄)/∂Λ for every granularity, optimizer and scope."""
     for seed in (0, 1):
         _assert_all_pass(check_hypergradient(make_problem(granularity, seed=seed), granularity,
-                                             _opt(optimizer), scope,
+                                             _opt(optimizer), Lookahead(scope=scope),
                                              np.random.default_rng(seed)))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_update_jacobians_eps_outside(granularity, optimizer):
+    """∂Θ'/∂d and ∂Θ'/∂Λ with ε outside the root (torch's Adam; SPEC §4): its own Jacobian."""
+    _assert_all_pass(check_update_jacobians(make_problem(granularity), _opt(optimizer, "outside"),
+                                            "batch", np.random.default_rng(0)))
+
+
+LOOKAHEAD_VARIANTS = [
+    Lookahead(scope="full"),
+    Lookahead(scope="batch", assumed_penalty=True),
+    Lookahead(scope="batch", count="current"),
+    Lookahead(scope="batch", eps_placement="outside"),
+    Lookahead(scope="full", assumed_penalty=True, eps_placement="inside", count="current"),
+]
+
+
+# lazy Adam is defined for the batch scope only
+VARIANT_CASES = [(o, r) for o in ("adam", "lazy_adam", "sgd") for r in LOOKAHEAD_VARIANTS
+                 if not (o == "lazy_adam" and r.scope == "full")]
+
+
+@pytest.mark.parametrize("optimizer,rule", VARIANT_CASES,
+                         ids=[f"{o}-" + "-".join(map(str, r)) for o, r in VARIANT_CASES])
+def test_hypergradient_variants(granularity, optimizer, rule):
+    """∂L_val(Θ̄)/∂Λ under every SPEC §8 lookahead variant, with the real step's ε placed
+    outside (the authors' combination) and inside."""
+    for placement in ("inside", "outside"):
+        _assert_all_pass(check_hypergradient(make_problem(granularity, seed=2), granularity,
+                                             _opt(optimizer, placement), rule,
+                                             np.random.default_rng(2)))
 
 
 def test_run_gradchecks_covers_every_spec_derivative():
@@ -71,6 +103,16 @@ def test_run_gradchecks_covers_every_spec_derivative():
 def _scaled(fn, factor):
     return lambda *a, **k: (lambda r: tuple(x * factor for x in r) if isinstance(r, tuple)
                             else r * factor)(fn(*a, **k))
+
+
+def test_corrupted_eps_outside_jacobian_is_caught(monkeypatch):
+    """Taking the ε-inside Jacobian for an ε-outside Adam must fail the check."""
+    inside = hg.adam_step_jacobian
+    monkeypatch.setattr(hg, "adam_step_jacobian",
+                        lambda m, v, t, d, lr, b1, b2, eps, placement="inside":
+                        inside(m, v, t, d, lr, b1, b2, eps, "inside"))
+    results = run_gradchecks("DUI", "adam", "batch", eps_placement="outside", lr=0.05)
+    assert any(not r.passed for r in results)
 
 
 @pytest.mark.parametrize("target", ["bpr_grad", "penalty_grad", "penalty_grad_lambda",
@@ -89,7 +131,7 @@ def test_corrupted_closed_form_is_caught(monkeypatch, target):
         monkeypatch.setattr(hg, "penalty_grad_lambda", _scaled(pen.penalty_grad_lambda, 1.001))
         opt = "adam"
     elif target == "adam_jacobian_v_path":
-        def no_v_path(m, v, t, d, lr, beta1, beta2, eps):
+        def no_v_path(m, v, t, d, lr, beta1, beta2, eps, *placement):
             v_new = beta2 * v + (1 - beta2) * d * d
             return -adam_step_size(lr, beta1, beta2, t) * (1 - beta1) / np.sqrt(v_new + eps)
         monkeypatch.setattr(hg, "adam_step_jacobian", no_v_path)

@@ -3,7 +3,7 @@ import numpy as np
 
 from ..granularity import get_granularity, learned_blocks
 from ..kernels import OPTIMIZER_CODES
-from ..math.hypergradient import ThetaOptimizer
+from ..math.hypergradient import Lookahead, ThetaOptimizer
 from ..math.lambda_update import LambdaOptimizer
 from ..math.optimizers import adam_step_size
 
@@ -15,14 +15,19 @@ class Backend:
     training batch B̄, validation loss at Θ̄, G_Λ, clipped Λ-optimizer step, projection) and
     returns L_val(Θ̄). ``theta_step(train_batch)`` performs the real update of Θ with the current
     Λ and returns L_fit. Batches are ``(users, pos, neg)`` int32 arrays sampled on the host.
+    ``lookahead`` says how Θ̄ is built (SPEC §8 variants; default: SPEC §5, the real step's scope
+    and ε placement).
     """
 
     def __init__(self, P, Q, lam_P, lam_Q, granularity, theta_opt: ThetaOptimizer,
-                 lambda_opt: LambdaOptimizer, scope="batch", learn_lambda=True):
+                 lambda_opt: LambdaOptimizer, scope="batch", learn_lambda=True,
+                 lookahead: Lookahead = None):
         self.granularity = get_granularity(granularity)
         self.theta_opt = theta_opt
         self.lambda_opt = lambda_opt
         self.scope = scope
+        self.lookahead = lookahead or Lookahead(scope=scope,
+                                                eps_placement=theta_opt.eps_placement)
         self.learn_lambda = learn_lambda and bool(learned_blocks(self.granularity, lam_P, lam_Q))
         self.dtype = np.dtype(P.dtype)
         self.t = 0          # Θ updates done

@@ -22,7 +22,7 @@ class ReferenceBackend(Backend):
     def lambda_step(self, train_batch, valid_batch):
         loss, grads = lambda_hypergradient(self.granularity, self.P, self.Q, self.lam_P,
                                            self.lam_Q, self.state, self.theta_opt, train_batch,
-                                           valid_batch, self.scope)
+                                           valid_batch, self.lookahead)
         blocks = learned_blocks(self.granularity, self.lam_P, self.lam_Q)
         blocks, self.lambda_state = lambda_step(blocks, grads, self.lambda_state, self.lambda_opt)
         blocks = [b.astype(self.dtype) for b in blocks]

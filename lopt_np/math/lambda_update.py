@@ -16,6 +16,7 @@ class LambdaOptimizer(NamedTuple):
     beta2: float = 0.999
     eps: float = 1e-8
     clip: float = float("inf")   # max global L2 norm of G_Λ (inf: no clipping)
+    eps_placement: str = "inside"   # Adam/AMSGrad's ε inside or outside the root (SPEC §4)
 
 
 def global_norm(grads):
@@ -24,12 +25,16 @@ def global_norm(grads):
 
 
 def clip_scale(norm, max_norm):
-    """Factor that brings a gradient of norm ``norm`` to at most ``max_norm`` (1 if already there)."""
-    return 1.0 if norm <= max_norm else max_norm / norm
+    """Factor that brings a gradient of norm ``norm`` to at most ``max_norm``: torch's
+    ``clip_grad_norm_`` rule min(1, max/(‖G‖ + 1e-6)), so 1 below the threshold."""
+    return min(1.0, max_norm / (norm + 1e-6))
 
 
 def clip_by_global_norm(grads, max_norm):
-    """Scale every block by :func:`clip_scale` of their joint norm (Eq. 8 slack: "clip G")."""
+    """Scale every block by :func:`clip_scale` of their joint norm (Eq. 8 slack: "clip G"; the
+    Θ gradient's clip of SPEC §8 too); inf: unchanged."""
+    if not np.isfinite(max_norm):
+        return list(grads)
     s = clip_scale(global_norm(grads), max_norm)
     return [g * s for g in grads]
 
@@ -54,10 +59,11 @@ def lambda_step(blocks, grads, state, opt):
         if opt.name == "sgd":
             lam2 = sgd_step(lam, g, opt.lr)
         elif opt.name == "adam":
-            lam2, m, v = adam_step(lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps)
+            lam2, m, v = adam_step(lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps,
+                                   opt.eps_placement)
         else:
             lam2, m, v, vmax = amsgrad_step(lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2,
-                                            opt.eps)
+                                            opt.eps, opt.eps_placement)
         new_blocks.append(project_nonnegative(lam2))
         m_new.append(m)
         v_new.append(v)

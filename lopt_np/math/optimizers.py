@@ -10,6 +10,7 @@ it is. It is defined for the ``batch`` penalty scope, where untouched rows have 
 import numpy as np
 
 THETA_OPTIMIZERS = ("sgd", "adam", "lazy_adam")
+EPS_PLACEMENTS = ("inside", "outside")     # where Adam's ε sits (SPEC §4)
 ROW_SPARSE_OPTIMIZERS = ("lazy_adam",)     # need the ``batch`` penalty scope
 
 
@@ -36,49 +37,85 @@ def adam_step_size(lr, beta1, beta2, t):
     return lr * np.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
 
 
-def adam_step(theta, m, v, t, d, lr, beta1, beta2, eps):
-    """Adam, Eq. 12-14 with Eq. 14's typo fixed (second moment uses β2), ε inside the root (SPEC §4).
+def adam_eps_terms(eps, placement, beta2, t):
+    """``(ε_in, ε_out)`` of Adam's denominator √(v' + ε_in) + ε_out (SPEC §4).
+
+    ``inside`` (Eq. 12 as printed): α_t m'/√(v'+ε) → ``(ε, 0)``. ``outside`` (torch.optim.Adam,
+    the authors' real step): (η/(1−β1^t)) m'/(√v'/√(1−β2^t) + ε) = α_t m'/(√v' + ε√(1−β2^t))
+    → ``(0, ε√(1−β2^t))``. One formula then serves both placements.
+    """
+    if placement == "inside":
+        return eps, 0.0
+    if placement == "outside":
+        return 0.0, eps * np.sqrt(1.0 - beta2 ** t)
+    raise ValueError(f"unknown eps placement {placement!r}; expected one of "
+                     f"{', '.join(EPS_PLACEMENTS)}")
+
+
+def adam_moments(m, v, d, beta1, beta2):
+    """``(m', v') = (β1 m + (1−β1) d, β2 v + (1−β2) d⊙d)`` (Eq. 13-14, β2 in the second)."""
+    return beta1 * m + (1.0 - beta1) * d, beta2 * v + (1.0 - beta2) * d * d
+
+
+def adam_direction(m_new, v_den, alpha, eps_in, eps_out):
+    """``α_t m' / (√(v' + ε_in) + ε_out)``: the step Adam subtracts (Eq. 12; ``v_den`` is v', or
+    the running max for AMSGrad)."""
+    return alpha * m_new / (np.sqrt(v_den + eps_in) + eps_out)
+
+
+def adam_step(theta, m, v, t, d, lr, beta1, beta2, eps, eps_placement="inside"):
+    """Adam, Eq. 12-14 with Eq. 14's typo fixed (second moment uses β2); ε inside or outside the
+    root (SPEC §4, :func:`adam_eps_terms`).
 
     ``t`` is the index of this update (1 for the first). Returns ``(Θ', m', v')``.
     """
-    m_new = beta1 * m + (1.0 - beta1) * d
-    v_new = beta2 * v + (1.0 - beta2) * d * d
+    m_new, v_new = adam_moments(m, v, d, beta1, beta2)
     alpha = adam_step_size(lr, beta1, beta2, t)
-    return theta - alpha * m_new / np.sqrt(v_new + eps), m_new, v_new
+    eps_in, eps_out = adam_eps_terms(eps, eps_placement, beta2, t)
+    return theta - adam_direction(m_new, v_new, alpha, eps_in, eps_out), m_new, v_new
 
 
-def adam_step_jacobian(m, v, t, d, lr, beta1, beta2, eps):
+def adam_step_jacobian(m, v, t, d, lr, beta1, beta2, eps, eps_placement="inside"):
     """Elementwise ``∂Θ'/∂d`` of :func:`adam_step`, including the path through v' (SPEC §5 step 4).
 
-    ∂Θ'/∂d = −α_t [ (1−β1)/√(v'+ε) − (1−β2) m' d / (v'+ε)^{3/2} ]
+    With D = √(v'+ε_in) + ε_out:
+    ∂Θ'/∂d = −α_t [ (1−β1)/D − (1−β2) m' d / (√(v'+ε_in) D²) ]
+    (ε inside: D = √(v'+ε), the familiar (v'+ε)^{3/2}; where v'+ε_in = 0, d = 0 and the second
+    term is 0).
     """
-    m_new = beta1 * m + (1.0 - beta1) * d
-    v_new = beta2 * v + (1.0 - beta2) * d * d
+    m_new, v_new = adam_moments(m, v, d, beta1, beta2)
     alpha = adam_step_size(lr, beta1, beta2, t)
-    s = v_new + eps
-    return -alpha * ((1.0 - beta1) / np.sqrt(s) - (1.0 - beta2) * m_new * d / (s * np.sqrt(s)))
+    eps_in, eps_out = adam_eps_terms(eps, eps_placement, beta2, t)
+    root = np.sqrt(v_new + eps_in)
+    D = root + eps_out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_path = np.where(root > 0, (1.0 - beta2) * m_new * d / (root * D * D), 0.0)
+    return -alpha * ((1.0 - beta1) / D - v_path)
 
 
-def amsgrad_step(theta, m, v, vmax, t, d, lr, beta1, beta2, eps):
-    """AMSGrad (Reddi et al. 2018) with :func:`adam_step`'s conventions: the root uses
-    ``max(v̂, v')`` so the effective step never grows. Returns ``(Θ', m', v', v̂')``."""
-    m_new = beta1 * m + (1.0 - beta1) * d
-    v_new = beta2 * v + (1.0 - beta2) * d * d
+def amsgrad_step(theta, m, v, vmax, t, d, lr, beta1, beta2, eps, eps_placement="inside"):
+    """AMSGrad (Reddi et al. 2018) as torch.optim.Adam(amsgrad=True) computes it: the running
+    maximum of the *raw* second moment, ``v̂' = max(v̂, v')``, takes v''s place in
+    :func:`adam_step`'s denominator (bias-corrected after the maximum). Returns
+    ``(Θ', m', v', v̂')``."""
+    m_new, v_new = adam_moments(m, v, d, beta1, beta2)
     vmax_new = np.maximum(vmax, v_new)
     alpha = adam_step_size(lr, beta1, beta2, t)
-    return theta - alpha * m_new / np.sqrt(vmax_new + eps), m_new, v_new, vmax_new
+    eps_in, eps_out = adam_eps_terms(eps, eps_placement, beta2, t)
+    return theta - adam_direction(m_new, vmax_new, alpha, eps_in, eps_out), m_new, v_new, vmax_new
 
 
-def lazy_adam_step(theta, m, v, t, d, rows_active, lr, beta1, beta2, eps):
+def lazy_adam_step(theta, m, v, t, d, rows_active, lr, beta1, beta2, eps, eps_placement="inside"):
     """Row-sparse Adam: :func:`adam_step` on the rows where ``rows_active`` is true (the rows the
     batch touches); other rows keep Θ, m and v unchanged. ``t`` counts every step taken (the bias
     correction is global, as in TensorFlow's LazyAdam). Returns ``(Θ', m', v')``."""
-    T2, m2, v2 = adam_step(theta, m, v, t, d, lr, beta1, beta2, eps)
+    T2, m2, v2 = adam_step(theta, m, v, t, d, lr, beta1, beta2, eps, eps_placement)
     a = np.asarray(rows_active, bool)[:, None]
     return np.where(a, T2, theta), np.where(a, m2, m), np.where(a, v2, v)
 
 
-def lazy_adam_step_jacobian(m, v, t, d, rows_active, lr, beta1, beta2, eps):
+def lazy_adam_step_jacobian(m, v, t, d, rows_active, lr, beta1, beta2, eps,
+                            eps_placement="inside"):
     """Elementwise ``∂Θ'/∂d`` of :func:`lazy_adam_step`: Adam's on active rows, 0 elsewhere."""
-    jac = adam_step_jacobian(m, v, t, d, lr, beta1, beta2, eps)
+    jac = adam_step_jacobian(m, v, t, d, lr, beta1, beta2, eps, eps_placement)
     return np.where(np.asarray(rows_active, bool)[:, None], jac, 0.0)
