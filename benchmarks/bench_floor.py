@@ -56,7 +56,7 @@ def main():
     f = np.float32
     rng = np.random.default_rng(0)
     K, nb = a.dim, a.batch_size
-    consts = (f(1e-3), f(0.9), f(0.999), f(0.1), f(0.001), f(1e-8))
+    consts = (f(1e-3), f(0.9), f(0.999), f(0.1), f(0.001), f(1e-8), f(0.0))   # ε inside the root
 
     def table(n, capacity):
         T = rng.normal(0, 0.1, (n, K)).astype(f)
@@ -106,8 +106,8 @@ def main():
     def lookahead():
         for t, n in zip((tP, tQ), n_v):
             lookahead_rows(t["T"], t["m"], t["v"], t["g"], t["count"], t["held"], n, t["lam"],
-                           f(1 / nb), False, ADAM, *consts[:1], f(1e-3), *consts[1:], t["Tbar"],
-                           t["dT"])
+                           f(1 / nb), False, False, ADAM, *consts[:1], f(1e-3), *consts[1:],
+                           t["Tbar"], t["dT"])
     rows[f"lookahead rows of one V batch ({n_v[0]} users, {n_v[1]} items)"] = timed(
         lookahead, a.repeats)
     release(*n_v)

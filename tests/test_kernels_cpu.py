@@ -21,7 +21,8 @@ from lopt_np.math.evaluation import evaluate_users
 from lopt_np.math.hypergradient import ThetaOptimizer, theta_update_full
 from lopt_np.math.lambda_update import (LambdaOptimizer, init_lambda_optimizer_state,
                                         lambda_step)
-from lopt_np.math.optimizers import adam_step_size
+from lopt_np.math.lambda_update import clip_scale
+from lopt_np.math.optimizers import EPS_PLACEMENTS, adam_eps_terms, adam_step_size
 from lopt_np.math.penalty import batch_row_weights, penalty_grad
 
 F32 = dict(rtol=1e-4, atol=1e-6)
@@ -82,7 +83,7 @@ def _held(rows, n):
     return slot, held, n_held, np.bincount(rows, minlength=n)[held[:n_held]].astype(np.int64)
 
 
-def check_fused_theta_updates(kernels, granularity, optimizer, scope):
+def check_fused_theta_updates(kernels, granularity, optimizer, scope, eps_placement="inside"):
     """The fused penalty + Θ-optimizer kernels of module ``kernels`` (CPU or CUDA, same
     arguments) against ``math.hypergradient.theta_update_full``."""
     rng = np.random.default_rng(2)
@@ -99,11 +100,13 @@ def check_fused_theta_updates(kernels, granularity, optimizer, scope):
     g_compact = grad[held[:n_held]].copy()
     m = rng.normal(0, 0.01, P.shape).astype(np.float32)
     v = rng.uniform(1e-4, 1e-3, P.shape).astype(np.float32)
-    opt = ThetaOptimizer(optimizer, 0.01 if optimizer != "sgd" else 0.1)
-    ref = theta_update_full(P.astype(np.float64), d, opt, m, v, 4, w)
+    opt = ThetaOptimizer(optimizer, 0.01 if optimizer != "sgd" else 0.1,
+                         eps_placement=eps_placement)
+    ref = theta_update_full(P.astype(np.float64), d, opt, m, v, 4, w > 0)
     T, m2, v2 = P.copy(), m.copy(), v.copy()
     f = np.float32
-    consts = (f(0.9), f(0.999), f(0.1), f(1 - 0.999), f(1e-8))
+    eps_terms = adam_eps_terms(1e-8, eps_placement, 0.999, 4)
+    consts = (f(0.9), f(0.999), f(0.1), f(1 - 0.999), *map(f, eps_terms))
     alpha = f(adam_step_size(0.01, 0.9, 0.999, 4))
     if optimizer == "adam":
         kernels.adam_update(T, m2, v2, slot, g_compact, count, lam, f(1 / 8), scope == "full", alpha,
@@ -119,18 +122,19 @@ def check_fused_theta_updates(kernels, granularity, optimizer, scope):
         np.testing.assert_array_equal(T[10], P[10])     # untouched row did not move
 
 
-def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
-    check_fused_theta_updates(cpu_optimizers, granularity, optimizer, scope)
+@pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
+def test_fused_theta_updates_match_reference(granularity, optimizer, scope, eps_placement):
+    check_fused_theta_updates(cpu_optimizers, granularity, optimizer, scope, eps_placement)
 
 
-def lambda_update_case(lambda_optimizer):
+def lambda_update_case(lambda_optimizer, eps_placement="inside"):
     """Λ, a compact gradient (rows 2 and 5 have none), optimizer state and the reference
     ``math.lambda_update.lambda_step`` result (clip 1.5, projection exercised)."""
     rng = np.random.default_rng(3)
     lam = rng.uniform(0, 0.01, (7, 5))
     G = rng.normal(0, 1, (7, 5))
     G[[2, 5]] = 0.0                                 # rows without a gradient
-    opt = LambdaOptimizer(lambda_optimizer, 0.02, clip=1.5)
+    opt = LambdaOptimizer(lambda_optimizer, 0.02, clip=1.5, eps_placement=eps_placement)
     state = init_lambda_optimizer_state([lam])
     state["t"] = 2
     state["m"] = [rng.normal(0, 0.1, lam.shape)]
@@ -144,13 +148,16 @@ def lambda_update_case(lambda_optimizer):
     Gc = G[held[:n_held]].astype(f)
     state32 = [state[k][0].astype(f) for k in ("m", "v", "vmax")]
     consts = (f(adam_step_size(0.02, 0.9, 0.999, 3)), f(0.9), f(0.999), f(0.1), f(1 - 0.999),
-              f(1e-8), lambda_optimizer == "amsgrad")
+              *map(f, adam_eps_terms(1e-8, eps_placement, 0.999, 3)),
+              lambda_optimizer == "amsgrad")
     return lam.astype(f), slot, held, n_held, Gc, state32, consts, want
 
 
-def test_lambda_update_kernels_match_reference(lambda_optimizer):
-    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer)
-    scale = np.float32(min(1.0, 1.5 / np.sqrt(sum_of_squares(Gc, n_held))))
+@pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
+def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
+    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer,
+                                                                                eps_placement)
+    scale = np.float32(clip_scale(np.sqrt(sum_of_squares(Gc, n_held)), 1.5))
     if lambda_optimizer == "sgd":
         lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
     else:

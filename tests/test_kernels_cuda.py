@@ -31,6 +31,7 @@ from lopt_np.kernels.cuda import lambda_update as cuda_lu  # noqa: E402
 from lopt_np.kernels.cuda import optimizers as cuda_optimizers  # noqa: E402
 from lopt_np.kernels.cuda.evaluation import rank_users  # noqa: E402
 from lopt_np.math import bpr as ref_bpr  # noqa: E402
+from lopt_np.math.lambda_update import clip_scale  # noqa: E402
 
 SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
 if not cuda.is_available():
@@ -87,13 +88,18 @@ def test_bpr_scatter_through_compact_slot_maps():
         assert not g[n:].any()
 
 
-def test_fused_theta_updates_match_reference(granularity, optimizer, scope):
-    check_fused_theta_updates(cuda_optimizers, granularity, optimizer, scope)
+@pytest.mark.parametrize("eps_placement", ["inside", "outside"])
+def test_fused_theta_updates_match_reference(granularity, optimizer, scope, eps_placement):
+    check_fused_theta_updates(cuda_optimizers, granularity, optimizer, scope, eps_placement)
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZER_CODES))
 @pytest.mark.parametrize("layout", [(1, 1), (1, 4), (9, 1), (9, 4)], ids=str)
-def test_lookahead_and_lambda_reduction_match_cpu_kernels(optimizer, layout):
+@pytest.mark.parametrize("full_scope,assumed_penalty,eps_terms",
+                         [(False, False, (1e-8, 0.0)), (True, True, (0.0, 3e-10))],
+                         ids=["spec", "authors"])
+def test_lookahead_and_lambda_reduction_match_cpu_kernels(optimizer, layout, full_scope,
+                                                         assumed_penalty, eps_terms):
     """``lookahead_rows`` and ``accumulate_lambda_grad`` for every Λ layout, float64, against
     the CPU kernels (themselves checked against the reference and by finite differences)."""
     rng = np.random.default_rng(7)
@@ -106,7 +112,8 @@ def test_lookahead_and_lambda_reduction_match_cpu_kernels(optimizer, layout):
     count = np.array([2, 1, 0, 1, 0, 0], np.int64)   # row 8 (slot 2) is in V but not in B̄
     Gbar = rng.normal(0, 0.1, (cap, K))
     per_row = layout[0] > 1
-    consts = (1 / 8, False, OPTIMIZER_CODES[optimizer], 0.003, 0.05, 0.9, 0.999, 0.1, 0.001, 1e-8)
+    consts = (1 / 8, full_scope, assumed_penalty, OPTIMIZER_CODES[optimizer], 0.003, 0.05, 0.9,
+              0.999, 0.1, 0.001, *eps_terms)
     outs = []
     for hg in (cpu_hg, cuda_hg):
         Tbar, dT = np.zeros((cap, K)), np.zeros((cap, K))
@@ -134,12 +141,14 @@ def test_hold_release_and_zero_rows():
     assert not A[:4].any() and A[4].all()
 
 
-def test_lambda_update_kernels_match_reference(lambda_optimizer):
-    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer)
+@pytest.mark.parametrize("eps_placement", ["inside", "outside"])
+def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
+    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer,
+                                                                                eps_placement)
     sq = np.zeros(1)
     cuda_lu.sum_of_squares(Gc, n_held, sq)
     np.testing.assert_allclose(sq[0], np.sum(Gc[:n_held].astype(np.float64) ** 2), rtol=1e-12)
-    scale = np.float32(min(1.0, 1.5 / np.sqrt(sq[0])))
+    scale = np.float32(clip_scale(np.sqrt(sq[0]), 1.5))
     if lambda_optimizer == "sgd":
         cuda_lu.lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
     else:

@@ -5,7 +5,7 @@ from ..granularity import get_granularity, learned_blocks
 from ..kernels import OPTIMIZER_CODES
 from ..math.hypergradient import Lookahead, ThetaOptimizer
 from ..math.lambda_update import LambdaOptimizer
-from ..math.optimizers import adam_step_size
+from ..math.optimizers import adam_eps_terms, adam_step_size
 
 
 class Backend:
@@ -36,14 +36,22 @@ class Backend:
         f = self.dtype.type
         o, lo = theta_opt, lambda_opt
         self.code = OPTIMIZER_CODES[o.name]
-        self._lr, self._eps = f(o.lr), f(o.eps)
+        self._lr = f(o.lr)
         self._betas = (f(o.beta1), f(o.beta2), f(1.0 - o.beta1), f(1.0 - o.beta2))
         self._lambda_betas = (f(lo.beta1), f(lo.beta2), f(1.0 - lo.beta1), f(1.0 - lo.beta2))
 
-    def _alpha(self, t):
-        """Adam's step size α_t for Θ (Eq. 14), in the tables' dtype."""
-        o = self.theta_opt
-        return self.dtype.type(adam_step_size(o.lr, o.beta1, o.beta2, t))
+    def _adam_scalars(self, opt, t, eps_placement):
+        """``(α_t, ε_in, ε_out)`` of update index ``t`` of the Adam-type optimizer ``opt`` (Θ's
+        or Λ's), in the tables' dtype (``math.optimizers.adam_eps_terms``)."""
+        f = self.dtype.type
+        eps_in, eps_out = adam_eps_terms(opt.eps, eps_placement, opt.beta2, t)
+        return f(adam_step_size(opt.lr, opt.beta1, opt.beta2, t)), f(eps_in), f(eps_out)
+
+    def _lookahead_scalars(self):
+        """``(α, ε_in, ε_out)`` of the lookahead's Adam step (SPEC §8: its own count and ε)."""
+        rule = self.lookahead
+        return self._adam_scalars(self.theta_opt, max(rule.step_count(self.t), 1),
+                                  rule.eps_placement)
 
     def lambda_step(self, train_batch, valid_batch):
         raise NotImplementedError

@@ -17,7 +17,6 @@ from ..kernels.cpu.hypergradient import lookahead_step, release_rows
 from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
 from ..kernels.cpu.optimizers import theta_step
 from ..math.lambda_update import clip_scale
-from ..math.optimizers import adam_step_size
 from .base import Backend
 
 
@@ -99,11 +98,13 @@ class CpuBackend(Backend):
     # SPEC §5 steps 1-5 -------------------------------------------------------------------
     def lambda_step(self, train_batch, valid_batch):
         tP, tQ = self.tP, self.tQ
+        alpha, eps_in, eps_out = self._lookahead_scalars()
         val_loss, tP.n_held, tQ.n_held = lookahead_step(
             tP.kernel_args, tQ.kernel_args, train_batch, valid_batch, self.delta, self.loss,
             self._G_P, self._G_Q, *self._layouts, self._G_P is not self._no_G,
-            self._G_Q is not self._no_G, self.scope == "full", self.code,
-            self._alpha(self.t + 1), self._lr, *self._betas, self._eps, column_blocks())
+            self._G_Q is not self._no_G, self.lookahead.scope == "full",
+            self.lookahead.assumed_penalty, self.code, alpha, self._lr, *self._betas, eps_in,
+            eps_out, column_blocks())
         # 5. clip, Λ-optimizer step, projection
         self._update_lambda()
         tP.release()
@@ -118,21 +119,23 @@ class CpuBackend(Backend):
             norm = math.sqrt(sum(sum_of_squares(b.G, b.slot_held()[2]) for b in self.blocks))
             scale = f(clip_scale(norm, lo.clip))
         self.lambda_t += 1
-        alpha = f(adam_step_size(lo.lr, lo.beta1, lo.beta2, self.lambda_t))
+        alpha, eps_in, eps_out = self._adam_scalars(lo, self.lambda_t, lo.eps_placement)
         for b in self.blocks:
             slot, held, n = b.slot_held()
             if lo.name == "sgd":
                 lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
             else:
                 lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, alpha,
-                                   *self._lambda_betas, f(lo.eps), lo.name == "amsgrad")
+                                   *self._lambda_betas, eps_in, eps_out, lo.name == "amsgrad")
 
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
         self.t += 1
+        alpha, eps_in, eps_out = self._adam_scalars(self.theta_opt, self.t,
+                                                    self.theta_opt.eps_placement)
         loss = theta_step[self.code](self.tP.kernel_args, self.tQ.kernel_args, train_batch,
                                      self.delta, self.loss, *self._layouts, self.scope == "full",
-                                     self._alpha(self.t), self._lr, *self._betas, self._eps,
+                                     alpha, self._lr, *self._betas, eps_in, eps_out,
                                      column_blocks())
         return float(loss)
 

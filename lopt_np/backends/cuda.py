@@ -18,7 +18,6 @@ from ..kernels.cuda.lambda_update import (lambda_adam_update, lambda_sgd_update,
                                           sum_of_squares)
 from ..kernels.cuda.optimizers import adam_update, lazy_adam_update, sgd_update
 from ..math.lambda_update import clip_scale
-from ..math.optimizers import adam_step_size
 from .base import Backend
 from .cuda_support import cuda_module
 
@@ -147,11 +146,13 @@ class CudaBackend(Backend):
                          f(1.0 / nb), tP.slot, tQ.slot, tP.buf[0], tQ.buf[0], tP.count,
                          tQ.count, True)
         # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
-        alpha = self._alpha(self.t + 1)
+        alpha, eps_in, eps_out = self._lookahead_scalars()
+        rule = self.lookahead
         for t in (tP, tQ):
             lookahead_rows(t.T, t.m, t.v, t.buf[0], t.count, t.held, t.n_held, t.lam,
-                           f(1.0 / nb), self.scope == "full", self.code, alpha, self._lr,
-                           *self._betas, self._eps, t.Tbar, t.dTbar_dlam)
+                           f(1.0 / nb), rule.scope == "full", rule.assumed_penalty, self.code,
+                           alpha, self._lr, *self._betas, eps_in, eps_out, t.Tbar,
+                           t.dTbar_dlam)
         # 3. L_val(Θ̄) and G_Θ̄ (compact rows: Θ̄ is addressed through the slot maps)
         bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, self.delta, self.loss)
         batch_sum(self.loss[:nv], self.scalars, 0)
@@ -180,14 +181,14 @@ class CudaBackend(Backend):
         lo = self.lambda_opt
         scale = f(1.0) if norm is None else f(clip_scale(norm, lo.clip))
         self.lambda_t += 1
-        alpha = f(adam_step_size(lo.lr, lo.beta1, lo.beta2, self.lambda_t))
+        alpha, eps_in, eps_out = self._adam_scalars(lo, self.lambda_t, lo.eps_placement)
         for b in self.blocks:
             slot, held, n = b.slot_held()
             if lo.name == "sgd":
                 lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
             else:
                 lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, alpha,
-                                   *self._lambda_betas, f(lo.eps), lo.name == "amsgrad")
+                                   *self._lambda_betas, eps_in, eps_out, lo.name == "amsgrad")
 
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
@@ -206,14 +207,14 @@ class CudaBackend(Backend):
         o = self.theta_opt
         full = self.scope == "full"
         inv = f(1.0 / n)
-        alpha = self._alpha(self.t)
+        alpha, eps_in, eps_out = self._adam_scalars(o, self.t, o.eps_placement)
         for t in (tP, tQ):
             if o.name == "adam":
                 adam_update(t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv, full, alpha,
-                            *self._betas, self._eps)
+                            *self._betas, eps_in, eps_out)
             elif o.name == "lazy_adam":
                 lazy_adam_update(t.T, t.m, t.v, t.held, t.n_held, t.buf[0], t.count, t.lam, inv,
-                                 alpha, *self._betas, self._eps)
+                                 alpha, *self._betas, eps_in, eps_out)
             else:
                 sgd_update(t.T, t.slot, t.held, t.n_held, t.buf[0], t.count, t.lam, inv, full,
                            self._lr)

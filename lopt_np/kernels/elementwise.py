@@ -73,14 +73,17 @@ def adam_moments(m, v, d, beta1, beta2, c1, c2):
     return beta1 * m + c1 * d, beta2 * v + c2 * d * d
 
 
-def adam_update(theta, m_new, v_denominator, alpha, eps):
-    """Θ − α_t m'/√(v'+ε) (Eq. 12; ``v_denominator`` is v', or max(v̂, v') for AMSGrad)."""
-    return theta - alpha * m_new / math.sqrt(v_denominator + eps)
+def adam_update(theta, m_new, v_denominator, alpha, eps_in, eps_out):
+    """Θ − α_t m'/(√(v'+ε_in) + ε_out) (Eq. 12; ``math.optimizers.adam_step``; ``v_denominator``
+    is v', or max(v̂, v') for AMSGrad). ε inside the root: (ε_in, ε_out) = (ε, 0); outside:
+    (0, ε√(1−β2^t)) (``math.optimizers.adam_eps_terms``)."""
+    return theta - alpha * m_new / (math.sqrt(v_denominator + eps_in) + eps_out)
 
 
-def adam_jacobian(m_new, v_new, d, alpha, c1, c2, eps):
-    """∂Θ'/∂d of Adam (``math.optimizers.adam_step_jacobian``, SPEC §5 step 4),
-    c1 = 1 − β1, c2 = 1 − β2."""
-    s = v_new + eps
-    r = math.sqrt(s)
-    return -alpha * (c1 / r - c2 * m_new * d / (s * r))
+def adam_jacobian(m_new, v_new, d, alpha, c1, c2, eps_in, eps_out):
+    """∂Θ'/∂d of Adam (``math.optimizers.adam_step_jacobian``, SPEC §5 step 4), c1 = 1 − β1,
+    c2 = 1 − β2: −α [c1/D − c2 m' d/(√(v'+ε_in) D²)], D = √(v'+ε_in) + ε_out."""
+    r = math.sqrt(v_new + eps_in)
+    D = r + eps_out
+    v_path = c2 * m_new * d / (r * D * D) if r > 0 else r
+    return -alpha * (c1 / D - v_path)

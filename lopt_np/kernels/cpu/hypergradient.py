@@ -48,18 +48,25 @@ def _lookahead_rows(per_row, per_dim):
     ``optimizer``: a code of ``lopt_np.kernels.OPTIMIZER_CODES``; lazy Adam leaves rows that
     B̄ does not touch (count 0) where they are, so their ∂T̄/∂Λ is 0.
 
-    ``lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, optimizer,
-    alpha, lr, beta1, beta2, c1, c2, eps, Tbar, dTbar_dlam)``"""
+    ``assumed_penalty``: ḡ also holds B̄'s batch-scope penalty 2 (c_r/|B̄|) Λ T, a constant for
+    ∂T̄/∂Λ (SPEC §8); ``full_scope``: the lookahead's own penalty term has weight 1.
+
+    ``lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
+    assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out, Tbar,
+    dTbar_dlam)``"""
     @pjit
-    def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, optimizer,
-                       alpha, lr, beta1, beta2, c1, c2, eps, Tbar, dTbar_dlam):
+    def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
+                       assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in,
+                       eps_out, Tbar, dTbar_dlam):
         K = T.shape[1]
         one = T.dtype.type(1.0)
         zero = T.dtype.type(0.0)
         for s in prange(n_held):
             r = held[s]
             lr_ = r if per_row else 0
-            w = one if full_scope else T.dtype.type(count[s]) * inv_batch
+            w_batch = T.dtype.type(count[s]) * inv_batch
+            w = one if full_scope else w_batch
+            w_assumed = w_batch if assumed_penalty else zero
             if optimizer == LAZY_ADAM and count[s] == 0:
                 for k in range(K):
                     Tbar[s, k] = T[r, k]
@@ -67,16 +74,20 @@ def _lookahead_rows(per_row, per_dim):
             elif optimizer == SGD:
                 for k in range(K):
                     t_rk = T[r, k]
-                    d = gbar[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], t_rk)
+                    lam_rk = lam[lr_, k if per_dim else 0]
+                    d = (gbar[s, k] + penalty_grad(w_assumed, lam_rk, t_rk)
+                         + penalty_grad(w, lam_rk, t_rk))
                     Tbar[s, k] = sgd_update(t_rk, d, lr)
                     dTbar_dlam[s, k] = -lr * penalty_grad_lambda(w, t_rk)
             else:
                 for k in range(K):
                     t_rk = T[r, k]
-                    d = gbar[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], t_rk)
+                    lam_rk = lam[lr_, k if per_dim else 0]
+                    d = (gbar[s, k] + penalty_grad(w_assumed, lam_rk, t_rk)
+                         + penalty_grad(w, lam_rk, t_rk))
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
-                    Tbar[s, k] = adam_update(t_rk, m2, v2, alpha, eps)
-                    jac = adam_jacobian(m2, v2, d, alpha, c1, c2, eps)
+                    Tbar[s, k] = adam_update(t_rk, m2, v2, alpha, eps_in, eps_out)
+                    jac = adam_jacobian(m2, v2, d, alpha, c1, c2, eps_in, eps_out)
                     dTbar_dlam[s, k] = jac * penalty_grad_lambda(w, t_rk)
     return lookahead_rows
 
@@ -121,7 +132,8 @@ _lookahead_rows_of = layout_switch(lookahead_rows)
 
 @jit
 def lookahead_step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, layout_P, layout_Q, learn_P, learn_Q,
-                   full_scope, optimizer, alpha, lr, beta1, beta2, c1, c2, eps, nblocks):
+                   full_scope, assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2,
+                   eps_in, eps_out, nblocks):
     """SPEC §5 steps 1-4 as one compiled call: the kernels above and in ``bpr`` in the order of
     the backend's ``lambda_step``, with no return to Python between them (a λ step is ~15
     kernels of 0.01-0.3 ms each, so per-call host overhead is a large share at ML-1M shape).
@@ -130,6 +142,8 @@ def lookahead_step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, layout_P, layout_Q, l
     dTbar_dlam)``, a batch ``(users, pos, neg)``, a layout ``(per_row, per_dim)`` of Λ. Holds
     V's rows (the caller releases them), fills ``G_P``/``G_Q`` (the same array when Λ is tied:
     both tables accumulate into it) and returns ``(L_val(Θ̄), rows held in P, rows held in Q)``.
+    ``full_scope``, ``assumed_penalty``, ``alpha`` and ``eps_in``/``eps_out`` are the lookahead's
+    (SPEC §8: they may differ from the real step's).
     """
     TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP, scratchP, TbarP, dTP = tP
     TQ, mQ, vQ, lamQ, idQ, slotQ, heldQ, bufQ, countQ, scratchQ, TbarQ, dTQ = tQ
@@ -149,11 +163,11 @@ def lookahead_step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, layout_P, layout_Q, l
                      countP, countQ, True, nblocks)
     # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
     _lookahead_rows_of(layout_P[0], layout_P[1], TP, mP, vP, bufP[0], countP, heldP, nP, lamP,
-                       inv_b, full_scope, optimizer, alpha, lr, beta1, beta2, c1, c2, eps, TbarP,
-                       dTP)
+                       inv_b, full_scope, assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1,
+                       c2, eps_in, eps_out, TbarP, dTP)
     _lookahead_rows_of(layout_Q[0], layout_Q[1], TQ, mQ, vQ, bufQ[0], countQ, heldQ, nQ, lamQ,
-                       inv_b, full_scope, optimizer, alpha, lr, beta1, beta2, c1, c2, eps, TbarQ,
-                       dTQ)
+                       inv_b, full_scope, assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1,
+                       c2, eps_in, eps_out, TbarQ, dTQ)
     # 3. L_val(Θ̄) and G_Θ̄ (Θ̄ is compact: addressed through the slot maps)
     nv = uv.shape[0]
     bpr_forward(TbarP, TbarQ, slotP, slotQ, uv, iv, jv, delta, loss)

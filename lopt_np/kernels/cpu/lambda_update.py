@@ -22,10 +22,10 @@ def sum_of_squares(G, n_rows):
 
 
 @pjit
-def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps,
-                       amsgrad):
+def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
+                       eps_out, amsgrad):
     """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0) on every element (dense: moments decay
-    where G = 0, as ``math.lambda_update.lambda_step``)."""
+    where G = 0, as ``math.lambda_update.lambda_step``); ε terms as ``math.optimizers.adam_eps_terms``."""
     zero = lam.dtype.type(0.0)
     K = lam.shape[1]
     for r in prange(lam.shape[0]):
@@ -38,7 +38,7 @@ def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
             if amsgrad:
                 v2 = max(vmax[r, k], v2)
                 vmax[r, k] = v2
-            lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps), zero)
+            lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), zero)
 
 
 @pjit

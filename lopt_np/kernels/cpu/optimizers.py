@@ -25,10 +25,10 @@ def _adam_update(per_row, per_dim):
     """In place: T, m, v ← Adam(T, m, v, d) on every row.
 
     ``adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, c1,
-    c2, eps)``"""
+    c2, eps_in, eps_out)``"""
     @pjit
     def adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2,
-                    c1, c2, eps):
+                    c1, c2, eps_in, eps_out):
         K = T.shape[1]
         one = T.dtype.type(1.0)
         zero = T.dtype.type(0.0)
@@ -40,7 +40,7 @@ def _adam_update(per_row, per_dim):
                 for k in range(K):
                     d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
-                    T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+                    T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                     m[r, k] = m2
                     v[r, k] = v2
             else:
@@ -48,7 +48,7 @@ def _adam_update(per_row, per_dim):
                 for k in range(K):
                     d = penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
-                    T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+                    T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                     m[r, k] = m2
                     v[r, k] = v2
     return adam_update
@@ -58,10 +58,10 @@ def _lazy_adam_update(per_row, per_dim):
     """In place: Adam on the held rows only (batch scope); other rows and moments unchanged.
 
     ``lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1,
-    c2, eps)``"""
+    c2, eps_in, eps_out)``"""
     @pjit
     def lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2,
-                         c1, c2, eps):
+                         c1, c2, eps_in, eps_out):
         K = T.shape[1]
         for s in prange(n_held):
             r = held[s]
@@ -70,7 +70,7 @@ def _lazy_adam_update(per_row, per_dim):
             for k in range(K):
                 d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                 m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
-                T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+                T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                 m[r, k] = m2
                 v[r, k] = v2
     return lazy_adam_update
@@ -139,16 +139,16 @@ def batch_gradient(tP, tQ, B, delta, loss, nblocks):
 # use is compiled): ``batch_gradient``, the fused update of each table for its Λ layout
 # ``(per_row, per_dim)``, release of the held rows. All three take
 # ``(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1, beta2, c1, c2,
-# eps, nblocks)`` and return L_fit.
+# eps_in, eps_out, nblocks)`` and return L_fit (ε terms: ``math.optimizers.adam_eps_terms``).
 
 @jit
 def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
-                    beta2, c1, c2, eps, nblocks):
+                    beta2, c1, c2, eps_in, eps_out, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
         T, m, v, lam, _, slot, held, buf, count = t[:9]
         _adam_update_of(per_row, per_dim, T, m, v, slot, buf[0], count, lam, inv, full_scope,
-                        alpha, beta1, beta2, c1, c2, eps)
+                        alpha, beta1, beta2, c1, c2, eps_in, eps_out)
     release_rows(tP[5], tP[6], nP)
     release_rows(tQ[5], tQ[6], nQ)
     return fit_loss
@@ -156,12 +156,12 @@ def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alph
 
 @jit
 def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr,
-                         beta1, beta2, c1, c2, eps, nblocks):
+                         beta1, beta2, c1, c2, eps_in, eps_out, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
         T, m, v, lam, _, slot, held, buf, count = t[:9]
         _lazy_adam_update_of(per_row, per_dim, T, m, v, held, n_held, buf[0], count, lam, inv,
-                             alpha, beta1, beta2, c1, c2, eps)
+                             alpha, beta1, beta2, c1, c2, eps_in, eps_out)
     release_rows(tP[5], tP[6], nP)
     release_rows(tQ[5], tQ[6], nQ)
     return fit_loss
@@ -169,7 +169,7 @@ def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope,
 
 @jit
 def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
-                   beta2, c1, c2, eps, nblocks):
+                   beta2, c1, c2, eps_in, eps_out, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
         T, m, v, lam, _, slot, held, buf, count = t[:9]

@@ -71,8 +71,9 @@ def zero_matrix_rows(A, n_rows):
 
 
 @kernel
-def _lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, optimizer,
-                    alpha, lr, beta1, beta2, c1, c2, eps, Tbar, dTbar_dlam):
+def _lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
+                    assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out,
+                    Tbar, dTbar_dlam):
     K = T.shape[1]
     e = cuda.grid(1)
     if e < n_held * K:
@@ -85,24 +86,30 @@ def _lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_sco
             dTbar_dlam[s, k] = T.dtype.type(0.0)
         else:
             w = row_weight(T, count, s, inv_batch, full_scope)
-            d = gbar[s, k] + penalty_grad(w, lambda_at(lam, r, k), t_rk)
+            w_assumed = (row_weight(T, count, s, inv_batch, False) if assumed_penalty
+                         else T.dtype.type(0.0))
+            lam_rk = lambda_at(lam, r, k)
+            d = (gbar[s, k] + penalty_grad(w_assumed, lam_rk, t_rk)
+                 + penalty_grad(w, lam_rk, t_rk))
             if optimizer == SGD:
                 Tbar[s, k] = sgd_update(t_rk, d, lr)
                 dTbar_dlam[s, k] = -lr * penalty_grad_lambda(w, t_rk)
             else:
                 m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
-                Tbar[s, k] = adam_update(t_rk, m2, v2, alpha, eps)
-                jac = adam_jacobian(m2, v2, d, alpha, c1, c2, eps)
+                Tbar[s, k] = adam_update(t_rk, m2, v2, alpha, eps_in, eps_out)
+                jac = adam_jacobian(m2, v2, d, alpha, c1, c2, eps_in, eps_out)
                 dTbar_dlam[s, k] = jac * penalty_grad_lambda(w, t_rk)
 
 
-def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, optimizer,
-                   alpha, lr, beta1, beta2, c1, c2, eps, Tbar, dTbar_dlam):
+def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
+                   assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out,
+                   Tbar, dTbar_dlam):
     """For every held element: ``T̄ = f(T, ḡ + ∂Ω/∂T)`` and ``∂T̄/∂Λ = ∂T̄/∂d · 2 w T``
-    (SPEC §5); lazy Adam leaves rows B̄ does not touch where they are (∂T̄/∂Λ = 0)."""
+    (SPEC §5); lazy Adam leaves rows B̄ does not touch where they are (∂T̄/∂Λ = 0).
+    ``assumed_penalty``: ḡ also holds B̄'s batch penalty, a constant for ∂T̄/∂Λ (SPEC §8)."""
     _lookahead_rows[launch(n_held * T.shape[1])](
-        T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, optimizer, alpha, lr,
-        beta1, beta2, c1, c2, eps, Tbar, dTbar_dlam)
+        T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, assumed_penalty,
+        optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out, Tbar, dTbar_dlam)
 
 
 @kernel

@@ -45,8 +45,8 @@ def row_sums(A, out, slot=0):
 
 
 @kernel
-def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps,
-                        amsgrad):
+def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
+                        eps_out, amsgrad):
     K = lam.shape[1]
     e = cuda.grid(1)
     if e < lam.shape[0] * K:
@@ -60,14 +60,14 @@ def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1
         if amsgrad:
             v2 = max(vmax[r, k], v2)
             vmax[r, k] = v2
-        lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps), lam.dtype.type(0.0))
+        lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), lam.dtype.type(0.0))
 
 
-def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps,
-                       amsgrad):
+def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
+                       eps_out, amsgrad):
     """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0) on every element (dense)."""
     _lambda_adam_update[launch(lam.shape[0] * lam.shape[1])](
-        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps, amsgrad)
+        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad)
 
 
 @kernel

@@ -29,7 +29,7 @@ def row_weight(T, count, s, inv_batch, full_scope):
 
 @kernel
 def _adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, c1,
-                 c2, eps):
+                 c2, eps_in, eps_out):
     K = T.shape[1]
     e = cuda.grid(1)
     if e < T.shape[0] * K:
@@ -41,21 +41,22 @@ def _adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, bet
         if s >= 0:
             d += g[s, k]
         m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
-        T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+        T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
         m[r, k] = m2
         v[r, k] = v2
 
 
 def adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, c1,
-                c2, eps):
+                c2, eps_in, eps_out):
     """In place: T, m, v ← Adam(T, m, v, d) on every element (dense, SPEC §4)."""
     _adam_update[launch(T.shape[0] * T.shape[1])](T, m, v, slot, g, count, lam, inv_batch,
-                                                   full_scope, alpha, beta1, beta2, c1, c2, eps)
+                                                   full_scope, alpha, beta1, beta2, c1, c2, eps_in,
+                                                   eps_out)
 
 
 @kernel
 def _lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1,
-                      c2, eps):
+                      c2, eps_in, eps_out):
     K = T.shape[1]
     e = cuda.grid(1)
     if e < n_held * K:
@@ -65,16 +66,17 @@ def _lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, be
         w = row_weight(T, count, s, inv_batch, False)
         d = g[s, k] + penalty_grad(w, lambda_at(lam, r, k), T[r, k])
         m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
-        T[r, k] = _adam(T[r, k], m2, v2, alpha, eps)
+        T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
         m[r, k] = m2
         v[r, k] = v2
 
 
 def lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1,
-                     c2, eps):
+                     c2, eps_in, eps_out):
     """In place: Adam on the held rows only (batch scope, ``math.optimizers.lazy_adam_step``)."""
     _lazy_adam_update[launch(n_held * T.shape[1])](T, m, v, held, n_held, g, count, lam,
-                                                    inv_batch, alpha, beta1, beta2, c1, c2, eps)
+                                                    inv_batch, alpha, beta1, beta2, c1, c2, eps_in,
+                                                    eps_out)
 
 
 @kernel
