@@ -43,8 +43,14 @@ def trace_config(trace, preset="authors", **overrides):
     return TrainConfig.from_preset(preset, **{**settings, **overrides}).validate()
 
 
+class _NotRecorded(Exception):
+    """The driver asked for a batch the recording has none of at that step."""
+
+
 def _batch(trace, name, k):
     n = int(trace[f"{name}_batch_size"][k])
+    if n == 0:
+        raise _NotRecorded(name)
     b = trace[f"{name}_batch"][k, :n].astype(np.int64)
     return b[:, 0], b[:, 1], b[:, 2]
 
@@ -54,8 +60,9 @@ def replay(trace, cfg, steps=None):
 
     Returns the largest absolute deviations ``{"theta", "lambda", "train_loss", "valid_loss"}``
     over the stored snapshots and steps, ``"fingerprint"`` (relative, every step) and
-    ``"steps"``. A recorded step with no assumed batch (step 0) must have no λ step under
-    ``cfg``, and the other way round: a mismatch is reported as ``"draws"``.
+    ``"steps"`` (replayed). A recorded step with no assumed batch (step 0) must have no λ step
+    under ``cfg``, and the other way round: a mismatch is counted in ``"draws"``, and a λ step
+    the recording has no batches for ends the replay there.
     """
     n_steps = int(len(trace["step_idx"]) if steps is None else steps)
     g = get_granularity(cfg.granularity)
@@ -74,7 +81,12 @@ def replay(trace, cfg, steps=None):
             name = {LOOKAHEAD: "assumed", VALID: "valid", TRAIN: "real"}[kind]
             return _batch(trace, name, k)
 
-        train_loss, valid_loss = lambda_opt_iteration(backend, cfg, k, draw)
+        try:
+            train_loss, valid_loss = lambda_opt_iteration(backend, cfg, k, draw)
+        except _NotRecorded:
+            dev["draws"] += 1
+            dev["steps"] = k
+            break
         recorded_lambda_step = trace["assumed_batch_size"][k] > 0
         if (LOOKAHEAD in drawn) != recorded_lambda_step:
             dev["draws"] += 1

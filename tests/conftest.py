@@ -22,6 +22,9 @@ OPTIMIZER_SCOPES = [(o, s) for o in THETA_OPTIMIZERS for s in SCOPES
 SHARED_DATA = os.environ.get(
     "LOPT_SHARED_DATA",
     os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+REFERENCE_TRACES = os.environ.get(
+    "LOPT_REFERENCE_TRACE",
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference-trace"))
 
 
 @pytest.fixture(params=GRANULARITY_NAMES)
@@ -64,6 +67,15 @@ def shared_file(name):
     if not os.path.isfile(path):
         pytest.skip(f"real dataset {name} not found in {os.path.abspath(SHARED_DATA)} "
                     f"(set LOPT_SHARED_DATA to the folder holding it)")
+    return path
+
+
+def reference_trace(name):
+    """Path of a recorded trace of the authors' code, or skip the test with the reason."""
+    path = os.path.join(REFERENCE_TRACES, f"{name}.npz")
+    if not os.path.isfile(path):
+        pytest.skip(f"reference trace {name}.npz not found in {os.path.abspath(REFERENCE_TRACES)} "
+                    f"(set LOPT_REFERENCE_TRACE to the folder holding it)")
     return path
 
 
