@@ -18,10 +18,11 @@ from lopt_np.errors import LoptError
 from lopt_np.granularity import GRANULARITIES
 from lopt_np.io import format_metrics, format_summary
 from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
-from lopt_np.math.optimizers import THETA_OPTIMIZERS
+from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
+from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
 from lopt_np.reproduce import METHODS, folder_name
-from lopt_np.trainer import Progress
+from lopt_np.trainer import LOOKAHEAD_BATCHES, PRESETS, Progress
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
 METHOD_NAMES = tuple(folder_name(m) for m in METHODS)      # ASCII spellings (MF-lOpt-DUI)
@@ -159,8 +160,11 @@ def training_options(fn):
         click.option("--dim", default=64, show_default=True, type=click.IntRange(min=1),
                      help="Latent dimension K."),
         click.option("--eps", default=1e-8, show_default=True, type=POSITIVE,
-                     help="Adam's ε, inside the square root (SPEC §4): √(v + ε) ≥ √ε. "
-                          "1e-16 floors the denominator where PyTorch's ε = 1e-8 does."),
+                     help="Adam's ε (Θ and Λ)."),
+        click.option("--eps-placement", default="inside", show_default=True,
+                     type=click.Choice(EPS_PLACEMENTS),
+                     help="Θ's Adam: ε inside the root, √(v + ε) (SPEC §4, Eq. 12), or outside "
+                          "it, √v̂ + ε (torch.optim.Adam, the authors' real step)."),
         click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1)),
         click.option("--init-std", default=0.1, show_default=True, type=POSITIVE,
                      help="Std of the N(0, σ²) embedding init."),
@@ -204,10 +208,48 @@ def lambda_options(fn):
                      help="Clip G_Λ to this global L2 norm (default: no clipping)."),
         click.option("--lambda-update-interval", default=1, show_default=True,
                      type=click.IntRange(min=1), help="Update Λ every N steps."),
+        click.option("--lambda-eps-placement", default="inside", show_default=True,
+                     type=click.Choice(EPS_PLACEMENTS),
+                     help="Λ's Adam/AMSGrad: ε inside or outside the root."),
+        click.option("--lookahead-scope", default="same", show_default=True,
+                     type=click.Choice(("same",) + SCOPES),
+                     help="Penalty scope of the lookahead's differentiable term (same: "
+                          "--scope; full: 2ΛΘ on every row, weight 1, as the authors')."),
+        click.option("--lookahead-eps-placement", default="same", show_default=True,
+                     type=click.Choice(("same",) + EPS_PLACEMENTS),
+                     help="ε in the lookahead's Adam step (same: --eps-placement; the authors' "
+                          "lookahead: inside)."),
+        click.option("--lookahead-count", default="next", show_default=True,
+                     type=click.Choice(LOOKAHEAD_COUNTS),
+                     help="Bias-correction count of the lookahead's Adam: next = t + 1 (the "
+                          "update about to be taken), current = t (the authors')."),
+        click.option("--assumed-penalty/--no-assumed-penalty", default=False,
+                     show_default=True,
+                     help="The lookahead's training gradient also holds its batch's penalty at "
+                          "the current Λ, as a constant (the authors')."),
+        click.option("--lambda-warmup-steps", default=0, show_default=True,
+                     type=click.IntRange(min=0),
+                     help="Real steps before the first Λ step (the authors: 1)."),
+        click.option("--lookahead-batches", default="independent", show_default=True,
+                     type=click.Choice(LOOKAHEAD_BATCHES),
+                     help="The lookahead's training batch: from an independent stream, or the "
+                          "batch before the real step's in one stream (the authors')."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
-    return fn
+    return click.option(
+        "--preset", default="spec", show_default=True, type=click.Choice(tuple(PRESETS)),
+        help="Defaults for the SPEC §8 variants and hyperparameters: spec (lopt_np's) or "
+             "authors (their code's semantics with their ML-1M settings: K=128, lr 1e-3, "
+             "N(0,1) init, Λ by AMSGrad 1e-3, clip 100); options given explicitly win.")(fn)
+
+
+def apply_preset(opts):
+    """Replace the options a user did not give by the ``--preset``'s values (in place)."""
+    ctx = click.get_current_context()
+    for key, value in PRESETS[opts.pop("preset")].items():
+        if key in opts and ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
+            opts[key] = value
 
 
 def clip_value(clip):
@@ -230,6 +272,7 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
     from lopt_np.trainer import LambdaOpt
 
     check_output_dir(out_dir, overwrite)
+    apply_preset(opts)
     data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
     opts["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
     opts["learn_lambda"] = not fixed_lambda
@@ -342,9 +385,14 @@ def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, amf_eps, **o
     from lopt_np.reproduce import reproduce as run_reproduction
 
     check_output_dir(out_dir, overwrite)
+    apply_preset(opts)
     data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
     lopt = {k: opts.pop(k) for k in ("valid_batch_size", "lambda_init", "lambda_optimizer",
-                                     "lambda_lr", "lambda_update_interval")}
+                                     "lambda_lr", "lambda_update_interval",
+                                     "lambda_eps_placement", "lookahead_scope",
+                                     "lookahead_eps_placement", "lookahead_count",
+                                     "assumed_penalty", "lambda_warmup_steps",
+                                     "lookahead_batches")}
     lopt["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
     baseline = {"lr": opts.pop("baseline_lr"), "epochs": opts.pop("baseline_epochs"),
                 "patience": opts.pop("baseline_patience"), "eps": opts["eps"],
