@@ -230,6 +230,11 @@ def lambda_options(fn):
         click.option("--lambda-warmup-steps", default=0, show_default=True,
                      type=click.IntRange(min=0),
                      help="Real steps before the first Λ step (the authors: 1)."),
+        click.option("--shared-assumed-state/--no-shared-assumed-state", default=False,
+                     show_default=True,
+                     help="The lookahead's training gradient also enters the real Adam's "
+                          "moments and step count (a torch-2 port of the authors' code whose "
+                          "copied optimizer shares the real one's state; dense Adam, CPU)."),
         click.option("--lookahead-batches", default="independent", show_default=True,
                      type=click.Choice(LOOKAHEAD_BATCHES),
                      help="The lookahead's training batch: from an independent stream, or the "
@@ -392,7 +397,7 @@ def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, amf_eps, **o
                                      "lambda_eps_placement", "lookahead_scope",
                                      "lookahead_eps_placement", "lookahead_count",
                                      "assumed_penalty", "lambda_warmup_steps",
-                                     "lookahead_batches")}
+                                     "lookahead_batches", "shared_assumed_state")}
     lopt["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
     baseline = {"lr": opts.pop("baseline_lr"), "epochs": opts.pop("baseline_epochs"),
                 "patience": opts.pop("baseline_patience"), "eps": opts["eps"],

@@ -72,6 +72,7 @@ class TrainConfig:
     theta_clip: float = math.inf             # global-norm clip of the Θ gradient
     lambda_warmup_steps: int = 0             # real steps before the first λ step
     lookahead_batches: str = "independent"   # B̄ and B: independent streams, or one stream
+    shared_assumed_state: bool = False       # ḡ also enters the real Adam's moments and t
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
@@ -106,8 +107,13 @@ class TrainConfig:
                               ("lookahead_batches", LOOKAHEAD_BATCHES)):
             need(getattr(self, name) in allowed, f"unknown {name} {getattr(self, name)!r}; "
                                                  f"expected one of {', '.join(allowed)}")
-        need(isinstance(self.assumed_penalty, (bool, np.bool_)),
-             f"assumed_penalty must be true or false, got {self.assumed_penalty!r}")
+        for name in ("assumed_penalty", "shared_assumed_state"):
+            need(isinstance(getattr(self, name), (bool, np.bool_)),
+                 f"{name} must be true or false, got {getattr(self, name)!r}")
+        need(not self.shared_assumed_state or (self.optimizer == "adam"
+                                               and self.device in ("cpu", "reference")),
+             "shared_assumed_state needs the dense 'adam' optimizer on the cpu or reference "
+             "backend")
         need(self.lookahead_count == "next" or self.lambda_warmup_steps >= 1
              or not self.learn_lambda,
              "lookahead_count 'current' uses t = real steps done, which is 0 at the first step: "
@@ -188,7 +194,7 @@ class TrainConfig:
             assumed_penalty=bool(self.assumed_penalty),
             eps_placement=(self.eps_placement if self.lookahead_eps_placement == "same"
                            else self.lookahead_eps_placement),
-            count=self.lookahead_count)
+            count=self.lookahead_count, shared_state=bool(self.shared_assumed_state))
 
     def lambda_due(self, step):
         """Whether real step number ``step`` (0-based) is preceded by a λ step."""

@@ -15,7 +15,7 @@ from ..granularity import learned_blocks
 from ..kernels.cpu.bpr import column_blocks
 from ..kernels.cpu.hypergradient import lookahead_step, release_rows
 from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
-from ..kernels.cpu.optimizers import theta_step
+from ..kernels.cpu.optimizers import absorb_assumed_gradient, theta_step
 from ..math.lambda_update import clip_scale
 from .base import Backend
 
@@ -44,6 +44,17 @@ class _Table:
     def release(self):
         release_rows(self.slot, self.held, self.n_held)
         self.n_held = 0
+
+    def assumed_args(self):
+        """Like ``kernel_args[:9]`` with a second slot map and gradient buffer, for B̄'s rows
+        while V's rows are still held (``shared_assumed_state``); allocated on first use."""
+        if not hasattr(self, "_assumed_args"):
+            n, K = self.T.shape
+            cap = self.held.shape[0]
+            self._assumed_args = (self.T, self.m, self.v, self.lam, self.identity,
+                                  np.full(n, -1, np.int64), np.zeros(cap, np.int64),
+                                  np.zeros((1, cap, K), self.T.dtype), np.zeros(cap, np.int64))
+        return self._assumed_args
 
 
 def _layout(lam):
@@ -105,6 +116,12 @@ class CpuBackend(Backend):
             self._G_Q is not self._no_G, self.lookahead.scope == "full",
             self.lookahead.assumed_penalty, self.code, alpha, self._lr, *self._betas, eps_in,
             eps_out, column_blocks())
+        if self.lookahead.shared_state:     # ḡ at the Λ of the assumed step, before step 5
+            absorb_assumed_gradient(tP.assumed_args(), tQ.assumed_args(), train_batch,
+                                    self.delta, self.loss, *self._layouts,
+                                    self.lookahead.assumed_penalty, *self._betas,
+                                    column_blocks())
+            self.t += 1
         # 5. clip, Λ-optimizer step, projection
         self._update_lambda()
         tP.release()

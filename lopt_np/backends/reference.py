@@ -2,7 +2,8 @@
 import numpy as np
 
 from ..granularity import learned_blocks, replace_blocks
-from ..math.hypergradient import OptimizerState, lambda_hypergradient, real_step
+from ..math.hypergradient import (OptimizerState, absorb_assumed_gradient,
+                                  lambda_hypergradient, real_step)
 from ..math.lambda_update import init_lambda_optimizer_state, lambda_step
 from .base import Backend
 
@@ -23,6 +24,11 @@ class ReferenceBackend(Backend):
         loss, grads = lambda_hypergradient(self.granularity, self.P, self.Q, self.lam_P,
                                            self.lam_Q, self.state, self.theta_opt, train_batch,
                                            valid_batch, self.lookahead)
+        if self.lookahead.shared_state:   # ḡ at the Λ of the assumed step, before its update
+            self.state = absorb_assumed_gradient(self.P, self.Q, self.lam_P, self.lam_Q,
+                                                 self.state, self.theta_opt, train_batch,
+                                                 self.lookahead)
+            self.t = self.state.t
         blocks = learned_blocks(self.granularity, self.lam_P, self.lam_Q)
         blocks, self.lambda_state = lambda_step(blocks, grads, self.lambda_state, self.lambda_opt)
         blocks = [b.astype(self.dtype) for b in blocks]

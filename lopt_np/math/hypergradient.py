@@ -9,8 +9,8 @@ import numpy as np
 
 from ..granularity import get_granularity
 from .bpr import bpr_grad, bpr_loss
-from .optimizers import (adam_step, adam_step_jacobian, lazy_adam_step, lazy_adam_step_jacobian,
-                         sgd_step, sgd_step_jacobian)
+from .optimizers import (adam_moments, adam_step, adam_step_jacobian, lazy_adam_step,
+                         lazy_adam_step_jacobian, sgd_step, sgd_step_jacobian)
 from .lambda_update import clip_by_global_norm
 from .penalty import batch_row_weights, penalty_grad, penalty_grad_lambda
 
@@ -39,12 +39,17 @@ class Lookahead(NamedTuple):
       (no Λ-gradient path through it), as the authors' assumed gradient;
     - ``eps_placement``: ε inside or outside Adam's root in the lookahead;
     - ``count``: the bias-correction count of the lookahead's Adam: ``next`` = t + 1 (the update
-      about to be taken, SPEC §5), ``current`` = t (real updates done so far, the authors').
+      about to be taken, SPEC §5), ``current`` = t (real updates done so far, the authors');
+    - ``shared_state``: the assumed step's gradient ḡ also enters the real optimizer's moments
+      and step count (:func:`absorb_assumed_gradient`), as in a port of the authors' code to
+      torch ≥ 2.1 whose copied optimizer shares the real one's state (a variant to measure,
+      not the authors' code).
     """
     scope: str = "batch"
     assumed_penalty: bool = False
     eps_placement: str = "inside"
     count: str = "next"
+    shared_state: bool = False
 
     def step_count(self, t_done):
         """The t of the lookahead's bias correction, given ``t_done`` real updates."""
@@ -176,6 +181,15 @@ def lambda_hypergradient(granularity, P, Q, lam_P, lam_Q, state, opt, train_batc
     GP = GPbar * lookahead_jacobian_lambda(P, lam_P, bP, opt, state.mP, state.vP, t, e)
     GQ = GQbar * lookahead_jacobian_lambda(Q, lam_Q, bQ, opt, state.mQ, state.vQ, t, e)
     return loss, reduce_hypergradient(granularity, GP, GQ, lam_P, lam_Q)
+
+
+def absorb_assumed_gradient(P, Q, lam_P, lam_Q, state, opt, train_batch, rule):
+    """``shared_state`` (SPEC §8 variant, dense Adam): the real optimizer's state after the
+    assumed step — Adam's moments of ḡ on every row, and t + 1; Θ does not move."""
+    gP, gQ, _, _ = assumed_gradient(P, Q, lam_P, lam_Q, opt, train_batch, rule)
+    mP, vP = adam_moments(state.mP, state.vP, gP, opt.beta1, opt.beta2)
+    mQ, vQ = adam_moments(state.mQ, state.vQ, gQ, opt.beta1, opt.beta2)
+    return OptimizerState(mP, vP, mQ, vQ, state.t + 1)
 
 
 def real_step(P, Q, lam_P, lam_Q, state, opt, train_batch, scope):

@@ -104,12 +104,38 @@ def _sgd_update(per_row, per_dim):
     return sgd_update
 
 
+def _adam_moments_update(per_row, per_dim):
+    """In place: m, v ← Adam's moments of d on every row (Θ unchanged), d = g + (if
+    ``with_penalty``) the batch-scope penalty gradient: a shared-state assumed step (SPEC §8).
+
+    ``adam_moments_update(T, m, v, slot, g, count, lam, inv_batch, with_penalty, beta1, beta2,
+    c1, c2)``"""
+    @pjit
+    def adam_moments_update(T, m, v, slot, g, count, lam, inv_batch, with_penalty, beta1, beta2,
+                            c1, c2):
+        K = T.shape[1]
+        zero = T.dtype.type(0.0)
+        for r in prange(T.shape[0]):
+            s = slot[r]
+            lr_ = r if per_row else 0
+            w = T.dtype.type(count[s]) * inv_batch if (s >= 0 and with_penalty) else zero
+            for k in range(K):
+                gk = g[s, k] if s >= 0 else zero
+                d = gk + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
+                m[r, k] = m2
+                v[r, k] = v2
+    return adam_moments_update
+
+
 adam_update = by_lambda_layout(_adam_update, lam_arg=6)
+adam_moments_update = by_lambda_layout(_adam_moments_update, lam_arg=6)
 lazy_adam_update = by_lambda_layout(_lazy_adam_update, lam_arg=7)
 sgd_update = by_lambda_layout(_sgd_update, lam_arg=6)
 
 
 _adam_update_of = layout_switch(adam_update)
+_adam_moments_update_of = layout_switch(adam_moments_update)
 _lazy_adam_update_of = layout_switch(lazy_adam_update)
 _sgd_update_of = layout_switch(sgd_update)
 
@@ -178,6 +204,21 @@ def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha
     release_rows(tP[5], tP[6], nP)
     release_rows(tQ[5], tQ[6], nQ)
     return fit_loss
+
+
+@jit
+def absorb_assumed_gradient(tP, tQ, Bbar, delta, loss, layout_P, layout_Q, with_penalty, beta1,
+                            beta2, c1, c2, nblocks):
+    """The assumed step's gradient ḡ on B̄ (BPR, plus B̄'s batch penalty when ``with_penalty``)
+    entered into the real dense-Adam moments, as when the assumed copy shares the real
+    optimizer's state (SPEC §8, ``shared_assumed_state``); the caller counts the step."""
+    _, inv, nP, nQ = batch_gradient(tP, tQ, Bbar, delta, loss, nblocks)
+    for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
+        T, m, v, lam, _, slot, held, buf, count = t[:9]
+        _adam_moments_update_of(per_row, per_dim, T, m, v, slot, buf[0], count, lam, inv,
+                                with_penalty, beta1, beta2, c1, c2)
+    release_rows(tP[5], tP[6], nP)
+    release_rows(tQ[5], tQ[6], nQ)
 
 
 theta_step = {ADAM: theta_step_adam, LAZY_ADAM: theta_step_lazy_adam, SGD: theta_step_sgd}
