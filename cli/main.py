@@ -171,6 +171,10 @@ def training_options(fn):
         click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES),
                      help="Penalty on the batch's rows or on every row (SPEC §3)."),
         click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1)),
+        click.option("--selection-frac", default=0.25, show_default=True,
+                     type=click.FloatRange(0, 1, max_open=True),
+                     help="Share of each user's validation interactions held out from Λ for "
+                          "early stopping and model selection (0: none held out)."),
         click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=0),
                      help="Validation metrics every N epochs (0: only at the end)."),
         click.option("--early-stopping", default="hr@100", show_default=True,
@@ -249,6 +253,12 @@ def lambda_options(fn):
              "N(0,1) init, Λ by AMSGrad 1e-3, clip 100); options given explicitly win.")(fn)
 
 
+def selection_count(split, fraction):
+    """How many validation interactions ``--selection-frac`` holds out from Λ."""
+    from lopt_np.data.split import hold_out_selection
+    return len(hold_out_selection(split, fraction).selection)
+
+
 def apply_preset(opts):
     """Replace the options a user did not give by the ``--preset``'s values (in place)."""
     ctx = click.get_current_context()
@@ -284,6 +294,7 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
     est = LambdaOpt(**opts)  # validates every option before the data is read
     t0 = time.perf_counter()
     split, data_info = load_data(**data)
+    data_info["selection"] = selection_count(split, est.config.selection_frac)
     click.echo(format_summary(data_info))
     mode = "MF-λFix" if fixed_lambda else f"MF-λOpt-{est.config.granularity}"
     click.echo(f"training {mode} ({opts['optimizer']}, K={opts['dim']}, {opts['epochs']} epochs) "
@@ -408,6 +419,7 @@ def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, amf_eps, **o
     methods, lambdas = check_settings(opts, lopt, sgda_lrs, baseline, lambdas, methods,
                                       amf_eps)
     split, data_info = load_data(**data)
+    data_info["selection"] = selection_count(split, opts["selection_frac"])
     click.echo(format_summary(data_info))
     with atomic_output_dir(out_dir, overwrite) as tmp:
         rows = run_reproduction(split, tmp, data_info, opts, lopt, sgda_lrs, baseline, lambdas,

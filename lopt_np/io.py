@@ -66,6 +66,9 @@ def format_summary(s):
              f"{s.get('duplicates_collapsed', 0):,}",
              f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} / "
              f"test {s['test']:,}"]
+    if s.get("selection"):
+        lines[-1] += (f"; of the validation, {s['selection']:,} held out from Λ for early "
+                      f"stopping and model selection")
     return "\n".join(lines)
 
 

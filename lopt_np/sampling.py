@@ -50,8 +50,8 @@ class TripletSampler:
         self.seed = int(seed)
         self.train_excluded = ExcludedItems.build(*split.csr(("train",)), split.n_items,
                                                   bitmap_max_bytes)
-        self.valid_excluded = ExcludedItems.build(*split.csr(("train", "valid")), split.n_items,
-                                                  bitmap_max_bytes)
+        self.valid_excluded = ExcludedItems.build(*split.csr(("train", "valid", "selection")),
+                                                  split.n_items, bitmap_max_bytes)
 
     def _stream(self, epoch, stream):
         ss = np.random.SeedSequence([self.seed, int(epoch), stream])

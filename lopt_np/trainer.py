@@ -20,6 +20,7 @@ from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
 from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
+from .data.split import hold_out_selection
 from .sampling import STREAM_LOOKAHEAD, BatchStream, TripletSampler
 
 METRICS = ("auc", "hr", "ndcg")
@@ -37,7 +38,7 @@ PRESETS = {
         lookahead_eps_placement="inside", lookahead_count="current", assumed_penalty=True,
         lambda_warmup_steps=1, lookahead_batches="stream", scope="batch",
         dim=128, lr=1e-3, init_std=1.0, lambda_optimizer="amsgrad", lambda_lr=1e-3,
-        lambda_clip=100.0, lambda_init=0.0, eps=1e-8, batch_size=1024),
+        lambda_clip=100.0, lambda_init=0.0, eps=1e-8, batch_size=1024, selection_frac=0.0),
 }
 
 
@@ -73,6 +74,9 @@ class TrainConfig:
     lambda_warmup_steps: int = 0             # real steps before the first λ step
     lookahead_batches: str = "independent"   # B̄ and B: independent streams, or one stream
     shared_assumed_state: bool = False       # ḡ also enters the real Adam's moments and t
+    # share of each user's validation interactions held out from Λ for early stopping and model
+    # selection (SPEC §8, last paragraph); 0: Λ and selection share the validation set
+    selection_frac: float = 0.25
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
@@ -99,6 +103,8 @@ class TrainConfig:
              f"lambda_init must be a finite number ≥ 0, got {self.lambda_init!r}")
         need(self.lambda_clip > 0, f"lambda_clip must be > 0, got {self.lambda_clip!r}")
         need(self.theta_clip > 0, f"theta_clip must be > 0, got {self.theta_clip!r}")
+        need(isinstance(self.selection_frac, (int, float)) and 0 <= self.selection_frac < 1,
+             f"selection_frac must be in [0, 1), got {self.selection_frac!r}")
         for name, allowed in (("eps_placement", EPS_PLACEMENTS),
                               ("lambda_eps_placement", EPS_PLACEMENTS),
                               ("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
@@ -226,6 +232,14 @@ def make_trainer_backend(cfg, P, Q, lam_P, lam_Q, max_batch, max_valid_batch):
                         max_batch=max_batch, max_valid_batch=max_valid_batch)
 
 
+def selection_target(split, target, selection_frac):
+    """``(split, target)`` to evaluate "valid" on the held-out selection slice (SPEC §8)."""
+    if target != "valid" or not selection_frac:
+        return split, target
+    split = split if len(split.selection) else hold_out_selection(split, selection_frac)
+    return split, "selection" if len(split.selection) else "valid"
+
+
 def lambda_per_row(lam, n_rows):
     """Λ of one table averaged over the latent dimensions, one value per row (Figures 7-8)."""
     return np.broadcast_to(lam.mean(axis=1, keepdims=True), (n_rows, 1))[:, 0]
@@ -245,8 +259,10 @@ class Model:
 
     def evaluate(self, split, target="test", ks=None, device=None):
         """SPEC §7 metrics on ``target``; ``device`` defaults to the one the model trained on
-        (``cuda`` or else ``cpu``)."""
+        (``cuda`` or else ``cpu``). ``valid`` means the validation interactions selection uses:
+        the slice held out from Λ when the model was trained with ``selection_frac`` > 0."""
         device = device or evaluation_device(self.config.get("device"))
+        split, target = selection_target(split, target, self.config.get("selection_frac", 0))
         return evaluate(self.P, self.Q, split, target, ks or self.config["ks"], device=device)
 
     def save(self, path):
@@ -291,6 +307,8 @@ class LambdaOpt:
         cfg = self.config
         progress = progress or Progress()
         check_ks(cfg.watched_ks(), split.n_items)
+        split = hold_out_selection(split, cfg.selection_frac)
+        _, select_on = selection_target(split, "valid", cfg.selection_frac)
         if len(split.valid) == 0 and cfg.learn_lambda:
             raise ConfigError("λOpt needs validation interactions, and the split has none")
         if cfg.threads:
@@ -372,7 +390,7 @@ class LambdaOpt:
             traj["item_lambda"].append(lambda_per_row(lam_Q, split.n_items).astype(np.float32))
             if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 t1 = time.perf_counter()
-                res = evaluate(P, Q, split, "valid", cfg.watched_ks(),
+                res = evaluate(P, Q, split, select_on, cfg.watched_ks(),
                                device=evaluation_device(cfg.device))
                 record["valid"] = res["metrics"]
                 record["eval_seconds"] = time.perf_counter() - t1

@@ -157,3 +157,28 @@ def test_split_cache_is_keyed_by_content_and_options(tmp_path, monkeypatch):
     np.testing.assert_array_equal(a.user_ids, b.user_ids)
     load_split(str(p), {**opts, "min_count": 6}, loader)
     assert len(calls) == 2
+
+
+def test_hold_out_selection_takes_an_even_share_of_each_users_validation(small_split):
+    from lopt_np.data.split import hold_out_selection
+    held = hold_out_selection(small_split, 0.25)
+    n_valid = np.bincount(small_split.valid[:, 0], minlength=small_split.n_users)
+    n_sel = np.bincount(held.selection[:, 0], minlength=small_split.n_users)
+    np.testing.assert_array_equal(n_sel, np.floor(n_valid * 0.25 + 1e-9))
+    # a partition of the validation pairs, nothing else touched
+    both = np.concatenate([held.valid, held.selection])
+    assert sorted(map(tuple, both)) == sorted(map(tuple, small_split.valid))
+    assert held.train is small_split.train and held.test is small_split.test
+    assert hold_out_selection(small_split, 0) is small_split
+
+
+def test_lambda_never_samples_the_selection_slice(small_split):
+    """λOpt's validation batches come from the part of the validation Λ may see only, and
+    their negatives avoid every validation interaction (SPEC §7-8)."""
+    from lopt_np.data.split import hold_out_selection
+    from lopt_np.sampling import TripletSampler
+    held = hold_out_selection(small_split, 0.25)
+    V = TripletSampler(held, 0).valid_triplets(1, 5000)
+    sel = set(map(tuple, held.selection))
+    assert not sel & set(zip(V.users.tolist(), V.pos.tolist()))
+    assert not sel & set(zip(V.users.tolist(), V.neg.tolist()))

@@ -1,4 +1,5 @@
 """The train/validation/test split every trainer and evaluator works on (SPEC §7)."""
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -6,6 +7,7 @@ import numpy as np
 from ..errors import DataError
 
 SPLIT_NAMES = ("train", "valid", "test")
+EMPTY_PAIRS = np.zeros((0, 2), np.int64)
 
 
 def pairs_to_csr(pairs, n_users):
@@ -22,7 +24,9 @@ def pairs_to_csr(pairs, n_users):
 @dataclass
 class Split:
     """Dense user/item indices: ``train``, ``valid``, ``test`` are (n, 2) int64 arrays of
-    (user, item) pairs; ``user_ids`` / ``item_ids`` map dense indices back to original ids."""
+    (user, item) pairs; ``user_ids`` / ``item_ids`` map dense indices back to original ids.
+    ``selection``: validation interactions held out from Λ for model selection (SPEC §8; empty
+    unless :func:`hold_out_selection` made them)."""
     n_users: int
     n_items: int
     train: np.ndarray
@@ -31,9 +35,11 @@ class Split:
     user_ids: np.ndarray
     item_ids: np.ndarray
     info: dict = field(default_factory=dict)
+    selection: np.ndarray = field(default_factory=lambda: EMPTY_PAIRS)
 
-    def csr(self, parts=SPLIT_NAMES):
-        """``(indptr, indices)`` of each user's items in the given parts, sorted per user."""
+    def csr(self, parts=SPLIT_NAMES + ("selection",)):
+        """``(indptr, indices)`` of each user's items in the given parts (default: all of them),
+        sorted per user."""
         pairs = np.concatenate([getattr(self, p) for p in parts])
         return pairs_to_csr(pairs, self.n_users)[:2]
 
@@ -48,9 +54,11 @@ class Split:
     def summary(self):
         """Table-1-like counts of the split."""
         n = len(self.train) + len(self.valid) + len(self.test)
+        n += len(self.selection)
         return {"users": self.n_users, "items": self.n_items, "interactions": n,
                 "density": n / float(self.n_users * self.n_items),
                 "train": len(self.train), "valid": len(self.valid), "test": len(self.test),
+                **({"selection": len(self.selection)} if len(self.selection) else {}),
                 **self.info}
 
     def save(self, path):
@@ -67,3 +75,24 @@ class Split:
                            z["test"], z["user_ids"], z["item_ids"], dict(info or {}))
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(f"cannot read split file {path}: {exc}") from exc
+
+
+def hold_out_selection(split, fraction):
+    """A copy of ``split`` whose ``selection`` holds ⌊fraction·n⌋ of each user's n validation
+    interactions, evenly spaced in time order (the validation pairs are stored by user and time),
+    and whose ``valid`` keeps the rest: Λ is fitted on ``valid``, early stopping and model
+    selection use ``selection`` (SPEC §8). ``fraction`` 0 returns ``split`` itself."""
+    if fraction <= 0 or len(split.valid) == 0:
+        return split
+    users = split.valid[:, 0]
+    counts = np.bincount(users, minlength=split.n_users)
+    starts = np.cumsum(counts) - counts
+    order = np.argsort(users, kind="stable")
+    rank = np.empty(len(users), np.int64)
+    rank[order] = np.arange(len(users)) - np.repeat(starts, counts)
+    # position r is held out where ⌊(r+1)·f⌋ steps up: ⌊n·f⌋ of n, spread evenly
+    held = np.floor((rank + 1) * fraction + 1e-9) > np.floor(rank * fraction + 1e-9)
+    out = dataclasses.replace(split, valid=split.valid[~held], selection=split.valid[held],
+                              info=dict(split.info))
+    out.info["selection_fraction"] = fraction
+    return out
