@@ -22,9 +22,10 @@ from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
 from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
 from lopt_np.reproduce import METHODS, folder_name
-from lopt_np.trainer import LOOKAHEAD_BATCHES, PRESETS, Progress
+from lopt_np.trainer import LOOKAHEAD_BATCHES, PRESETS, Progress, TrainConfig
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
+D = TrainConfig()          # every training option's default comes from here
 METHOD_NAMES = tuple(folder_name(m) for m in METHODS)      # ASCII spellings (MF-lOpt-DUI)
 
 
@@ -153,33 +154,33 @@ class ClickProgress(Progress):
 def training_options(fn):
     """Options of the MF-BPR training shared by ``lopt train`` and ``lopt grid``."""
     opts = [
-        click.option("--optimizer", default="adam", show_default=True,
+        click.option("--optimizer", default=D.optimizer, show_default=True,
                      type=click.Choice(THETA_OPTIMIZERS), help="Θ optimizer."),
-        click.option("--lr", default=5e-3, show_default=True, type=POSITIVE,
+        click.option("--lr", default=D.lr, show_default=True, type=POSITIVE,
                      help="Θ learning rate."),
-        click.option("--dim", default=64, show_default=True, type=click.IntRange(min=1),
+        click.option("--dim", default=D.dim, show_default=True, type=click.IntRange(min=1),
                      help="Latent dimension K."),
-        click.option("--eps", default=1e-8, show_default=True, type=POSITIVE,
+        click.option("--eps", default=D.eps, show_default=True, type=POSITIVE,
                      help="Adam's ε (Θ and Λ)."),
-        click.option("--eps-placement", default="inside", show_default=True,
+        click.option("--eps-placement", default=D.eps_placement, show_default=True,
                      type=click.Choice(EPS_PLACEMENTS),
                      help="Θ's Adam: ε inside the root, √(v + ε) (SPEC §4, Eq. 12), or outside "
                           "it, √v̂ + ε (torch.optim.Adam, the authors' real step)."),
-        click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1)),
-        click.option("--init-std", default=0.1, show_default=True, type=POSITIVE,
+        click.option("--batch-size", default=D.batch_size, show_default=True, type=click.IntRange(min=1)),
+        click.option("--init-std", default=D.init_std, show_default=True, type=POSITIVE,
                      help="Std of the N(0, σ²) embedding init."),
-        click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES),
+        click.option("--scope", default=D.scope, show_default=True, type=click.Choice(SCOPES),
                      help="Penalty on the batch's rows or on every row (SPEC §3)."),
-        click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1)),
-        click.option("--selection-frac", default=0.25, show_default=True,
+        click.option("--epochs", default=D.epochs, show_default=True, type=click.IntRange(min=1)),
+        click.option("--selection-frac", default=D.selection_frac, show_default=True,
                      type=click.FloatRange(0, 1, max_open=True),
                      help="Share of each user's validation interactions held out from Λ for "
                           "early stopping and model selection (0: none held out)."),
-        click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=0),
+        click.option("--eval-every", default=D.eval_every, show_default=True, type=click.IntRange(min=0),
                      help="Validation metrics every N epochs (0: only at the end)."),
-        click.option("--early-stopping", default="hr@100", show_default=True,
+        click.option("--early-stopping", default=D.early_stopping, show_default=True,
                      help="Validation metric for early stopping and model selection."),
-        click.option("--patience", default=0, show_default=True, type=click.IntRange(min=0),
+        click.option("--patience", default=D.patience, show_default=True, type=click.IntRange(min=0),
                      help="Stop after N evaluations without improvement, keep the best (0: off)."),
         click.option("--ks", default="50,100", show_default=True, callback=parse_ks,
                      help="Cut-offs K of HR@K and NDCG@K."),
@@ -201,45 +202,49 @@ def training_options(fn):
 def lambda_options(fn):
     """Options of λOpt's Λ update, shared by ``lopt train`` and ``lopt reproduce``."""
     opts = [
-        click.option("--valid-batch-size", default=0, show_default=True,
+        click.option("--valid-batch-size", default=D.valid_batch_size, show_default=True,
                      type=click.IntRange(min=0),
                      help="Validation triplets per Λ update (0: --batch-size)."),
-        click.option("--lambda-init", default=0.0, show_default=True, type=NONNEG),
-        click.option("--lambda-optimizer", default="adam", show_default=True,
+        click.option("--lambda-init", default=D.lambda_init, show_default=True, type=NONNEG),
+        click.option("--lambda-optimizer", default=D.lambda_optimizer, show_default=True,
                      type=click.Choice(LAMBDA_OPTIMIZERS)),
-        click.option("--lambda-lr", default=1e-2, show_default=True, type=POSITIVE),
-        click.option("--lambda-clip", default=None, type=POSITIVE,
-                     help="Clip G_Λ to this global L2 norm (default: no clipping)."),
-        click.option("--lambda-update-interval", default=1, show_default=True,
+        click.option("--lambda-lr", default=D.lambda_lr, show_default=True, type=POSITIVE),
+        click.option("--lambda-clip", default=clip_option(D.lambda_clip), show_default=True,
+                     type=POSITIVE, help="Clip G_Λ to this global L2 norm (none: no clipping)."),
+        click.option("--lambda-update-interval", default=D.lambda_update_interval,
+                     show_default=True,
                      type=click.IntRange(min=1), help="Update Λ every N steps."),
-        click.option("--lambda-eps-placement", default="inside", show_default=True,
+        click.option("--lambda-eps-placement", default=D.lambda_eps_placement,
+                     show_default=True,
                      type=click.Choice(EPS_PLACEMENTS),
                      help="Λ's Adam/AMSGrad: ε inside or outside the root."),
-        click.option("--lookahead-scope", default="same", show_default=True,
+        click.option("--lookahead-scope", default=D.lookahead_scope, show_default=True,
                      type=click.Choice(("same",) + SCOPES),
                      help="Penalty scope of the lookahead's differentiable term (same: "
                           "--scope; full: 2ΛΘ on every row, weight 1, as the authors')."),
-        click.option("--lookahead-eps-placement", default="same", show_default=True,
+        click.option("--lookahead-eps-placement", default=D.lookahead_eps_placement,
+                     show_default=True,
                      type=click.Choice(("same",) + EPS_PLACEMENTS),
                      help="ε in the lookahead's Adam step (same: --eps-placement; the authors' "
                           "lookahead: inside)."),
-        click.option("--lookahead-count", default="next", show_default=True,
+        click.option("--lookahead-count", default=D.lookahead_count, show_default=True,
                      type=click.Choice(LOOKAHEAD_COUNTS),
                      help="Bias-correction count of the lookahead's Adam: next = t + 1 (the "
                           "update about to be taken), current = t (the authors')."),
-        click.option("--assumed-penalty/--no-assumed-penalty", default=False,
+        click.option("--assumed-penalty/--no-assumed-penalty", default=D.assumed_penalty,
                      show_default=True,
                      help="The lookahead's training gradient also holds its batch's penalty at "
                           "the current Λ, as a constant (the authors')."),
-        click.option("--lambda-warmup-steps", default=0, show_default=True,
+        click.option("--lambda-warmup-steps", default=D.lambda_warmup_steps, show_default=True,
                      type=click.IntRange(min=0),
                      help="Real steps before the first Λ step (the authors: 1)."),
-        click.option("--shared-assumed-state/--no-shared-assumed-state", default=False,
-                     show_default=True,
+        click.option("--shared-assumed-state/--no-shared-assumed-state",
+                     default=D.shared_assumed_state, show_default=True,
                      help="The lookahead's training gradient also enters the real Adam's "
                           "moments and step count (a torch-2 port of the authors' code whose "
                           "copied optimizer shares the real one's state; dense Adam, CPU)."),
-        click.option("--lookahead-batches", default="independent", show_default=True,
+        click.option("--lookahead-batches", default=D.lookahead_batches,
+                     show_default=True,
                      type=click.Choice(LOOKAHEAD_BATCHES),
                      help="The lookahead's training batch: from an independent stream, or the "
                           "batch before the real step's in one stream (the authors')."),
@@ -247,10 +252,10 @@ def lambda_options(fn):
     for opt in reversed(opts):
         fn = opt(fn)
     return click.option(
-        "--preset", default="spec", show_default=True, type=click.Choice(tuple(PRESETS)),
-        help="Defaults for the SPEC §8 variants and hyperparameters: spec (lopt_np's) or "
-             "authors (their code's semantics with their ML-1M settings: K=128, lr 1e-3, "
-             "N(0,1) init, Λ by AMSGrad 1e-3, clip 100); options given explicitly win.")(fn)
+        "--preset", default="default", show_default=True, type=click.Choice(tuple(PRESETS)),
+        help="Named settings: default (the measured best, see the README's Accuracy), spec "
+             "(SPEC §3-§5's lookahead semantics) or authors (their code, with its ML-1M "
+             "settings: N(0,1) init, no selection hold-out); options given explicitly win.")(fn)
 
 
 def selection_count(split, fraction):
@@ -269,6 +274,11 @@ def apply_preset(opts):
 
 def clip_value(clip):
     return math.inf if clip is None else clip
+
+
+def clip_option(clip):
+    """A clip's default as the option shows it (None: no clipping)."""
+    return None if math.isinf(clip) else clip
 
 
 @main.command()

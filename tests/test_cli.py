@@ -205,17 +205,29 @@ def test_adam_eps_reaches_the_trainer(tmp_path):
 def test_preset_authors_sets_the_variants_and_explicit_options_win(tmp_path):
     """``--preset authors``: the authors' semantics and settings, except what is given."""
     out = tmp_path / "run"
-    r = run("train", *TINY, "--preset", "authors", "--lookahead-count", "next", "--out", out)
+    r = run("train", *TINY, "--preset", "authors", "--lookahead-count", "next",
+            "--selection-frac", "0.1", "--out", out)
     assert r.exit_code == 0, r.output
     train = json.loads((out / "config.json").read_text())["train"]
     assert train["dim"] == 8 and train["batch_size"] == 256          # given: kept
-    assert train["lookahead_count"] == "next"                        # given: kept
+    assert train["lookahead_count"] == "next" and train["selection_frac"] == 0.1   # given
     assert (train["eps_placement"], train["lookahead_scope"], train["lookahead_batches"],
-            train["assumed_penalty"], train["lambda_warmup_steps"], train["init_std"]) == (
-        "outside", "full", "stream", True, 1, 1.0)                   # from the preset
+            train["assumed_penalty"], train["lambda_warmup_steps"], train["init_std"],
+            train["patience"]) == ("outside", "full", "stream", True, 1, 1.0, 0)  # the preset's
+
+
+def test_preset_spec_sets_the_spec_semantics(tmp_path):
+    out = tmp_path / "run"
+    r = run("train", *TINY, "--preset", "spec", "--out", out)
+    assert r.exit_code == 0, r.output
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert (train["eps_placement"], train["lookahead_scope"], train["lookahead_count"],
+            train["assumed_penalty"], train["lambda_warmup_steps"],
+            train["lookahead_batches"]) == ("inside", "same", "next", False, 0, "independent")
 
 
 def test_lookahead_count_current_without_warmup_is_one_clear_error(tmp_path):
-    r = run("train", *TINY, "--lookahead-count", "current", "--out", tmp_path / "run")
+    r = run("train", *TINY, "--lookahead-count", "current", "--lambda-warmup-steps", "0",
+            "--out", tmp_path / "run")
     assert r.exit_code == 1 and "lambda_warmup_steps" in r.output
     assert "Traceback" not in r.output
