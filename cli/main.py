@@ -80,9 +80,9 @@ def data_options(fn):
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Reuse a cached split of the same file content and options "
                           "($LOPT_CACHE_DIR, default ~/.cache/lopt_np)."),
-        click.option("--synthetic-users", default=2000, show_default=True,
+        click.option("--synthetic-users", default=943, show_default=True,
                      type=click.IntRange(min=10), help="Users of the synthetic dataset."),
-        click.option("--synthetic-items", default=1500, show_default=True,
+        click.option("--synthetic-items", default=1682, show_default=True,
                      type=click.IntRange(min=50), help="Items of the synthetic dataset."),
         click.option("--data-seed", default=0, show_default=True, type=int,
                      help="Seed of the synthetic dataset."),

@@ -127,15 +127,26 @@ def test_nothing_left_after_filter():
         build_split(df, min_count=20)
 
 
-def test_synthetic_data_is_long_tailed_and_deterministic():
+def test_synthetic_data_is_deterministic():
     a = synthetic_interactions(400, 300, seed=1)
     b = synthetic_interactions(400, 300, seed=1)
     pd.testing.assert_frame_equal(a, b)
-    item_counts = a.item.value_counts().to_numpy()
-    user_counts = a.user.value_counts().to_numpy()
-    assert item_counts[:30].sum() > 0.25 * len(a)           # a popular head of 10 % of items
-    assert user_counts.max() > 4 * np.median(user_counts)   # a heavy tail of very active users
     assert not a.duplicated(["user", "item"]).any()
+    assert (a.user.value_counts() >= 20).all()
+
+
+def test_synthetic_degrees_follow_movielens_100k():
+    """The default synthetic log has MovieLens-100K's user and item degree distribution: every
+    quantile from 10 % to 90 % within a factor 1.5 (users) and 2 (items) of the real one."""
+    from lopt_np.data.synthetic import (DEGREE_QUANTILES, ML100K_ITEM_DEGREES,
+                                        ML100K_USER_DEGREES)
+    df = synthetic_interactions()
+    inner = slice(1, 6)                                   # the 10 %-90 % quantiles
+    for counts, real, factor in ((df.user.value_counts(), ML100K_USER_DEGREES, 1.5),
+                                 (df.item.value_counts(), ML100K_ITEM_DEGREES, 2.0)):
+        got = np.quantile(counts.to_numpy(), DEGREE_QUANTILES)[inner]
+        ratio = got / np.asarray(real, float)[inner]
+        assert (ratio < factor).all() and (ratio > 1 / factor).all(), (got, real)
 
 
 def test_split_cache_is_keyed_by_content_and_options(tmp_path, monkeypatch):
