@@ -461,14 +461,26 @@ def plot(run_dir, out_dir, baseline):
               type=click.Choice(THETA_OPTIMIZERS))
 @click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--eps-placement", default=D.eps_placement, show_default=True,
+              type=click.Choice(EPS_PLACEMENTS), help="Adam's ε inside or outside the root.")
+@click.option("--lookahead", "lookahead_semantics", default="default", show_default=True,
+              type=click.Choice(("default", "spec")),
+              help="The lookahead's variant options (SPEC §8): the defaults' (the authors': "
+                   "weight-1 penalty on every row, penalty in ḡ, count t, ε inside) or "
+                   "SPEC §5's (--scope, ε as --eps-placement, t + 1).")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also check the AMF (APR) and NeuMF gradients.")
 @friendly_errors
-def gradcheck(granularity, optimizer, scope, seed, baselines):
+def gradcheck(granularity, optimizer, scope, seed, eps_placement, lookahead_semantics,
+              baselines):
     """Check every closed-form derivative against central finite differences (float64)."""
     from lopt_np.gradcheck import run_baseline_gradchecks, run_gradchecks
 
-    results = run_gradchecks(granularity, optimizer, scope, seed)
+    settings = PRESETS[lookahead_semantics]
+    rule = TrainConfig(**{**settings, "scope": scope, "optimizer": optimizer,
+                          "eps_placement": eps_placement}).lookahead_rule()
+    results = run_gradchecks(granularity, optimizer, scope, seed, eps_placement=eps_placement,
+                             lookahead=rule)
     if baselines:
         results += run_baseline_gradchecks(seed)
     width = max(len(r.name) for r in results)
