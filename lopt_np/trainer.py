@@ -5,6 +5,7 @@ granularity × {SGD, Adam} × {full, batch} scope, on any backend (SPEC §5 iter
     model.evaluate(split)["metrics"]
 """
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -301,6 +302,38 @@ class Progress:
         return False
 
 
+class EpochBatches:
+    """The batches of one epoch, by kind (what :func:`lambda_opt_iteration`'s ``draw`` returns):
+    the real batches B in a fresh order of the training positives; B̄ from an independent order
+    (``lookahead_batches="independent"``) or, with B, consecutive batches of one stream that runs
+    across epochs (``"stream"``); V from the validation positives Λ may see, cycled as needed."""
+
+    def __init__(self, sampler, cfg, epoch, stream, learning):
+        self.cfg, self.stream = cfg, stream
+        self.vbs = cfg.valid_batch_size or cfg.batch_size
+        if stream is None:
+            self.train = sampler.train_triplets(epoch)
+            if learning:
+                self.lookahead = sampler.train_triplets(epoch, STREAM_LOOKAHEAD)
+        self.n = len(sampler.split.train)
+        self.n_steps = -(-self.n // cfg.batch_size)
+        if learning:
+            n_lambda = self.n_steps // cfg.lambda_update_interval + 1
+            self.valid = sampler.valid_triplets(epoch, n_lambda * self.vbs)
+        self.valid_drawn = 0
+
+    def draw(self, s, kind):
+        """The next batch of ``kind`` at real step ``s`` of the epoch."""
+        if kind == VALID:
+            lo = self.valid_drawn * self.vbs
+            self.valid_drawn += 1
+            return self.valid.batch(lo, lo + self.vbs)
+        bs = self.cfg.batch_size
+        if self.stream is not None:
+            return self.stream.next(bs)
+        return (self.lookahead if kind == LOOKAHEAD else self.train).batch(s * bs, (s + 1) * bs)
+
+
 class LambdaOpt:
     """MF-BPR with Λ learned by λOpt (or fixed: ``learn_lambda=False``); see :class:`TrainConfig`."""
 
@@ -341,33 +374,13 @@ class LambdaOpt:
         step = 0
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            if stream is None:
-                train = sampler.train_triplets(epoch)
-                n = len(train.users)
-            else:
-                n = len(split.train)
-            n_steps = -(-n // cfg.batch_size)
-            learning = backend.learn_lambda
-            if learning:
-                if stream is None:
-                    look = sampler.train_triplets(epoch, STREAM_LOOKAHEAD)
-                n_lambda = n_steps // cfg.lambda_update_interval + 1
-                valid = sampler.valid_triplets(epoch, n_lambda * vbs)
-                v_next = [0]
+            batches = EpochBatches(sampler, cfg, epoch, stream, backend.learn_lambda)
+            n_steps = batches.n_steps
             progress.epoch_start(epoch, n_steps)
             tl_sum = vl_sum = 0.0
             vl_count = 0
             for s in range(n_steps):
-                lo, hi = s * cfg.batch_size, min(n, (s + 1) * cfg.batch_size)
-
-                def draw(kind):
-                    if kind == VALID:
-                        v_next[0] += 1
-                        return valid.batch((v_next[0] - 1) * vbs, v_next[0] * vbs)
-                    if stream is not None:
-                        return stream.next(cfg.batch_size)
-                    return (look if kind == LOOKAHEAD else train).batch(lo, hi)
-
+                draw = functools.partial(batches.draw, s)
                 tl, vl = lambda_opt_iteration(backend, cfg, step, draw)
                 step += 1
                 if vl is not None:
