@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import independent_metrics, run_cli as run
 from lopt_np.cli.main import main
 
-TINY = ["--synthetic-users", "150", "--synthetic-items", "100", "--min-count", "5",
+TINY = ["--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
         "--epochs", "2", "--dim", "8", "--batch-size", "256"]
 FILES = {"config.json", "metrics.json", "lambda_trajectory.npz", "model.npz", "split.npz",
          "summary.txt"}

@@ -78,7 +78,7 @@ def test_lopt_grid_writes_the_table_and_the_selected_model(tmp_path):
 
     from lopt_np.cli.main import main
     out = tmp_path / "grid"
-    args = ["grid", "--synthetic-users", "150", "--synthetic-items", "100", "--min-count", "5",
+    args = ["grid", "--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
             "--epochs", "1", "--dim", "8", "--batch-size", "256", "--lambdas", "1,0.01,0",
             "--out", str(out)]
     r = CliRunner().invoke(main, args)

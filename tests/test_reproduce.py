@@ -12,7 +12,7 @@ from lopt_np.errors import ConfigError
 from lopt_np.plots import group_gain, plot_run
 from lopt_np.reproduce import METHODS, TABLE_METRICS, check_methods, folder_name
 
-TINY = ["--synthetic-users", "150", "--synthetic-items", "100", "--min-count", "5",
+TINY = ["--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
         "--epochs", "3", "--dim", "8", "--batch-size", "256", "--lambdas", "0.1,0.001,0",
         "--sgda-lrs", "10,30", "--baseline-epochs", "2", "--neumf-mlp-dim", "4",
         "--neumf-layers", "8,4", "--amf-eps", "0.05,0.1", "--lambda-lr", "0.05"]
@@ -137,7 +137,7 @@ def test_plot_errors_are_one_line(tmp_path, repro_dir, monkeypatch):
     (tmp_path / "empty").mkdir()
     r = run("plot", tmp_path / "empty")
     assert "is not a run, grid or reproduction folder" in r.output
-    r = run("train", "--synthetic-users", "150", "--synthetic-items", "100", "--min-count", "5",
+    r = run("train", "--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
             "--epochs", "1", "--dim", "4", "--fixed-lambda", "--out", tmp_path / "fix")
     assert r.exit_code == 0, r.output
     r = run("plot", tmp_path / "fix")
