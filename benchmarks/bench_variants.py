@@ -78,7 +78,8 @@ def main(argv=None):
         best = max(curve.curve, key=lambda r: r["hr@100"]) if curve.curve else None
         results[text] = {"preset": preset, "params": params, "curve": curve.curve,
                          "final": curve.curve[-1] if curve.curve else None, "best": best,
-                         "mean_lambda": [float(model.lambda_P.mean()), float(model.lambda_Q.mean())],
+                         "mean_lambda": [float(model.lambda_P.mean()),
+                                         float(model.lambda_Q.mean())],
                          "seconds": time.perf_counter() - t0}
         tmp = out + ".tmp"
         with open(tmp, "w") as f:

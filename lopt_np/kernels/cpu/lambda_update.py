@@ -25,7 +25,8 @@ def sum_of_squares(G, n_rows):
 def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
                        eps_out, amsgrad):
     """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0) on every element (dense: moments decay
-    where G = 0, as ``math.lambda_update.lambda_step``); ε terms as ``math.optimizers.adam_eps_terms``."""
+    where G = 0, as ``math.lambda_update.lambda_step``); ε terms as
+    ``math.optimizers.adam_eps_terms``."""
     zero = lam.dtype.type(0.0)
     K = lam.shape[1]
     for r in prange(lam.shape[0]):
