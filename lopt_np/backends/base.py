@@ -1,6 +1,7 @@
 """The interface every backend implements, and what they share (settings, Λ layout)."""
 import numpy as np
 
+from ..errors import ConfigError
 from ..granularity import get_granularity, learned_blocks
 from ..kernels import OPTIMIZER_CODES
 from ..math.hypergradient import Lookahead, ThetaOptimizer
@@ -50,8 +51,11 @@ class Backend:
     def _lookahead_scalars(self):
         """``(α, ε_in, ε_out)`` of the lookahead's Adam step (SPEC §8: its own count and ε)."""
         rule = self.lookahead
-        return self._adam_scalars(self.theta_opt, max(rule.step_count(self.t), 1),
-                                  rule.eps_placement)
+        t = rule.step_count(self.t)
+        if t < 1:
+            raise ConfigError("lookahead_count 'current' uses t = real steps done, which is 0 "
+                              "before the first real step: set lambda_warmup_steps ≥ 1")
+        return self._adam_scalars(self.theta_opt, t, rule.eps_placement)
 
     def lambda_step(self, train_batch, valid_batch):
         raise NotImplementedError

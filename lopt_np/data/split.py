@@ -53,8 +53,7 @@ class Split:
 
     def summary(self):
         """Table-1-like counts of the split."""
-        n = len(self.train) + len(self.valid) + len(self.test)
-        n += len(self.selection)
+        n = len(self.train) + len(self.valid) + len(self.test) + len(self.selection)
         return {"users": self.n_users, "items": self.n_items, "interactions": n,
                 "density": n / float(self.n_users * self.n_items),
                 "train": len(self.train), "valid": len(self.valid), "test": len(self.test),

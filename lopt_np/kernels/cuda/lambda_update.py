@@ -60,7 +60,8 @@ def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1
         if amsgrad:
             v2 = max(vmax[r, k], v2)
             vmax[r, k] = v2
-        lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), lam.dtype.type(0.0))
+        lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out),
+                        lam.dtype.type(0.0))
 
 
 def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
