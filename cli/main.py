@@ -1,7 +1,7 @@
 """The ``lopt`` command (Click). The only module of lopt_np that imports click.
 
 Commands: ``lopt train``, ``lopt grid``, ``lopt reproduce``, ``lopt plot``, ``lopt gradcheck``,
-``lopt data stats``, ``lopt evaluate``.
+``lopt data stats``, ``lopt evaluate``, ``lopt recommend``, ``lopt similar``, ``lopt score``.
 Every error lopt_np raises on purpose becomes one ``Error: …`` line and exit status 1.
 """
 import functools
@@ -292,9 +292,13 @@ def clip_option(clip):
               help="Which indices Λ carries (SPEC §3).")
 @click.option("--fixed-lambda", is_flag=True,
               help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
+@click.option("--final", is_flag=True,
+              help="Then retrain on every interaction (train, validation and test) for the "
+                   "kept number of epochs with the learned Λ held fixed, and write that model "
+                   "for serving to --out/final.")
 @lambda_options
 @friendly_errors
-def train(out_dir, overwrite, fixed_lambda, **opts):
+def train(out_dir, overwrite, fixed_lambda, final, **opts):
     """Train MF-BPR with λOpt (or a fixed λ), evaluate on test, write the run to --out."""
     from lopt_np.io import atomic_output_dir, check_output_dir, run_summary, save_run
     from lopt_np.trainer import LambdaOpt
@@ -318,9 +322,17 @@ def train(out_dir, overwrite, fixed_lambda, **opts):
         wall = time.perf_counter() - t0
         text = run_summary(mode, data_info, model.best_epoch, wall, result["metrics"])
         save_run(tmp, model, split, result, {**data_info, "wall_seconds": wall}, text)
-    click.echo(f"test: {format_metrics(result['metrics'])}")
-    click.echo(f"wrote {out_dir}/ (config.json, metrics.json, lambda_trajectory.npz, model.npz, "
-               f"split.npz, summary.txt)")
+        click.echo(f"test: {format_metrics(result['metrics'])}")
+        if final:
+            click.echo(f"final fit on all {data_info['interactions']:,} interactions, "
+                       f"{model.best_epoch} epochs, Λ fixed at the learned values")
+            est.fit_final(model, split, ClickProgress(model.best_epoch)).save(
+                os.path.join(tmp, "final"))
+    click.echo(f"wrote {out_dir}/ (model.npz, model.json, config.json, metrics.json, "
+               f"lambda_trajectory.npz, split.npz, summary.txt" +
+               (", final/: the model for serving" if final else "") + ")")
+    click.echo(f"recommend: lopt recommend {os.path.join(out_dir, 'final') if final else out_dir}"
+               f" --user {split.user_ids[0]} -n 10")
 
 
 def parse_lambdas(ctx, param, value):
@@ -520,14 +532,163 @@ def data_stats(path, data_path, **opts):
               help="Where the scores and ranks are computed.")
 @friendly_errors
 def evaluate(model_dir, ks, target, device):
-    """Re-evaluate a saved run (model.npz + split.npz) with the SPEC §7 protocol."""
+    """Re-evaluate a saved run (its model and split.npz) with the SPEC §7 protocol."""
     from lopt_np.evaluation import evaluate as run_evaluation
     from lopt_np.io import load_run
 
-    P, Q, split, _ = load_run(model_dir)
-    result = run_evaluation(P, Q, split, target, ks, device=device)
+    model, split = load_run(model_dir)
+    result = run_evaluation(model.P, model.Q, split, target, ks, device=device)
     click.echo(f"{target} ({result['n_users']:,} users, {result['n_pairs']:,} pairs): "
                f"{format_metrics(result['metrics'])}")
+
+
+def read_ids(path, what):
+    """The ids in a text file, one per line (blank lines skipped)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            ids = [line.strip() for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read {what} file {path}: {exc}") from None
+    if not ids:
+        raise click.ClickException(f"{what} file {path} holds no ids")
+    return ids
+
+
+def chosen_ids(given, path, what):
+    """Ids from repeated options and/or a file; None when neither was given (all of them)."""
+    ids = list(given) + (read_ids(path, what) if path else [])
+    return ids or None
+
+
+def long_table(queries, ids, scores, names):
+    """One row per (query, rank): the padding of short lists (score -inf) left out."""
+    import numpy as np
+    import pandas as pd
+    ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+    keep = np.isfinite(scores)
+    rank = np.broadcast_to(np.arange(1, scores.shape[1] + 1), scores.shape)
+    query = np.broadcast_to(np.asarray(queries)[:, None], scores.shape)
+    return pd.DataFrame({names[0]: query[keep], "rank": rank[keep], names[1]: ids[keep],
+                         names[2]: scores[keep]})
+
+
+def write_table(table, out):
+    """The table to the terminal (plain text), or to ``out`` (.csv or .json), written whole."""
+    if out is None:
+        click.echo(table.to_string(index=False, float_format=lambda x: f"{x:.6f}"))
+        return
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in (".csv", ".json"):
+        raise click.ClickException(f"--out {out}: name a .csv or .json file")
+    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp")
+    try:
+        if ext == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_json(tmp, orient="records", indent=1)
+        os.replace(tmp, out)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise click.ClickException(f"cannot write {out}: {exc}") from None
+    click.echo(f"wrote {out} ({len(table):,} rows)", err=True)
+
+
+def model_options(fn):
+    """The model folder argument and the output options of the inference commands."""
+    fn = click.option("--device", default="cpu", show_default=True,
+                      type=click.Choice(["cpu", "cuda"]),
+                      help="Where the scores and the top-n are computed.")(fn)
+    fn = click.option("--out", default=None, type=click.Path(dir_okay=False),
+                      help="Write a .csv or .json file instead of printing a table.")(fn)
+    return click.argument("model_dir", type=click.Path())(fn)
+
+
+@main.command()
+@model_options
+@click.option("--user", "users", multiple=True, help="A user's original id (repeatable).")
+@click.option("--users-file", type=click.Path(dir_okay=False),
+              help="A text file of user ids, one per line. Without --user or --users-file: "
+                   "every user.")
+@click.option("-n", "n", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Items per user.")
+@click.option("--items-file", type=click.Path(dir_okay=False),
+              help="Recommend only among these item ids (one per line).")
+@click.option("--keep-seen", is_flag=True,
+              help="Keep the items a user interacted with (filtered out by default).")
+@friendly_errors
+def recommend(model_dir, out, device, users, users_file, n, items_file, keep_seen):
+    """Top-n items of users of a trained model (a run folder or a saved model), best first:
+    columns user, rank, item, score (p_u·q_i)."""
+    from lopt_np.model import Model
+    model = Model.load(model_dir)
+    users = chosen_ids(users, users_file, "user")
+    users = model.user_ids if users is None else users
+    items = read_ids(items_file, "item") if items_file else None
+    ids, scores = model.recommend(list(users), n, filter_seen=not keep_seen, items=items,
+                                  device=device)
+    write_table(long_table(model.user_ids[model.user_index(users)], ids, scores,
+                           ("user", "item", "score")), out)
+
+
+@main.command()
+@model_options
+@click.option("--item", "items", multiple=True, help="An item's original id (repeatable).")
+@click.option("--items-file", type=click.Path(dir_okay=False),
+              help="A text file of item ids, one per line.")
+@click.option("--user", "users", multiple=True,
+              help="A user's original id: similar users instead of items (repeatable).")
+@click.option("--users-file", type=click.Path(dir_okay=False),
+              help="A text file of user ids, one per line.")
+@click.option("-n", "n", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Neighbours per query.")
+@friendly_errors
+def similar(model_dir, out, device, items, items_file, users, users_file, n):
+    """Most similar items (or users) by cosine similarity of the embeddings, the query itself
+    left out: columns item, rank, similar_item, similarity."""
+    from lopt_np.model import Model
+    items = chosen_ids(items, items_file, "item")
+    users = chosen_ids(users, users_file, "user")
+    if (items is None) == (users is None):
+        raise click.ClickException("give items (--item/--items-file) or users "
+                                   "(--user/--users-file), not both or neither")
+    model = Model.load(model_dir)
+    if items is not None:
+        ids, sims = model.similar_items(items, n, device=device)
+        queries, names = model.item_ids[model.item_index(items)], ("item", "similar_item")
+    else:
+        ids, sims = model.similar_users(users, n, device=device)
+        queries, names = model.user_ids[model.user_index(users)], ("user", "similar_user")
+    write_table(long_table(queries, ids, sims, names + ("similarity",)), out)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("pairs_file", type=click.Path(dir_okay=False))
+@click.option("--user-col", default="user", show_default=True, help="User column of the file.")
+@click.option("--item-col", default="item", show_default=True, help="Item column of the file.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Write a .csv or .json file instead of printing a table.")
+@friendly_errors
+def score(model_dir, pairs_file, user_col, item_col, out):
+    """Scores p_u·q_i of the (user, item) pairs of a CSV file with a header row."""
+    import pandas as pd
+    from lopt_np.model import Model
+    model = Model.load(model_dir)
+    try:
+        pairs = pd.read_csv(pairs_file, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise click.ClickException(f"cannot read {pairs_file}: {str(exc)[:200]}") from None
+    missing = [c for c in (user_col, item_col) if c not in pairs.columns]
+    if missing:
+        raise click.ClickException(f"{pairs_file} has no column {', '.join(missing)} (its "
+                                   f"header: {', '.join(map(str, pairs.columns[:10]))}); name "
+                                   f"them with --user-col/--item-col")
+    if len(pairs) == 0:
+        raise click.ClickException(f"{pairs_file} holds no pairs")
+    scores = model.score(pairs[user_col].to_numpy(), pairs[item_col].to_numpy())
+    write_table(pd.DataFrame({"user": pairs[user_col], "item": pairs[item_col],
+                              "score": scores}), out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Run directories: written whole or not at all.
 
-Files of a run (``lopt train --out DIR``): ``config.json``, ``metrics.json`` (test metrics,
-per-group breakdown, per-epoch history), ``lambda_trajectory.npz``, ``model.npz``,
-``split.npz`` and ``summary.txt``. Everything is written into a temporary sibling folder that is
+Files of a run (``lopt train --out DIR``): the model folder's ``model.npz`` and ``model.json``
+(``lopt_np.model``), ``config.json``, ``metrics.json`` (test metrics, per-group breakdown,
+per-epoch history), ``lambda_trajectory.npz``, ``split.npz`` and ``summary.txt``. Everything is written into a temporary sibling folder that is
 renamed to DIR only when complete.
 """
 import contextlib
@@ -91,29 +91,21 @@ def save_run(folder, model, split, test_result, data_info, summary_text):
                 "test_pairs": test_result["n_pairs"], "groups": test_result["groups"],
                 "best_epoch": model.best_epoch, "history": model.history})
     np.savez_compressed(os.path.join(folder, "lambda_trajectory.npz"), **model.trajectory)
-    model.save(os.path.join(folder, "model.npz"))
+    model.save(folder)
     split.save(os.path.join(folder, "split.npz"))
     with open(os.path.join(folder, "summary.txt"), "w") as fh:
         fh.write(summary_text)
 
 
 def load_run(folder):
-    """``(P, Q, split, config)`` of a run directory, for re-evaluation."""
-    for name in ("model.npz", "split.npz"):
-        if not os.path.isfile(os.path.join(folder, name)):
-            raise DataError(f"{folder} is not a run directory: {name} is missing")
-    try:
-        with np.load(os.path.join(folder, "model.npz"), allow_pickle=False) as z:
-            P, Q = z["user_embeddings"], z["item_embeddings"]
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"cannot read {folder}/model.npz: {exc}") from exc
+    """``(model, split)`` of a run directory, for re-evaluation (``lopt evaluate``)."""
+    from .model import Model
+    model = Model.load(folder)
+    if not os.path.isfile(os.path.join(folder, "split.npz")):
+        raise DataError(f"{folder} is not a run directory: split.npz is missing")
     split = Split.load(os.path.join(folder, "split.npz"))
-    if P.shape[0] != split.n_users or Q.shape[0] != split.n_items:
-        raise DataError(f"{folder}: model.npz ({P.shape[0]} users, {Q.shape[0]} items) does not "
-                        f"match split.npz ({split.n_users} users, {split.n_items} items)")
-    config = {}
-    cfg_path = os.path.join(folder, "config.json")
-    if os.path.isfile(cfg_path):
-        with open(cfg_path) as fh:
-            config = json.load(fh)
-    return P, Q, split, config
+    if model.n_users != split.n_users or model.n_items != split.n_items:
+        raise DataError(f"{folder}: model.npz ({model.n_users} users, {model.n_items} items) "
+                        f"does not match split.npz ({split.n_users} users, {split.n_items} "
+                        f"items)")
+    return model, split

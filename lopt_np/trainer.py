@@ -21,7 +21,8 @@ from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
 from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
-from .data.split import hold_out_selection
+from .data.split import EMPTY_PAIRS, hold_out_selection
+from .model import Model
 from .sampling import STREAM_LOOKAHEAD, BatchStream, TripletSampler
 
 METRICS = ("auc", "hr", "ndcg")
@@ -255,33 +256,6 @@ def lambda_per_row(lam, n_rows):
     return np.broadcast_to(lam.mean(axis=1, keepdims=True), (n_rows, 1))[:, 0]
 
 
-@dataclass
-class Model:
-    """A trained model: embeddings, the learned Λ, the history and the Λ trajectory."""
-    P: np.ndarray
-    Q: np.ndarray
-    lambda_P: np.ndarray
-    lambda_Q: np.ndarray
-    config: dict
-    history: list
-    trajectory: dict
-    best_epoch: int
-
-    def evaluate(self, split, target="test", ks=None, device=None):
-        """SPEC §7 metrics on ``target``; ``device`` defaults to the one the model trained on
-        (``cuda`` or else ``cpu``). ``valid`` means the validation interactions selection uses:
-        the slice held out from Λ when the model was trained with ``selection_frac`` > 0."""
-        device = device or evaluation_device(self.config.get("device"))
-        split, target = selection_target(split, target, self.config.get("selection_frac", 0))
-        return evaluate(self.P, self.Q, split, target, ks or self.config["ks"], device=device)
-
-    def save(self, path):
-        """``model.npz``: user and item embeddings plus Λ (plain arrays)."""
-        np.savez_compressed(path, user_embeddings=self.P, item_embeddings=self.Q,
-                            lambda_P=self.lambda_P, lambda_Q=self.lambda_Q,
-                            granularity=self.config["granularity"])
-
-
 class Progress:
     """Hooks the trainer calls; the CLI draws progress bars from them. All optional."""
 
@@ -346,8 +320,28 @@ class LambdaOpt:
         self.config = TrainConfig.from_preset(preset, **params).validate()
 
     def fit(self, split, progress=None):
-        cfg = self.config
-        progress = progress or Progress()
+        """Train on ``split.train`` (Λ on its validation, SPEC §5), select the epoch on the
+        validation (or its held-out selection slice), return the :class:`Model`."""
+        return self._fit(split, self.config, progress or Progress())
+
+    def fit_final(self, model, split, progress=None):
+        """A model for serving: MF-BPR retrained from a fresh start on every interaction of
+        ``split`` (train, validation and test) for ``model.best_epoch`` epochs, with Λ held
+        fixed at ``model``'s learned Λ (the Λ the validation chose; no Λ step, no early
+        stopping: nothing is held out). Its scores cannot be evaluated on ``split``'s test."""
+        if model.best_epoch < 1:
+            raise ConfigError("the model has no kept epoch to retrain for")
+        cfg = dataclasses.replace(self.config, learn_lambda=False, epochs=model.best_epoch,
+                                  patience=0, eval_every=0, selection_frac=0.0)
+        everything = dataclasses.replace(
+            split, train=np.concatenate([split.train, split.valid, split.selection,
+                                         split.test]),
+            valid=EMPTY_PAIRS, test=EMPTY_PAIRS, selection=EMPTY_PAIRS,
+            info={**split.info, "split": "every interaction in training (final fit)"})
+        return self._fit(everything, cfg, progress or Progress(),
+                         fixed_lambda=(model.lambda_P, model.lambda_Q))
+
+    def _fit(self, split, cfg, progress, fixed_lambda=None):
         check_ks(cfg.watched_ks(), split.n_items)
         split = hold_out_selection(split, cfg.selection_frac)
         _, select_on = selection_target(split, "valid", cfg.selection_frac)
@@ -363,6 +357,9 @@ class LambdaOpt:
         Q = rng.normal(0, cfg.init_std, (split.n_items, cfg.dim)).astype(dtype)
         lam_P, lam_Q = init_lambda(g, split.n_users, split.n_items, cfg.dim, cfg.lambda_init,
                                    dtype)
+        if fixed_lambda is not None:
+            lam_P[...] = fixed_lambda[0]
+            lam_Q[...] = fixed_lambda[1]
         vbs = cfg.valid_batch_size or cfg.batch_size
         backend = make_trainer_backend(cfg, P, Q, lam_P, lam_Q, cfg.batch_size, vbs)
         sampler = TripletSampler(split, cfg.seed)
@@ -430,7 +427,9 @@ class LambdaOpt:
         if best_params is None or not cfg.patience:
             best_params, best_epoch = (P, Q, lam_P, lam_Q), history[-1]["epoch"]
         trajectory = self._trajectory(traj, ufreq_group, ifreq_group, history)
-        return Model(*best_params, cfg.to_dict(), history, trajectory, best_epoch)
+        seen_indptr, seen_items = split.csr()
+        return Model(*best_params, cfg.to_dict(), history, trajectory, best_epoch,
+                     split.user_ids, split.item_ids, seen_indptr, seen_items)
 
     @staticmethod
     def _trajectory(traj, ugroup, igroup, history):

@@ -355,3 +355,18 @@ def test_bitmap_and_binary_search_draw_the_same_triplets(small_split):
     a = fast.train_triplets(2)
     np.testing.assert_array_equal(a.users, small_split.train[order, 0])
     np.testing.assert_array_equal(a.pos, small_split.train[order, 1])
+
+
+def test_kernel_cache_follows_the_shared_formulas(tmp_path, monkeypatch):
+    """A cached CPU kernel is stamped with its own file and with elementwise.py/_jit.py, which
+    are compiled into it: editing a shared formula recompiles the kernels that inline it."""
+    from lopt_np.kernels.cpu import _cache
+    from lopt_np.kernels.cpu.recommend import select_top_block
+    locator = select_top_block._cache._impl._locator
+    assert type(locator).__name__.startswith("Kernel")
+    stamp = locator.get_source_stamp()
+    assert stamp[1] == _cache.DIGEST
+    copy = tmp_path / "elementwise.py"
+    copy.write_bytes(open(_cache.SHARED[0], "rb").read() + b"\n# edited\n")
+    monkeypatch.setattr(_cache, "SHARED", (str(copy), _cache.SHARED[1]))
+    assert _cache._digest() != _cache.DIGEST

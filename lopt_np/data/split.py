@@ -21,6 +21,15 @@ def pairs_to_csr(pairs, n_users):
     return indptr, np.ascontiguousarray(pairs[:, 1], dtype=np.int64), pairs
 
 
+def plain_ids(ids):
+    """Original ids as an array ``np.load`` reads without pickle: int64 when every id is an
+    integer, else strings."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iub":
+        return ids.astype(np.int64)
+    return ids.astype(str)
+
+
 @dataclass
 class Split:
     """Dense user/item indices: ``train``, ``valid``, ``test`` are (n, 2) int64 arrays of
@@ -63,7 +72,7 @@ class Split:
     def save(self, path):
         """Write ``split.npz`` (plain arrays; readable without lopt_np)."""
         np.savez_compressed(path, train=self.train, valid=self.valid, test=self.test,
-                            user_ids=self.user_ids.astype(str), item_ids=self.item_ids.astype(str),
+                            user_ids=plain_ids(self.user_ids), item_ids=plain_ids(self.item_ids),
                             n_users=self.n_users, n_items=self.n_items)
 
     @classmethod

@@ -51,6 +51,71 @@ def sorted_contains(values, lo, hi, x):
     return values[base] == x
 
 
+def select_top(scores, candidates, excluded, e0, e1, top_scores, top_items):
+    """The top n of one row (``math.recommend.top_n``; n = len(top_items)): ``scores[c]`` is
+    the score of item ``candidates[c]`` (ascending), ``excluded[e0:e1]`` the row's excluded
+    items (ascending). Writes the best n admissible items, score descending then item
+    ascending, into ``top_items``/``top_scores``, padded with (-1, -inf).
+
+    A heap of the n best so far whose root is the worst of them, filled at the start with
+    (-inf, -1) placeholders that every finite score beats; a candidate that beats the root
+    replaces it. The loop then runs on n more times, each moving the root (the worst left) to
+    the end of the shrinking heap: a heap sort that leaves the list best first. Both phases
+    share one sift-down. Memory O(n), time O(|C| + k log n) for k candidates that beat the
+    root (about n ln(|C|/n) on random order)."""
+    n = top_items.shape[0]
+    for k in range(n):
+        top_scores[k] = -math.inf
+        top_items[k] = -1
+    n_cand = candidates.shape[0]
+    for step in range(n_cand + n):
+        if step < n_cand:                                # phase 1: offer one candidate
+            item = candidates[step]
+            s = scores[step]
+            if not (s > top_scores[0] or (s == top_scores[0] and item < top_items[0])):
+                continue
+            lo = e0                                      # excluded? (binary search; only
+            hi = e1                                      # for the few that beat the root)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if excluded[mid] < item:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < e1 and excluded[lo] == item:
+                continue
+            top_scores[0] = s
+            top_items[0] = item
+            size = n
+        else:                                            # phase 2: the worst to the end
+            size = n - 1 - (step - n_cand)
+            s = top_scores[0]
+            item = top_items[0]
+            top_scores[0] = top_scores[size]
+            top_items[0] = top_items[size]
+            top_scores[size] = s
+            top_items[size] = item
+        pos = 0                                          # sift the root down within size
+        while True:
+            child = 2 * pos + 1
+            if child >= size:
+                break
+            c2 = child + 1
+            if c2 < size and (top_scores[child] > top_scores[c2] or (
+                    top_scores[child] == top_scores[c2] and top_items[child] < top_items[c2])):
+                child = c2                               # the worse of the two children
+            if top_scores[child] > top_scores[pos] or (
+                    top_scores[child] == top_scores[pos] and top_items[child] < top_items[pos]):
+                break                                    # both children rank before it
+            s = top_scores[pos]
+            item = top_items[pos]
+            top_scores[pos] = top_scores[child]
+            top_items[pos] = top_items[child]
+            top_scores[child] = s
+            top_items[child] = item
+            pos = child
+
+
 def penalty_grad(w, lam, theta):
     """2 w Λ θ (``math.penalty.penalty_grad``, SPEC §3), written (w + w)·Λ·θ: no float64
     literal, so a float32 kernel stays in float32."""

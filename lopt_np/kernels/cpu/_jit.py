@@ -8,6 +8,7 @@ does not block vectorization either.
 from numba import njit
 
 from .. import elementwise as _e
+from . import _cache  # noqa: F401  (the cache also follows the shared formulas)
 
 jit = njit(cache=True, error_model="numpy")
 pjit = njit(cache=True, parallel=True, error_model="numpy")
@@ -19,6 +20,7 @@ sigmoid = jit(_e.sigmoid)
 softplus = jit(_e.softplus)
 bpr_delta = jit(_e.bpr_delta)
 sorted_contains = jit(_e.sorted_contains)
+select_top = jit(_e.select_top)
 penalty_grad = jit(_e.penalty_grad)
 penalty_grad_lambda = jit(_e.penalty_grad_lambda)
 sgd_update = jit(_e.sgd_update)

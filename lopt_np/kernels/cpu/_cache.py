@@ -1,0 +1,58 @@
+"""Numba's on-disk cache of the CPU kernels, invalidated by the shared formulas too.
+
+Numba keys a cached kernel on its own source file only, so a kernel compiled with an older
+``kernels/elementwise.py`` (or ``_jit.py``) inlined would be loaded unchanged after that file
+changed. The locator below stamps the kernels of this folder with a digest of those files as
+well; it is put in front of Numba's own locators, for this folder's files only, and defers to
+``NUMBA_CACHE_DIR`` where one is set.
+"""
+import hashlib
+import os
+
+from numba.core import caching, config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = (os.path.join(os.path.dirname(HERE), "elementwise.py"), os.path.join(HERE, "_jit.py"))
+
+
+def _digest():
+    h = hashlib.sha256()
+    for path in SHARED:
+        with open(path, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+DIGEST = _digest()
+
+
+def _locator(base):
+    class KernelCacheLocator(base):
+        """``base``'s locator, whose stamp also covers the shared formula files."""
+
+        def get_source_stamp(self):
+            return (super().get_source_stamp(), DIGEST)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.dirname(os.path.abspath(py_file)) != HERE:
+                return None
+            if (base is caching.UserProvidedCacheLocator) != bool(config.CACHE_DIR):
+                return None
+            return super().from_function(py_func, py_file)
+
+    KernelCacheLocator.__name__ = f"Kernel{base.__name__}"
+    return KernelCacheLocator
+
+
+def install():
+    """Put the locators in front of Numba's (once; a no-op where Numba's caching differs)."""
+    classes = getattr(caching.CacheImpl, "_locator_classes", None)
+    if classes is None or any(c.__name__.startswith("Kernel") for c in classes):
+        return
+    bases = [b for b in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+                         caching.UserWideCacheLocator) if b in classes]
+    classes[:0] = [_locator(b) for b in bases]
+
+
+install()
