@@ -5,7 +5,7 @@ PACKAGES = ["lopt_np", "lopt_np.math", "lopt_np.kernels", "lopt_np.kernels.cpu",
 
 setup(
     name="lopt_np",
-    version="0.1.0",
+    version="0.2.0",
     description="λOpt (KDD'19): learned fine-grained L2 regularization for MF-BPR, "
                 "hand-derived hypergradients in NumPy and Numba",
     long_description=open("README.rst", encoding="utf-8").read(),

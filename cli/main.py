@@ -293,9 +293,11 @@ def clip_option(clip):
 @click.option("--fixed-lambda", is_flag=True,
               help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
 @click.option("--final", is_flag=True,
-              help="Then retrain on every interaction (train, validation and test) for the "
-                   "kept number of epochs with the learned Λ held fixed, and write that model "
-                   "for serving to --out/final.")
+              help="Then continue the kept model on every interaction (train, validation and "
+                   "test) with the learned Λ held fixed, and write that model for serving to "
+                   "--out/final.")
+@click.option("--final-epochs", default=D.final_epochs, show_default=True,
+              type=click.IntRange(min=1), help="Epochs of the --final fit.")
 @lambda_options
 @friendly_errors
 def train(out_dir, overwrite, fixed_lambda, final, **opts):
@@ -324,10 +326,11 @@ def train(out_dir, overwrite, fixed_lambda, final, **opts):
         save_run(tmp, model, split, result, {**data_info, "wall_seconds": wall}, text)
         click.echo(f"test: {format_metrics(result['metrics'])}")
         if final:
-            click.echo(f"final fit on all {data_info['interactions']:,} interactions, "
-                       f"{model.best_epoch} epochs, Λ fixed at the learned values")
-            est.fit_final(model, split, ClickProgress(model.best_epoch)).save(
-                os.path.join(tmp, "final"))
+            n = est.config.final_epochs
+            click.echo(f"final fit: the kept model continues on all "
+                       f"{data_info['interactions']:,} interactions for {n} epochs, Λ fixed at "
+                       f"the learned values")
+            est.fit_final(model, split, ClickProgress(n)).save(os.path.join(tmp, "final"))
     click.echo(f"wrote {out_dir}/ (model.npz, model.json, config.json, metrics.json, "
                f"lambda_trajectory.npz, split.npz, summary.txt" +
                (", final/: the model for serving" if final else "") + ")")

@@ -4,9 +4,11 @@ from .data.split import Split
 from .errors import (BackendUnavailableError, ConfigError, DataError, LoptError,
                      TrainingDivergedError)
 from .evaluation import evaluate
-from .trainer import LambdaOpt, Model, TrainConfig
+from .model import Model, load
+from .trainer import LambdaOpt, TrainConfig
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["LambdaOpt", "Model", "TrainConfig", "Split", "evaluate", "LoptError", "ConfigError",
-           "DataError", "TrainingDivergedError", "BackendUnavailableError", "__version__"]
+__all__ = ["LambdaOpt", "Model", "TrainConfig", "Split", "evaluate", "load", "LoptError",
+           "ConfigError", "DataError", "TrainingDivergedError", "BackendUnavailableError",
+           "__version__"]

@@ -14,8 +14,8 @@ from lopt_np.cli.main import main
 
 TINY = ["--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
         "--epochs", "2", "--dim", "8", "--batch-size", "256"]
-FILES = {"config.json", "metrics.json", "lambda_trajectory.npz", "model.npz", "split.npz",
-         "summary.txt"}
+FILES = {"config.json", "metrics.json", "lambda_trajectory.npz", "model.npz", "model.json",
+         "split.npz", "summary.txt"}
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_existing_output_needs_overwrite(tmp_path):
 
 def test_evaluate_rejects_a_non_run_directory(tmp_path):
     r = run("evaluate", tmp_path)
-    assert r.exit_code != 0 and "model.npz is missing" in r.output
+    assert r.exit_code != 0 and "model.json is missing" in r.output
 
 
 def test_every_command_is_documented_in_readme():
@@ -231,3 +231,104 @@ def test_lookahead_count_current_without_warmup_is_one_clear_error(tmp_path):
             "--out", tmp_path / "run")
     assert r.exit_code == 1 and "lambda_warmup_steps" in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.fixture(scope="module")
+def final_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("final") / "run"
+    r = run("train", *TINY, "--final", "--final-epochs", 3, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "continues on all" in r.output and "lopt recommend" in r.output
+    return out
+
+
+def table_rows(output):
+    """The rows of a printed table (header first), split on whitespace."""
+    return [line.split() for line in output.strip().splitlines()]
+
+
+def interacted(run_dir, user):
+    with np.load(run_dir / "split.npz") as z:
+        ids = list(z["user_ids"].astype(str))
+        u = ids.index(str(user))
+        pairs = np.concatenate([z[p] for p in ("train", "valid", "test")])
+        return set(z["item_ids"].astype(str)[pairs[pairs[:, 0] == u, 1]])
+
+
+def test_recommend_prints_unseen_items_best_first_as_the_api_in_a_fresh_process(final_run):
+    with np.load(final_run / "split.npz") as z:
+        user = str(z["user_ids"][7])
+    r = run("recommend", final_run, "--user", user, "-n", 10)
+    assert r.exit_code == 0, r.output
+    rows = table_rows(r.output)
+    assert rows[0] == ["user", "rank", "item", "score"] and len(rows) == 11
+    items, scores = [row[2] for row in rows[1:]], [float(row[3]) for row in rows[1:]]
+    assert all(row[0] == user for row in rows[1:]) and len(set(items)) == 10
+    assert not set(items) & interacted(final_run, user)
+    assert scores == sorted(scores, reverse=True)
+    code = (f"import lopt_np; ids, s = lopt_np.load({str(final_run)!r}).recommend({user!r}, "
+            f"n=10); print(' '.join(map(str, ids)))")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert fresh.stdout.split() == items
+
+
+def test_recommend_files_and_the_final_model(final_run, tmp_path):
+    with np.load(final_run / "split.npz") as z:
+        users = [str(u) for u in z["user_ids"][:3]]
+        n_users = len(z["user_ids"])
+    (tmp_path / "users.txt").write_text("\n".join(users) + "\n\n")
+    r = run("recommend", final_run, "--users-file", tmp_path / "users.txt", "-n", 4,
+            "--out", tmp_path / "recs.csv")
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+    recs = pd.read_csv(tmp_path / "recs.csv", dtype={"user": str, "item": str})
+    assert list(recs.columns) == ["user", "rank", "item", "score"] and len(recs) == 12
+    assert list(recs["user"].unique()) == users and list(recs["rank"][:4]) == [1, 2, 3, 4]
+    r = run("recommend", final_run / "final", "-n", 2, "--out", tmp_path / "all.json")
+    assert r.exit_code == 0, r.output
+    everyone = json.loads((tmp_path / "all.json").read_text())
+    assert len(everyone) == 2 * n_users and set(everyone[0]) == {"user", "rank", "item",
+                                                                 "score"}
+    final = json.loads((final_run / "final" / "model.json").read_text())
+    assert final["config"]["learn_lambda"] is False and len(final["history"]) == 3
+
+
+def test_similar_and_score(final_run, tmp_path):
+    with np.load(final_run / "split.npz") as z:
+        item, user = str(z["item_ids"][3]), str(z["user_ids"][2])
+    r = run("similar", final_run, "--item", item, "-n", 5)
+    assert r.exit_code == 0, r.output
+    rows = table_rows(r.output)
+    assert rows[0] == ["item", "rank", "similar_item", "similarity"] and len(rows) == 6
+    assert item not in [row[2] for row in rows[1:]]
+    r = run("similar", final_run, "--user", user, "-n", 3)
+    assert r.exit_code == 0 and table_rows(r.output)[0][2] == "similar_user", r.output
+    (tmp_path / "pairs.csv").write_text(f"user,item\n{user},{item}\n{user},{item}\n")
+    r = run("score", final_run, tmp_path / "pairs.csv")
+    assert r.exit_code == 0, r.output
+    rows = table_rows(r.output)
+    import lopt_np
+    want = lopt_np.load(final_run).score([user], [item])[0]
+    assert len(rows) == 3 and abs(float(rows[1][2]) - want) < 1e-6
+
+
+@pytest.mark.parametrize("args, message", [
+    (["recommend", "{run}", "--user", "no-such-user"], "unknown user id 'no-such-user'"),
+    (["recommend", "{run}", "--user", "{user}", "--out", "{tmp}/recs.txt"], ".csv or .json"),
+    (["recommend", "{run}", "--users-file", "{tmp}/missing.txt"], "cannot read user file"),
+    (["recommend", "{tmp}/nothing-here", "--user", "1"], "no such directory"),
+    (["similar", "{run}", "--item", "no-such-item"], "unknown item id"),
+    (["similar", "{run}"], "not both or neither"),
+    (["similar", "{run}", "--item", "x", "--user", "y"], "not both or neither"),
+    (["score", "{run}", "{tmp}/bad.csv"], "has no column item"),
+])
+def test_inference_errors_are_one_line(final_run, tmp_path, args, message):
+    (tmp_path / "bad.csv").write_text("user,thing\n1,2\n")
+    with np.load(final_run / "split.npz") as z:
+        user = str(z["user_ids"][0])
+    r = run(*[a.format(run=final_run, tmp=tmp_path, user=user) for a in args])
+    assert r.exit_code == 1, r.output
+    assert message in r.output and r.output.count("Error:") == 1
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "recs.txt").exists()

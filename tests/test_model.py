@@ -1,6 +1,7 @@
 """The trained model in use: the top-n kernels (CPU and CUDA, against ``math.recommend``),
 ``Model.recommend``/``similar_*``/``score`` against brute force, save/load, damaged folders,
 and the final fit on every interaction."""
+import dataclasses
 import json
 import os
 
@@ -229,13 +230,44 @@ def test_a_damaged_model_folder_is_one_clear_error(trained, tmp_path, how):
 
 def test_final_fit_trains_on_everything_with_lambda_fixed(trained):
     est, model, split = trained
-    final = est.fit_final(model, split)
-    assert len(final.history) == model.best_epoch == final.best_epoch
-    assert final.config["learn_lambda"] is False and final.config["selection_frac"] == 0.0
-    np.testing.assert_array_equal(final.lambda_P, model.lambda_P)
-    np.testing.assert_array_equal(final.lambda_Q, model.lambda_Q)
-    np.testing.assert_array_equal(final.seen_items, model.seen_items)
-    assert not np.allclose(final.P, model.P)
     n_all = len(split.train) + len(split.valid) + len(split.test) + len(split.selection)
     steps = -(-n_all // est.config.batch_size)
-    assert final.history[-1]["step"] == model.best_epoch * steps     # every interaction trained
+    for warm_start in (True, False):
+        final = est.fit_final(model, split, epochs=2, warm_start=warm_start)
+        assert len(final.history) == 2 == final.best_epoch
+        assert final.config["learn_lambda"] is False and final.config["selection_frac"] == 0.0
+        np.testing.assert_array_equal(final.lambda_P, model.lambda_P)
+        np.testing.assert_array_equal(final.lambda_Q, model.lambda_Q)
+        np.testing.assert_array_equal(final.seen_items, model.seen_items)
+        assert final.history[-1]["step"] == 2 * steps             # every interaction trained
+        assert not np.allclose(final.P, model.P)
+    # where it starts: with a negligible learning rate, warm stays at the kept model's P,
+    # fresh at the seed's initial draw
+    still = LambdaOpt()
+    still.config = dataclasses.replace(est.config, lr=1e-12)
+    warm = still.fit_final(model, split, epochs=1)
+    np.testing.assert_allclose(warm.P, model.P, atol=1e-6)
+    fresh = still.fit_final(model, split, epochs=1, warm_start=False)
+    init = np.random.default_rng(est.config.seed).normal(0, est.config.init_std, model.P.shape)
+    np.testing.assert_allclose(fresh.P, init, atol=1e-6)
+    with pytest.raises(ConfigError, match="positive number of epochs"):
+        est.fit_final(model, split, epochs=0)
+
+
+def test_final_epochs_default_and_validation(trained):
+    est, model, split = trained
+    assert len(est.fit_final(model, split).history) == est.config.final_epochs == 20
+    with pytest.raises(ConfigError, match="final_epochs"):
+        LambdaOpt(final_epochs=0)
+
+
+def test_model_on_cuda_gives_the_cpu_lists(trained, monkeypatch):
+    kernel_module("cuda", monkeypatch)          # skips where neither a GPU nor the simulator
+    _, model, split = trained
+    users, items = split.user_ids[:6], split.item_ids[:3]
+    for method, query in (("recommend", users), ("similar_items", items),
+                          ("similar_users", users[:2])):
+        cpu_ids, cpu_scores = getattr(model, method)(query, 7)
+        gpu_ids, gpu_scores = getattr(model, method)(query, 7, device="cuda")
+        np.testing.assert_array_equal(gpu_ids, cpu_ids, err_msg=method)
+        np.testing.assert_allclose(gpu_scores, cpu_scores, rtol=1e-12, err_msg=method)
