@@ -22,7 +22,7 @@ from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
 from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
 from lopt_np.reproduce import METHODS, folder_name
-from lopt_np.trainer import LOOKAHEAD_BATCHES, PRESETS, Progress, TrainConfig
+from lopt_np.trainer import FINAL_LAMBDAS, LOOKAHEAD_BATCHES, PRESETS, Progress, TrainConfig
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
 D = TrainConfig()          # every training option's default comes from here
@@ -294,10 +294,12 @@ def clip_option(clip):
               help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
 @click.option("--final", is_flag=True,
               help="Then continue the kept model on every interaction (train, validation and "
-                   "test) with the learned Λ held fixed, and write that model for serving to "
-                   "--out/final.")
+                   "test), and write that model for serving to --out/final.")
 @click.option("--final-epochs", default=D.final_epochs, show_default=True,
               type=click.IntRange(min=1), help="Epochs of the --final fit.")
+@click.option("--final-lambda", default=D.final_lambda, show_default=True,
+              type=click.Choice(FINAL_LAMBDAS),
+              help="Penalty of the --final fit: none (zero) or the learned Λ held fixed.")
 @lambda_options
 @friendly_errors
 def train(out_dir, overwrite, fixed_lambda, final, **opts):
@@ -327,9 +329,10 @@ def train(out_dir, overwrite, fixed_lambda, final, **opts):
         click.echo(f"test: {format_metrics(result['metrics'])}")
         if final:
             n = est.config.final_epochs
+            penalty = ("Λ fixed at the learned values" if est.config.final_lambda == "learned"
+                       else "no penalty")
             click.echo(f"final fit: the kept model continues on all "
-                       f"{data_info['interactions']:,} interactions for {n} epochs, Λ fixed at "
-                       f"the learned values")
+                       f"{data_info['interactions']:,} interactions for {n} epochs, {penalty}")
             est.fit_final(model, split, ClickProgress(n)).save(os.path.join(tmp, "final"))
     click.echo(f"wrote {out_dir}/ (model.npz, model.json, config.json, metrics.json, "
                f"lambda_trajectory.npz, split.npz, summary.txt" +

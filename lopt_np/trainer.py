@@ -43,6 +43,7 @@ AUTHORS_SEMANTICS = dict(
     eps_placement="outside", lambda_eps_placement="outside", lookahead_scope="full",
     lookahead_eps_placement="inside", lookahead_count="current", assumed_penalty=True,
     lambda_warmup_steps=1, lookahead_batches="stream", scope="batch")
+FINAL_LAMBDAS = ("zero", "learned")
 PRESETS = {
     "default": {},
     "spec": SPEC_SEMANTICS,
@@ -97,6 +98,7 @@ class TrainConfig:
     patience: int = 10                 # epochs without improvement before stopping (0: off)
     ks: tuple = field(default=DEFAULT_KS)
     final_epochs: int = 20             # epochs of the final fit on every interaction (fit_final)
+    final_lambda: str = "zero"         # Λ of the final fit: zero or the learned Λ (fit_final)
 
     def validate(self):
         def need(cond, msg):
@@ -106,6 +108,8 @@ class TrainConfig:
              f"dim must be a positive integer, got {self.dim!r}")
         need(isinstance(self.final_epochs, (int, np.integer)) and self.final_epochs >= 1,
              f"final_epochs must be a positive integer, got {self.final_epochs!r}")
+        need(self.final_lambda in FINAL_LAMBDAS, f"final_lambda must be one of "
+             f"{', '.join(FINAL_LAMBDAS)}, got {self.final_lambda!r}")
         for name in ("lr", "lambda_lr", "init_std", "eps"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
@@ -327,27 +331,37 @@ class LambdaOpt:
         validation (or its held-out selection slice), return the :class:`Model`."""
         return self._fit(split, self.config, progress or Progress())
 
-    def fit_final(self, model, split, progress=None, epochs=None, warm_start=True):
+    def fit_final(self, model, split, progress=None, epochs=None, warm_start=True,
+                  final_lambda=None):
         """A model for serving, trained on every interaction of ``split`` (train, validation
-        and test) with Λ held fixed at ``model``'s learned Λ (no Λ step, no early stopping:
-        nothing is held out). ``warm_start`` (default): ``model``'s P and Q continue for
-        ``epochs`` (default ``final_epochs``, 20) epochs with a fresh optimizer state; else a
-        fresh start for ``epochs`` (default ``model.best_epoch``) epochs. The default measured
-        best on the latest interactions of ml-100k and ml-1m-u2999 (README, "The final fit").
-        The result cannot be evaluated on ``split``'s test: it has trained on it."""
+        and test), with no Λ step and no early stopping (nothing is held out).
+
+        ``warm_start`` (default): ``model``'s P and Q continue for ``epochs`` (default
+        ``final_epochs``, 20) epochs with a fresh optimizer state; else a fresh start for
+        ``epochs`` (default ``model.best_epoch``). ``final_lambda`` (default the config's,
+        ``zero``): the penalty of those epochs, none or ``model``'s learned Λ held fixed. The
+        defaults measured best on the latest interactions of ml-100k and ml-1m-u2999 (README,
+        "The final fit"). The result cannot be evaluated on ``split``'s test: it trained on it."""
+        final_lambda = final_lambda or self.config.final_lambda
+        if final_lambda not in FINAL_LAMBDAS:
+            raise ConfigError(f"final_lambda must be one of {', '.join(FINAL_LAMBDAS)}, got "
+                              f"{final_lambda!r}")
         if epochs is None:
             epochs = self.config.final_epochs if warm_start else model.best_epoch
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ConfigError(f"the final fit needs a positive number of epochs, got {epochs!r}")
         cfg = dataclasses.replace(self.config, learn_lambda=False, epochs=int(epochs),
-                                  patience=0, eval_every=0, selection_frac=0.0)
+                                  patience=0, eval_every=0, selection_frac=0.0,
+                                  final_lambda=final_lambda)
         everything = dataclasses.replace(
             split, train=np.concatenate([split.train, split.valid, split.selection,
                                          split.test]),
             valid=EMPTY_PAIRS, test=EMPTY_PAIRS, selection=EMPTY_PAIRS,
             info={**split.info, "split": "every interaction in training (final fit)"})
-        return self._fit(everything, cfg, progress or Progress(),
-                         fixed_lambda=(model.lambda_P, model.lambda_Q),
+        lam = (model.lambda_P, model.lambda_Q)
+        if final_lambda == "zero":
+            lam = tuple(np.zeros_like(x) for x in lam)
+        return self._fit(everything, cfg, progress or Progress(), fixed_lambda=lam,
                          start=(model.P, model.Q) if warm_start else None)
 
     def _fit(self, split, cfg, progress, fixed_lambda=None, start=None):

@@ -232,12 +232,16 @@ def test_final_fit_trains_on_everything_with_lambda_fixed(trained):
     est, model, split = trained
     n_all = len(split.train) + len(split.valid) + len(split.test) + len(split.selection)
     steps = -(-n_all // est.config.batch_size)
-    for warm_start in (True, False):
-        final = est.fit_final(model, split, epochs=2, warm_start=warm_start)
+    assert model.lambda_P.any() and model.lambda_Q.any()
+    for warm_start, final_lambda in ((True, "learned"), (False, "learned"), (True, "zero")):
+        final = est.fit_final(model, split, epochs=2, warm_start=warm_start,
+                              final_lambda=final_lambda)
         assert len(final.history) == 2 == final.best_epoch
         assert final.config["learn_lambda"] is False and final.config["selection_frac"] == 0.0
-        np.testing.assert_array_equal(final.lambda_P, model.lambda_P)
-        np.testing.assert_array_equal(final.lambda_Q, model.lambda_Q)
+        assert final.config["final_lambda"] == final_lambda
+        scale = 1.0 if final_lambda == "learned" else 0.0
+        np.testing.assert_array_equal(final.lambda_P, scale * model.lambda_P)
+        np.testing.assert_array_equal(final.lambda_Q, scale * model.lambda_Q)
         np.testing.assert_array_equal(final.seen_items, model.seen_items)
         assert final.history[-1]["step"] == 2 * steps             # every interaction trained
         assert not np.allclose(final.P, model.P)
@@ -252,13 +256,19 @@ def test_final_fit_trains_on_everything_with_lambda_fixed(trained):
     np.testing.assert_allclose(fresh.P, init, atol=1e-6)
     with pytest.raises(ConfigError, match="positive number of epochs"):
         est.fit_final(model, split, epochs=0)
+    with pytest.raises(ConfigError, match="final_lambda"):
+        est.fit_final(model, split, final_lambda="half")
 
 
 def test_final_epochs_default_and_validation(trained):
     est, model, split = trained
-    assert len(est.fit_final(model, split).history) == est.config.final_epochs == 20
+    final = est.fit_final(model, split)
+    assert len(final.history) == est.config.final_epochs == 20
+    assert not final.lambda_P.any() and est.config.final_lambda == "zero"
     with pytest.raises(ConfigError, match="final_epochs"):
         LambdaOpt(final_epochs=0)
+    with pytest.raises(ConfigError, match="final_lambda"):
+        LambdaOpt(final_lambda="none")
 
 
 def test_model_on_cuda_gives_the_cpu_lists(trained, monkeypatch):
