@@ -1,6 +1,6 @@
 """Is the final fit (``lopt train --final``, ``LambdaOpt.fit_final``) worth serving? Measured on
 a time split: each user's latest 20 % of interactions are the "future", never seen by any
-model here; on the remaining past, the usual protocol (60/20/20 by time) trains MF-λOpt-DUI
+model here (after the paper's 20-record filter); on the remaining past, the usual protocol (60/20/20 by time) trains MF-λOpt-DUI
 with the defaults (model A: it has seen the oldest 60 % of the past). Then, on the whole past
 continuing A (or starting afresh) with no Λ step:
 
@@ -31,12 +31,13 @@ VARIANTS = ("model", "final", "final_learned_lambda", "fresh_learned_lambda")
 
 def past_and_future(path):
     """``(inner split of the past, evaluation split with the future as test)``."""
+    from lopt_np.data.inputs import PAPER_MIN_COUNT
     from lopt_np.data.loaders import load_interactions
     from lopt_np.data.preprocess import build_split
     from lopt_np.data.split import EMPTY_PAIRS, Split
 
     df = load_interactions(path)
-    outer = build_split(df)                       # the CLI's default filter, split by time
+    outer = build_split(df, min_count=PAPER_MIN_COUNT)    # the paper's filter, split by time
     future = {(outer.user_ids[u], outer.item_ids[i]) for u, i in outer.test}
     key = list(zip(df["user"], df["item"]))
     keep = np.array([k not in future for k in key])
