@@ -4,6 +4,7 @@ Commands: ``lopt train``, ``lopt grid``, ``lopt reproduce``, ``lopt plot``, ``lo
 ``lopt data stats``, ``lopt evaluate``, ``lopt recommend``, ``lopt similar``, ``lopt score``.
 Every error lopt_np raises on purpose becomes one ``Error: …`` line and exit status 1.
 """
+import dataclasses
 import functools
 import inspect
 import math
@@ -12,8 +13,11 @@ import sys
 import time
 
 import click
+from click.core import ParameterSource
 
+from lopt_np.data.inputs import PAPER_MIN_COUNT, DataConfig
 from lopt_np.data.loaders import FORMATS
+from lopt_np.data.preprocess import SPLITS
 from lopt_np.errors import LoptError
 from lopt_np.granularity import GRANULARITIES
 from lopt_np.io import format_metrics, format_summary
@@ -22,10 +26,12 @@ from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
 from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
 from lopt_np.reproduce import METHODS, folder_name
-from lopt_np.trainer import FINAL_LAMBDAS, LOOKAHEAD_BATCHES, PRESETS, Progress, TrainConfig
+from lopt_np.progress import ConsoleProgress, JsonLinesLog
+from lopt_np.trainer import FINAL_LAMBDAS, LOOKAHEAD_BATCHES, PRESETS, TrainConfig
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
 D = TrainConfig()          # every training option's default comes from here
+DATA = DataConfig()        # and every data option's
 METHOD_NAMES = tuple(folder_name(m) for m in METHODS)      # ASCII spellings (MF-lOpt-DUI)
 
 
@@ -54,30 +60,77 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
 NONNEG = click.FloatRange(min=0)
 
 
-def data_options(fn):
-    """Options naming the interaction data (or the embedded synthetic default)."""
-    opts = [
+GROUP_ORDER = ("Data", "Model", "λOpt", "Training", "Run", "Final fit", "Output")
+
+
+class GroupedCommand(click.Command):
+    """A command whose ``--help`` lists its options by group (data, model, λOpt, training,
+    output, …): each option carries the ``group`` its decorator gave it."""
+
+    def format_options(self, ctx, formatter):
+        groups = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                groups.setdefault(getattr(param, "group", "Other options"), []).append(record)
+        for title in sorted(groups, key=lambda t: GROUP_ORDER.index(t)
+                            if t in GROUP_ORDER else len(GROUP_ORDER)):
+            records = groups[title]
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+
+def option_group(title, opts):
+    """A decorator adding ``opts`` (click.option decorators), each marked with ``title``."""
+    def decorate(fn):
+        before = len(getattr(fn, "__click_params__", []))
+        for opt in reversed(opts):
+            fn = opt(fn)
+        for param in fn.__click_params__[before:]:
+            param.group = title
+        return fn
+    return decorate
+
+
+def time_column(ctx, param, value):
+    return None if value.lower() in ("none", "") else value
+
+
+def data_options(min_count=DATA.min_count):
+    """Options naming the interaction data (or the embedded synthetic default) and its split;
+    defaults from ``DataConfig`` (``min_count``: 20 for the paper's protocol)."""
+    return option_group("Data", [
         click.option("--data", "data_path", type=click.Path(dir_okay=True),
                      help="Interaction file. Omit to use the built-in synthetic dataset."),
-        click.option("--format", "fmt", default="auto", show_default=True,
+        click.option("--format", "fmt", default=DATA.fmt, show_default=True,
                      type=click.Choice(FORMATS), help="File format (auto: by file name)."),
-        click.option("--user-col", default="user", show_default=True,
+        click.option("--user-col", default=DATA.user_col, show_default=True,
                      help="User column (csv/tsv/parquet)."),
-        click.option("--item-col", default="item", show_default=True,
+        click.option("--item-col", default=DATA.item_col, show_default=True,
                      help="Item column (csv/tsv/parquet)."),
-        click.option("--time-col", default="timestamp", show_default=True,
-                     help="Timestamp column (csv/tsv/parquet)."),
+        click.option("--time-col", default=DATA.time_col, show_default=True,
+                     callback=time_column,
+                     help="Timestamp column: numbers or ISO 8601 dates (none: the data has no "
+                          "timestamps)."),
         click.option("--sep", default=None, help="Field separator for csv/tsv (default , or tab)."),
-        click.option("--min-count", default=20, show_default=True, type=click.IntRange(min=0),
+        click.option("--min-count", default=min_count, show_default=True,
+                     type=click.IntRange(min=0),
                      help="Keep items, then users, with at least this many interactions "
-                          "(0 or 1: no filter)."),
-        click.option("--kcore/--single-pass", default=False, show_default=True,
+                          "(0: no filter; the paper's protocol: 20)."),
+        click.option("--kcore/--single-pass", default=DATA.kcore, show_default=True,
                      help="Iterate the filter to a stable k-core instead of one pass."),
-        click.option("--valid-frac", default=0.2, show_default=True, type=POSITIVE,
-                     help="Fraction of each user's history (by time) for validation."),
-        click.option("--test-frac", default=0.2, show_default=True, type=POSITIVE,
+        click.option("--split", default=DATA.split, show_default=True,
+                     type=click.Choice(SPLITS),
+                     help="Per-user split: by time, in a random order (seeded), or "
+                          "leave-last-out (latest → test, the one before → validation); auto: "
+                          "time when there are timestamps, else random."),
+        click.option("--split-seed", default=DATA.split_seed, show_default=True, type=int,
+                     help="Seed of the random split."),
+        click.option("--valid-frac", default=DATA.valid_frac, show_default=True, type=POSITIVE,
+                     help="Fraction of each user's history for validation."),
+        click.option("--test-frac", default=DATA.test_frac, show_default=True, type=POSITIVE,
                      help="Fraction of each user's latest history for test."),
-        click.option("--cache/--no-cache", default=True, show_default=True,
+        click.option("--cache/--no-cache", default=DATA.cache, show_default=True,
                      help="Reuse a cached split of the same file content and options "
                           "($LOPT_CACHE_DIR, default ~/.cache/lopt_np)."),
         click.option("--synthetic-users", default=943, show_default=True,
@@ -86,80 +139,58 @@ def data_options(fn):
                      type=click.IntRange(min=50), help="Items of the synthetic dataset."),
         click.option("--data-seed", default=0, show_default=True, type=int,
                      help="Seed of the synthetic dataset."),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+    ])
 
 
-def load_data(data_path, fmt, user_col, item_col, time_col, sep, min_count, kcore, valid_frac,
-              test_frac, cache, synthetic_users, synthetic_items, data_seed):
+def load_data(data_path, fmt, user_col, item_col, time_col, sep, min_count, kcore, split,
+              split_seed, valid_frac, test_frac, cache, synthetic_users, synthetic_items,
+              data_seed):
     """``(split, data_info)`` from the data options."""
-    from lopt_np.data.loaders import load_interactions
-    from lopt_np.data.preprocess import build_split, load_split
+    from lopt_np.data.inputs import DataConfig, to_split
     from lopt_np.data.synthetic import synthetic_interactions
 
-    options = {"min_count": min_count, "kcore": kcore, "valid_frac": valid_frac,
-               "test_frac": test_frac}
+    config = DataConfig(user_col=user_col, item_col=item_col, time_col=time_col, fmt=fmt,
+                        sep=sep, min_count=min_count, kcore=kcore, valid_frac=valid_frac,
+                        test_frac=test_frac, split=split, split_seed=split_seed, cache=cache)
     if data_path is None:
         df = synthetic_interactions(synthetic_users, synthetic_items, seed=data_seed)
-        split = build_split(df, **options)
+        result = to_split(df, dataclasses.replace(config, user_col="user", item_col="item",
+                                                  time_col="timestamp"))
         source = {"source": "synthetic", "synthetic_users": synthetic_users,
                   "synthetic_items": synthetic_items, "data_seed": data_seed}
     else:
-        def loader():
-            return load_interactions(data_path, fmt, user_col, item_col, time_col, sep)
-        split = load_split(data_path, options, loader, use_cache=cache,
-                           reader=[fmt, user_col, item_col, time_col, sep])
+        result = to_split(data_path, config)
         source = {"source": os.path.abspath(data_path), "format": fmt}
-    return split, {**source, **options, **split.summary()}
+    return result, {**source, **config.split_options(), **result.summary()}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LoptGroup(click.Group):
+    command_class = GroupedCommand
+    group_class = type          # subgroups are LoptGroups too
+
+
+@click.group(cls=LoptGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lopt_np")
 def main():
     """λOpt: learn fine-grained L2 regularization of MF-BPR during training."""
 
 
-class ClickProgress(Progress):
-    """Draws one progress bar per epoch (to stderr) from the hooks of
-    ``lopt_np.trainer.Progress``."""
-
-    def __init__(self, epochs):
-        self.epochs = epochs
-        self.bar = None
-        self.info = ""
-
-    def epoch_start(self, epoch, n_steps):
-        self.done = 0
-        self.bar = click.progressbar(length=n_steps, label=f"epoch {epoch}/{self.epochs}",
-                                     file=sys.stderr, item_show_func=lambda _: self.info,
-                                     show_eta=True)
-        self.bar.__enter__()
-
-    def step(self, n_done, train_loss, valid_loss, mean_lambda):
-        vl = f" val {valid_loss:.4f}" if valid_loss is not None else ""
-        self.info = (f"loss {train_loss:.4f}{vl} mean Λ {mean_lambda[0]:.3g}/"
-                     f"{mean_lambda[1]:.3g}")
-        self.bar.update(n_done - self.done, current_item=n_done)
-        self.done = n_done
-
-    def epoch_end(self, record):
-        self.bar.__exit__(None, None, None)
-        if "valid" in record:
-            click.echo(f"  epoch {record['epoch']}: valid {format_metrics(record['valid'])}",
-                       err=True)
-
-
 def training_options(fn):
-    """Options of the MF-BPR training shared by ``lopt train`` and ``lopt grid``."""
-    opts = [
+    """Options of the MF-BPR training shared by ``lopt train``, ``lopt grid`` and
+    ``lopt reproduce``."""
+    model = option_group("Model", [
+        click.option("--dim", default=D.dim, show_default=True, type=click.IntRange(min=1),
+                     help="Latent dimension K."),
+        click.option("--init-std", default=D.init_std, show_default=True, type=POSITIVE,
+                     help="Std of the N(0, σ²) embedding init."),
+        click.option("--scope", default=D.scope, show_default=True, type=click.Choice(SCOPES),
+                     help="Penalty on the batch's rows or on every row (SPEC §3)."),
+    ])
+    training = option_group("Training", [
         click.option("--optimizer", default=D.optimizer, show_default=True,
                      type=click.Choice(THETA_OPTIMIZERS), help="Θ optimizer."),
         click.option("--lr", default=D.lr, show_default=True, type=POSITIVE,
                      help="Θ learning rate."),
-        click.option("--dim", default=D.dim, show_default=True, type=click.IntRange(min=1),
-                     help="Latent dimension K."),
         click.option("--eps", default=D.eps, show_default=True, type=POSITIVE,
                      help="Adam's ε (Θ and Λ)."),
         click.option("--eps-placement", default=D.eps_placement, show_default=True,
@@ -167,12 +198,9 @@ def training_options(fn):
                      help="Θ's Adam: ε inside the root, √(v + ε) (SPEC §4, Eq. 12), or outside "
                           "it, √v̂ + ε (torch.optim.Adam, the authors' real step)."),
         click.option("--batch-size", default=D.batch_size, show_default=True,
-                     type=click.IntRange(min=1)),
-        click.option("--init-std", default=D.init_std, show_default=True, type=POSITIVE,
-                     help="Std of the N(0, σ²) embedding init."),
-        click.option("--scope", default=D.scope, show_default=True, type=click.Choice(SCOPES),
-                     help="Penalty on the batch's rows or on every row (SPEC §3)."),
-        click.option("--epochs", default=D.epochs, show_default=True, type=click.IntRange(min=1)),
+                     type=click.IntRange(min=1), help="Training triplets per step."),
+        click.option("--epochs", default=D.epochs, show_default=True,
+                     type=click.IntRange(min=1), help="At most this many epochs."),
         click.option("--selection-frac", default=D.selection_frac, show_default=True,
                      type=click.FloatRange(0, 1, max_open=True),
                      help="Share of each user's validation interactions held out from Λ for "
@@ -187,31 +215,48 @@ def training_options(fn):
                      help="Stop after N evaluations without improvement, keep the best (0: off)."),
         click.option("--ks", default="50,100", show_default=True, callback=parse_ks,
                      help="Cut-offs K of HR@K and NDCG@K."),
-        click.option("--seed", default=0, show_default=True, type=int),
-        click.option("--device", default="cpu", show_default=True,
+        click.option("--seed", default=D.seed, show_default=True, type=int,
+                     help="Seed of the initialization and the sampling."),
+        click.option("--device", default=D.device, show_default=True,
                      type=click.Choice(["cpu", "cuda"]),
                      help="cuda: every step on the GPU (numba-cuda, the `cuda` extra)."),
-        click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
-                     help="CPU threads (0: all cores)."),
+        click.option("--threads", default=D.threads, show_default=True,
+                     type=click.IntRange(min=0), help="CPU threads (0: all cores)."),
+    ])
+    output = option_group("Output", [
         click.option("--out", "out_dir", default="lopt-run", show_default=True,
                      type=click.Path(file_okay=False), help="Output directory."),
         click.option("--overwrite", is_flag=True, help="Replace a non-empty --out."),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+    ])
+    return model(training(output(fn)))
+
+
+run_options = option_group("Run", [
+    click.option("--time-budget", default=None, type=POSITIVE,
+                 help="Stop after the epoch that passes this many seconds of training (the "
+                      "best epoch is kept)."),
+    click.option("--quiet", "-q", is_flag=True,
+                 help="No progress output; only the data summary and the results."),
+    click.option("--log-json", type=click.Path(dir_okay=False),
+                 help="Append the step reports and epoch records to this JSON-lines file."),
+    click.option("--compare/--no-compare", default=None,
+                 help="Also train MF-λFix at a small λ grid on the same split and print a "
+                      "comparison table (default: on for the synthetic data, off with --data)."),
+])
 
 
 def lambda_options(fn):
     """Options of λOpt's Λ update, shared by ``lopt train`` and ``lopt reproduce``."""
-    opts = [
+    opts = option_group("λOpt", [
         click.option("--valid-batch-size", default=D.valid_batch_size, show_default=True,
                      type=click.IntRange(min=0),
                      help="Validation triplets per Λ update (0: --batch-size)."),
-        click.option("--lambda-init", default=D.lambda_init, show_default=True, type=NONNEG),
+        click.option("--lambda-init", default=D.lambda_init, show_default=True, type=NONNEG,
+                     help="Initial Λ; with --fixed-lambda the fixed λ (required there)."),
         click.option("--lambda-optimizer", default=D.lambda_optimizer, show_default=True,
-                     type=click.Choice(LAMBDA_OPTIMIZERS)),
-        click.option("--lambda-lr", default=D.lambda_lr, show_default=True, type=POSITIVE),
+                     type=click.Choice(LAMBDA_OPTIMIZERS), help="Λ's optimizer."),
+        click.option("--lambda-lr", default=D.lambda_lr, show_default=True, type=POSITIVE,
+                     help="Λ's learning rate: the main knob of λOpt."),
         click.option("--lambda-clip", default=clip_option(D.lambda_clip), show_default=True,
                      type=POSITIVE, help="Clip G_Λ to this global L2 norm (none: no clipping)."),
         click.option("--lambda-update-interval", default=D.lambda_update_interval,
@@ -251,14 +296,13 @@ def lambda_options(fn):
                      type=click.Choice(LOOKAHEAD_BATCHES),
                      help="The lookahead's training batch: from an independent stream, or the "
                           "batch before the real step's in one stream (the authors')."),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return click.option(
+    ])
+    fn = opts(fn)
+    return option_group("λOpt", [click.option(
         "--preset", default="default", show_default=True, type=click.Choice(tuple(PRESETS)),
         help="Named settings: default (the measured best, see the README's Accuracy), spec "
              "(SPEC §3-§5's lookahead semantics) or authors (their code, with its ML-1M "
-             "settings: N(0,1) init, no selection hold-out); options given explicitly win.")(fn)
+             "settings: N(0,1) init, no selection hold-out); options given explicitly win.")])(fn)
 
 
 def selection_count(split, fraction):
@@ -285,60 +329,158 @@ def clip_option(clip):
 
 
 @main.command()
-@data_options
+@data_options()
 @training_options
-@click.option("--granularity", default="DUI", show_default=True,
-              type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
-              help="Which indices Λ carries (SPEC §3).")
-@click.option("--fixed-lambda", is_flag=True,
-              help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere.")
-@click.option("--final", is_flag=True,
-              help="Then continue the kept model on every interaction (train, validation and "
-                   "test), and write that model for serving to --out/final.")
-@click.option("--final-epochs", default=D.final_epochs, show_default=True,
-              type=click.IntRange(min=1), help="Epochs of the --final fit.")
-@click.option("--final-lambda", default=D.final_lambda, show_default=True,
-              type=click.Choice(FINAL_LAMBDAS),
-              help="Penalty of the --final fit: none (zero) or the learned Λ held fixed.")
+@run_options
+@option_group("Model", [
+    click.option("--granularity", default=D.granularity, show_default=True,
+                 type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
+                 help="Which indices Λ carries (SPEC §3).")])
+@option_group("λOpt", [
+    click.option("--fixed-lambda", is_flag=True,
+                 help="Do not learn Λ: MF-λFix with Λ = --lambda-init everywhere (give it).")])
+@option_group("Final fit", [
+    click.option("--final", is_flag=True,
+                 help="Then continue the kept model on every interaction (train, validation "
+                      "and test), and write that model for serving to --out/final."),
+    click.option("--final-epochs", default=D.final_epochs, show_default=True,
+                 type=click.IntRange(min=1), help="Epochs of the --final fit."),
+    click.option("--final-lambda", default=D.final_lambda, show_default=True,
+                 type=click.Choice(FINAL_LAMBDAS),
+                 help="Penalty of the --final fit: none (zero) or the learned Λ held fixed.")])
 @lambda_options
 @friendly_errors
-def train(out_dir, overwrite, fixed_lambda, final, **opts):
+def train(out_dir, overwrite, fixed_lambda, final, quiet, log_json, time_budget, compare,
+          **opts):
     """Train MF-BPR with λOpt (or a fixed λ), evaluate on test, write the run to --out."""
     from lopt_np.io import atomic_output_dir, check_output_dir, run_summary, save_run
     from lopt_np.trainer import LambdaOpt
 
     check_output_dir(out_dir, overwrite)
+    ctx = click.get_current_context()
+    if fixed_lambda and ctx.get_parameter_source("lambda_init") == ParameterSource.DEFAULT:
+        raise click.UsageError("--fixed-lambda trains with the λ given by --lambda-init: give "
+                               "it (e.g. --lambda-init 0.01; 0 means no regularization). There "
+                               "is no default: the best λ differs by orders of magnitude "
+                               "between datasets (lopt grid finds it).")
     apply_preset(opts)
     data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
     opts["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
     opts["learn_lambda"] = not fixed_lambda
     est = LambdaOpt(**opts)  # validates every option before the data is read
+    compare = data["data_path"] is None if compare is None else compare
     t0 = time.perf_counter()
     split, data_info = load_data(**data)
     data_info["selection"] = selection_count(split, est.config.selection_frac)
     click.echo(format_summary(data_info))
     mode = "MF-λFix" if fixed_lambda else f"MF-λOpt-{est.config.granularity}"
-    click.echo(f"training {mode} ({opts['optimizer']}, K={opts['dim']}, {opts['epochs']} epochs) "
-               f"on {opts['device']}")
-    with atomic_output_dir(out_dir, overwrite) as tmp:
-        model = est.fit(split, ClickProgress(opts["epochs"]))
-        result = model.evaluate(split, "test")
-        wall = time.perf_counter() - t0
-        text = run_summary(mode, data_info, model.best_epoch, wall, result["metrics"])
-        save_run(tmp, model, split, result, {**data_info, "wall_seconds": wall}, text)
-        click.echo(f"test: {format_metrics(result['metrics'])}")
-        if final:
-            n = est.config.final_epochs
-            penalty = ("Λ fixed at the learned values" if est.config.final_lambda == "learned"
-                       else "no penalty")
-            click.echo(f"final fit: the kept model continues on all "
-                       f"{data_info['interactions']:,} interactions for {n} epochs, {penalty}")
-            est.fit_final(model, split, ClickProgress(n)).save(os.path.join(tmp, "final"))
+    click.echo(f"training {mode} ({opts['optimizer']}, K={opts['dim']}, at most "
+               f"{opts['epochs']} epochs) on {opts['device']}")
+    if not quiet and kernels_uncompiled():
+        click.echo("compiling the kernels (the first run after an install; about a minute, "
+                   "cached for later runs) …", err=True)
+    log = JsonLinesLog(log_json) if log_json else None
+    try:
+        with atomic_output_dir(out_dir, overwrite) as tmp:
+            model = est.fit(split, log, verbose=not quiet, time_budget=time_budget)
+            result = model.evaluate(split, "test")
+            wall = time.perf_counter() - t0
+            text = run_summary(mode, data_info, model.best_epoch, wall, result["metrics"])
+            save_run(tmp, model, split, result, {**data_info, "wall_seconds": wall}, text)
+            click.echo(f"best epoch {model.best_epoch} of {len(model.history)} (stopped: "
+                       f"{model.stop_reason}); test: {format_metrics(result['metrics'])}")
+            if compare and not fixed_lambda:
+                comparison = compare_with_fixed_lambda(split, opts, model, result, wall,
+                                                       quiet)
+                write_comparison(tmp, comparison)
+                click.echo(comparison["text"])
+            if final:
+                final_fit(est, model, split, data_info, quiet, tmp)
+    finally:
+        if log is not None:
+            log.close()
     click.echo(f"wrote {out_dir}/ (model.npz, model.json, config.json, metrics.json, "
                f"lambda_trajectory.npz, split.npz, summary.txt" +
+               (", comparison.csv/.json" if compare and not fixed_lambda else "") +
                (", final/: the model for serving" if final else "") + ")")
-    click.echo(f"recommend: lopt recommend {os.path.join(out_dir, 'final') if final else out_dir}"
-               f" --user {split.user_ids[0]} -n 10")
+    click.echo(f"next: lopt plot {out_dir}  ·  lopt recommend "
+               f"{os.path.join(out_dir, 'final') if final else out_dir} --user "
+               f"{split.user_ids[0]} -n 10")
+
+
+def kernels_uncompiled():
+    """True when Numba's cache holds none of the CPU kernels yet (a first run compiles)."""
+    from lopt_np.kernels.cpu import _cache
+    return _cache.is_cold()
+
+
+def final_fit(est, model, split, data_info, quiet, folder):
+    n = est.config.final_epochs
+    penalty = ("Λ fixed at the learned values" if est.config.final_lambda == "learned"
+               else "no penalty")
+    click.echo(f"final fit: the kept model continues on all {data_info['interactions']:,} "
+               f"interactions for {n} epochs, {penalty}")
+    progress = None if quiet else ConsoleProgress(n, label="final epoch")
+    est.fit_final(model, split, progress).save(os.path.join(folder, "final"))
+
+
+COMPARE_LAMBDAS = (0.1, 0.01, 0.001)
+# the options MF-λFix shares with the λOpt run it is compared with (not the Λ learning's)
+TRAINING_PARAMS = ("dim", "init_std", "scope", "optimizer", "lr", "eps", "eps_placement",
+                   "batch_size", "epochs", "selection_frac", "eval_every", "early_stopping",
+                   "patience", "ks", "seed", "device", "threads")
+
+
+def compare_with_fixed_lambda(split, opts, model, result, seconds, quiet):
+    """MF-λFix at :data:`COMPARE_LAMBDAS` on the same split and training options, the best by
+    the validation metric, against the λOpt run: rows of a small table and where Λ went."""
+    from lopt_np.grid import grid_search
+    import numpy as np
+
+    click.echo(f"comparison: MF-λFix at λ ∈ {{{', '.join(map(str, COMPARE_LAMBDAS))}}}, same "
+               f"split and training options …", err=True)
+
+    def report(run, done, total):
+        if not quiet:
+            click.echo(f"  [{done}/{total}] λ={run.lam:g}: valid {opts['early_stopping']} "
+                       f"{run.valid[opts['early_stopping']]:.4f} ({run.wall_seconds:.1f} s)",
+                       err=True)
+
+    fix_opts = {k: v for k, v in opts.items() if k in TRAINING_PARAMS}
+    grid, _ = grid_search(split, COMPARE_LAMBDAS, on_run=report, **fix_opts)
+    best = grid.best
+    rows = []
+    for metric, ours in result["metrics"].items():
+        theirs = best.test[metric]
+        rows.append({"metric": metric, "lambda_opt": ours, "best_lambda_fix": theirs,
+                     "gain": ours / theirs - 1 if theirs else float("nan")})
+    lam_P = np.broadcast_to(model.lambda_P.mean(axis=1), (split.n_users,))
+    freq = split.user_frequency()
+    order = np.argsort(freq, kind="stable")
+    tenth = max(1, len(order) // 10)
+    least, most = float(lam_P[order[:tenth]].mean()), float(lam_P[order[-tenth:]].mean())
+    label = {"auc": "AUC"}
+    lines = [f"{'metric':<10} {'λOpt':>8} {f'λFix (λ={best.lam:g})':>16} {'gain':>8}"]
+    for r in rows:
+        name = label.get(r["metric"], r["metric"].replace("hr", "HR").replace("ndcg", "NDCG"))
+        lines.append(f"{name:<10} {r['lambda_opt']:>8.4f} {r['best_lambda_fix']:>16.4f} "
+                     f"{r['gain']:>+8.1%}")
+    lines.append(f"{'seconds':<10} {seconds:>8.1f} {best.wall_seconds:>16.1f}   (grid total "
+                 f"{sum(r.wall_seconds for r in grid.runs):.1f})")
+    lines.append(f"where Λ went: mean Λ^P of the 10 % least active users {least:.3g}, of the "
+                 f"10 % most active {most:.3g}")
+    return {"rows": rows, "lambda_fix": best.lam, "lambda_fix_seconds": best.wall_seconds,
+            "lambda_opt_seconds": seconds, "mean_lambda_P_least_active": least,
+            "mean_lambda_P_most_active": most, "text": "\n".join(lines)}
+
+
+def write_comparison(folder, comparison):
+    import pandas as pd
+    from lopt_np.io import write_json
+    pd.DataFrame(comparison["rows"]).to_csv(os.path.join(folder, "comparison.csv"),
+                                            index=False)
+    write_json(os.path.join(folder, "comparison.json"),
+               {k: v for k, v in comparison.items() if k != "text"})
 
 
 def parse_lambdas(ctx, param, value):
@@ -359,7 +501,7 @@ def grid_options(fn):
 
 
 @main.command()
-@data_options
+@data_options()
 @training_options
 @grid_options
 @friendly_errors
@@ -399,7 +541,7 @@ def parse_names(ctx, param, value):
 
 
 @main.command()
-@data_options
+@data_options(min_count=PAPER_MIN_COUNT)
 @training_options
 @grid_options
 @lambda_options
@@ -477,11 +619,15 @@ def plot(run_dir, out_dir, baseline):
 
 @main.command()
 @click.option("--granularity", default="DUI", show_default=True,
-              type=click.Choice(GRANULARITY_NAMES, case_sensitive=False))
+              type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
+              help="Which indices Λ carries in the checked model (SPEC §3).")
 @click.option("--optimizer", default="adam", show_default=True,
-              type=click.Choice(THETA_OPTIMIZERS))
-@click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES))
-@click.option("--seed", default=0, show_default=True, type=int)
+              type=click.Choice(THETA_OPTIMIZERS),
+              help="Θ optimizer whose update the lookahead differentiates.")
+@click.option("--scope", default="batch", show_default=True, type=click.Choice(SCOPES),
+              help="Penalty scope (SPEC §3).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the random model and batches checked.")
 @click.option("--eps-placement", default=D.eps_placement, show_default=True,
               type=click.Choice(EPS_PLACEMENTS), help="Adam's ε inside or outside the root.")
 @click.option("--lookahead", "lookahead_semantics", default="default", show_default=True,
@@ -522,7 +668,7 @@ def data():
 
 @data.command("stats")
 @click.argument("path", type=click.Path())
-@data_options
+@data_options()
 @friendly_errors
 def data_stats(path, data_path, **opts):
     """Counts of PATH after filtering and splitting, like the paper's Table 1."""
@@ -532,8 +678,10 @@ def data_stats(path, data_path, **opts):
 
 @main.command()
 @click.argument("model_dir", type=click.Path())
-@click.option("--ks", default="50,100", show_default=True, callback=parse_ks)
-@click.option("--target", default="test", show_default=True, type=click.Choice(["test", "valid"]))
+@click.option("--ks", default="50,100", show_default=True, callback=parse_ks,
+              help="Cut-offs K of HR@K and NDCG@K.")
+@click.option("--target", default="test", show_default=True, type=click.Choice(["test", "valid"]),
+              help="The split's part to rank.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="Where the scores and ranks are computed.")
 @friendly_errors

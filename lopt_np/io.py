@@ -59,16 +59,27 @@ def _json_default(o):
 
 
 def format_summary(s):
+    """The data summary a run prints: sizes, what the filter dropped and why, the split."""
     lines = [f"users {s['users']:,}  items {s['items']:,}  interactions {s['interactions']:,}  "
-             f"density {s['density']:.3%}",
-             f"filter: {s.get('filter', 'none')} (min count {s.get('min_count', 0)}, "
-             f"{s.get('filter_rounds', 0)} round(s)); duplicates collapsed: "
-             f"{s.get('duplicates_collapsed', 0):,}",
-             f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} / "
-             f"test {s['test']:,}"]
+             f"density {s['density']:.3%}"]
+    if s.get("min_count", 0) > 1:
+        dropped = (f"dropped {s.get('dropped_interactions', 0):,} interactions, "
+                   f"{s.get('dropped_users', 0):,} users and {s.get('dropped_items', 0):,} items "
+                   f"with fewer than {s['min_count']} records ({s.get('filter', '')}, "
+                   f"{s.get('filter_rounds', 0)} round(s))")
+    else:
+        dropped = "no frequency filter, nothing dropped"
+    lines.append(f"{s.get('records', s['interactions']):,} records read; "
+                 f"{s.get('duplicates_collapsed', 0):,} duplicate (user, item) records "
+                 f"collapsed; {dropped}")
+    lines.append(f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} "
+                 f"/ test {s['test']:,}")
     if s.get("selection"):
         lines[-1] += (f"; of the validation, {s['selection']:,} held out from Λ for early "
                       f"stopping and model selection")
+    if s.get("users_without_test"):
+        lines.append(f"{s['users_without_test']:,} users with too short a history for a test "
+                     f"item are in training only")
     return "\n".join(lines)
 
 

@@ -53,6 +53,8 @@ class Model:
     item_ids: np.ndarray = None
     seen_indptr: np.ndarray = None
     seen_items: np.ndarray = None
+    stop_reason: str = ""
+    split: object = field(default=None, repr=False, compare=False)   # in memory, not saved
     _lookup: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -166,11 +168,18 @@ class Model:
         out = np.where(top >= 0, ids[np.maximum(top, 0)], np.asarray(pad, ids.dtype))
         return (out[0], scores[0]) if one else (out, scores)
 
-    def evaluate(self, split, target="test", ks=None, device=None):
-        """SPEC §7 metrics on ``target``; ``device`` defaults to the one the model trained on
-        (``cuda`` or else ``cpu``). ``valid`` means the validation interactions selection uses:
-        the slice held out from Λ when the model was trained with ``selection_frac`` > 0."""
+    def evaluate(self, split=None, target="test", ks=None, device=None):
+        """SPEC §7 metrics on ``target`` of ``split`` (default: the split ``fit`` made);
+        ``device`` defaults to the one the model trained on (``cuda`` or else ``cpu``).
+        ``valid`` means the validation interactions selection uses: the slice held out from Λ
+        when the model was trained with ``selection_frac`` > 0."""
         from .trainer import selection_target
+        split = self.split if split is None else split
+        if split is None:
+            raise ConfigError("evaluate needs the split: this model was loaded from a folder, "
+                              "pass Split.load(folder/split.npz)")
+        if target not in ("train", "valid", "test", "selection"):
+            raise ConfigError(f"target must be train, valid or test, got {_shown(target)}")
         device = device or evaluation_device(self.config.get("device"))
         split, target = selection_target(split, target, self.config.get("selection_frac", 0))
         return evaluate(self.P, self.Q, split, target, ks or self.config["ks"], device=device)
@@ -188,7 +197,8 @@ class Model:
                           seen_indptr=self.seen_indptr, seen_items=self.seen_items)
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "lopt_np_version": __version__, "config": self.config,
-                "best_epoch": self.best_epoch, "history": self.history}
+                "best_epoch": self.best_epoch, "stop_reason": self.stop_reason,
+                "history": self.history}
         tmp = os.path.join(folder, ".model.npz.tmp")
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
@@ -215,7 +225,8 @@ class Model:
         model = cls(arrays["user_embeddings"], arrays["item_embeddings"], arrays["lambda_P"],
                     arrays["lambda_Q"], meta.get("config", {}), meta.get("history", []),
                     trajectory, int(meta.get("best_epoch", 0)), arrays["user_ids"],
-                    arrays["item_ids"], arrays["seen_indptr"], arrays["seen_items"])
+                    arrays["item_ids"], arrays["seen_indptr"], arrays["seen_items"],
+                    str(meta.get("stop_reason", "")))
         _check(model, folder)
         return model
 

@@ -21,8 +21,10 @@ from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
 from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
-from .data.split import EMPTY_PAIRS, hold_out_selection
+from .data.split import EMPTY_PAIRS, Split, hold_out_selection
 from .model import Model
+from .progress import ConsoleProgress, Progress, RunControl, Tee
+from .data.inputs import DATA_FIELDS, DataConfig, to_split
 from .sampling import STREAM_LOOKAHEAD, BatchStream, TripletSampler
 
 METRICS = ("auc", "hr", "ndcg")
@@ -263,26 +265,6 @@ def lambda_per_row(lam, n_rows):
     return np.broadcast_to(lam.mean(axis=1, keepdims=True), (n_rows, 1))[:, 0]
 
 
-class Progress:
-    """Hooks the trainer calls; the CLI draws progress bars from them. All optional."""
-
-    def epoch_start(self, epoch, n_steps):
-        pass
-
-    def step(self, n_done, train_loss, valid_loss, mean_lambda):
-        pass
-
-    def epoch_end(self, record):
-        pass
-
-    def epoch_parameters(self, P, Q, lam_P, lam_Q):
-        """Host copies of the parameters at the end of each epoch (before ``epoch_end``)."""
-
-    def stop(self):
-        """Checked after each epoch: True ends training there (e.g. a time budget)."""
-        return False
-
-
 class EpochBatches:
     """The batches of one epoch, by kind (what :func:`lambda_opt_iteration`'s ``draw`` returns):
     the real batches B in a fresh order of the training positives; B̄ from an independent order
@@ -326,10 +308,43 @@ class LambdaOpt:
                               f"{', '.join(sorted(names))}")
         self.config = TrainConfig.from_preset(preset, **params).validate()
 
-    def fit(self, split, progress=None):
-        """Train on ``split.train`` (Λ on its validation, SPEC §5), select the epoch on the
-        validation (or its held-out selection slice), return the :class:`Model`."""
-        return self._fit(split, self.config, progress or Progress())
+    def fit(self, data, progress=None, *, verbose=False, callbacks=(), time_budget=None,
+            **data_options):
+        """Train on ``data``: a :class:`Split`, a file path, a pandas DataFrame or a
+        scipy.sparse user × item matrix (``data.inputs.to_split``; ``data_options`` are
+        :class:`DataConfig`'s: ``user_col``, ``item_col``, ``time_col`` (None: no
+        timestamps), ``min_count``, ``split``, …). Λ learns on the validation part (SPEC §5);
+        the epoch is selected on the validation (or its held-out selection slice).
+
+        ``verbose``: the CLI's progress on stderr; ``progress``: your own
+        :class:`~lopt_np.progress.Progress` hooks; ``callbacks``: ``fn(record, model)`` after
+        each epoch (``model``: that epoch's parameters), True stops training; ``time_budget``:
+        seconds, checked after each epoch. A stopped run keeps its best epoch; the returned
+        model says why it stopped (``stop_reason``) and holds the split (``model.split``)."""
+        unknown = sorted(set(data_options) - set(DATA_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) of fit: {', '.join(unknown)}; the data "
+                              f"options are {', '.join(DATA_FIELDS)}")
+        if isinstance(data, Split) and data_options:
+            raise ConfigError(f"{', '.join(sorted(data_options))} cannot change a prepared "
+                              f"Split; pass the raw data instead")
+        if time_budget is not None and not (isinstance(time_budget, (int, float)) and
+                                            not isinstance(time_budget, bool) and
+                                            time_budget > 0):
+            raise ConfigError(f"time_budget must be a positive number of seconds, got "
+                              f"{time_budget!r}")
+        if callbacks is None or callable(callbacks):
+            callbacks = [] if callbacks is None else [callbacks]
+        if not all(callable(fn) for fn in callbacks):
+            raise ConfigError("callbacks must be callables fn(record, model)")
+        split = to_split(data, DataConfig(**data_options))
+        cfg = self.config
+        control = RunControl(callbacks, time_budget,
+                             lambda params, record: Model(*params, cfg.to_dict(), [], {},
+                                                          record["epoch"], split.user_ids,
+                                                          split.item_ids, *split.csr()))
+        console = ConsoleProgress(cfg.epochs) if verbose else None
+        return self._fit(split, cfg, Tee(progress, console, control))
 
     def fit_final(self, model, split, progress=None, epochs=None, warm_start=True,
                   final_lambda=None):
@@ -361,7 +376,7 @@ class LambdaOpt:
         lam = (model.lambda_P, model.lambda_Q)
         if final_lambda == "zero":
             lam = tuple(np.zeros_like(x) for x in lam)
-        return self._fit(everything, cfg, progress or Progress(), fixed_lambda=lam,
+        return self._fit(everything, cfg, Tee(progress), fixed_lambda=lam,
                          start=(model.P, model.Q) if warm_start else None)
 
     def _fit(self, split, cfg, progress, fixed_lambda=None, start=None):
@@ -393,7 +408,7 @@ class LambdaOpt:
         ifreq_group = group_of(split.item_frequency(), DEFAULT_GROUP_EDGES)
         history, traj = [], {"user_lambda": [], "item_lambda": []}
         best, best_epoch, best_params, bad_epochs = -np.inf, 0, None, 0
-        step = 0
+        step, stop_reason = 0, ""
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             batches = EpochBatches(sampler, cfg, epoch, stream, backend.learn_lambda)
@@ -447,14 +462,19 @@ class LambdaOpt:
             history.append(record)
             progress.epoch_parameters(P, Q, lam_P, lam_Q)
             progress.epoch_end(record)
-            if (cfg.patience and bad_epochs >= cfg.patience) or progress.stop():
+            if cfg.patience and bad_epochs >= cfg.patience:
+                stop_reason = f"{cfg.patience} epochs without improvement"
+                break
+            stop_reason = progress.stop()
+            if stop_reason:
                 break
         if best_params is None or not cfg.patience:
             best_params, best_epoch = (P, Q, lam_P, lam_Q), history[-1]["epoch"]
         trajectory = self._trajectory(traj, ufreq_group, ifreq_group, history)
         seen_indptr, seen_items = split.csr()
         return Model(*best_params, cfg.to_dict(), history, trajectory, best_epoch,
-                     split.user_ids, split.item_ids, seen_indptr, seen_items)
+                     split.user_ids, split.item_ids, seen_indptr, seen_items,
+                     stop_reason=stop_reason or "the last epoch", split=split)
 
     @staticmethod
     def _trajectory(traj, ugroup, igroup, history):

@@ -13,7 +13,7 @@ from conftest import independent_metrics, run_cli as run
 from lopt_np.cli.main import main
 
 TINY = ["--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
-        "--epochs", "2", "--dim", "8", "--batch-size", "256"]
+        "--epochs", "2", "--dim", "8", "--batch-size", "256", "--no-compare"]
 FILES = {"config.json", "metrics.json", "lambda_trajectory.npz", "model.npz", "model.json",
          "split.npz", "summary.txt"}
 
@@ -91,14 +91,16 @@ BAD_CASES = {
     "misnamed column": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,1\n"),
                                    "--user-col", "uid"], "'uid'"),
     "non-numeric timestamp": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,x\n")],
-                              "non-numeric"),
+                              "neither a number nor an ISO 8601 date"),
     "missing timestamp": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,\n")],
                           "missing timestamp"),
     "empty data": (lambda t: ["--data", _csv(t, "user,item,timestamp\n")], "no interactions"),
-    "nothing left after filter": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,1\n")],
+    "nothing left after filter": (lambda t: ["--data", _csv(t, "user,item,timestamp\na,b,1\n"),
+                                             "--min-count", "20"],
                                   "no interactions left"),
-    "user without test items": (lambda t: ["--data", _csv(
-        t, "user,item,timestamp\na,x,1\na,y,2\nb,x,3\n"), "--min-count", "0"], "no test items"),
+    "no user with a test item": (lambda t: ["--data", _csv(
+        t, "user,item,timestamp\na,x,1\na,y,2\nb,x,3\n"), "--min-count", "0"],
+        "no user has a history long enough"),
     "K larger than catalogue": (lambda t: TINY + ["--ks", "50,100000"], "larger than the catalogue"),
     "negative lr": (lambda t: TINY + ["--lr", "-0.1"], "--lr"),
     "unknown granularity": (lambda t: TINY + ["--granularity", "XY"], "--granularity"),
@@ -124,7 +126,7 @@ def test_bad_input_gives_one_error_line_and_no_output(tmp_path, case):
 
 CUDA_TINY = ["--synthetic-users", "50", "--synthetic-items", "50", "--min-count", "3",
              "--epochs", "1", "--dim", "4", "--batch-size", "64", "--ks", "5,10",
-             "--early-stopping", "hr@10", "--no-cache"]
+             "--early-stopping", "hr@10", "--no-cache", "--no-compare"]
 
 
 def test_device_cuda_without_a_gpu_is_one_error_line(tmp_path):
@@ -332,3 +334,62 @@ def test_inference_errors_are_one_line(final_run, tmp_path, args, message):
     assert message in r.output and r.output.count("Error:") == 1
     assert "Traceback" not in r.output
     assert not (tmp_path / "recs.txt").exists()
+
+
+def all_commands(cmd=main, prefix="lopt"):
+    import click
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            yield from all_commands(sub, f"{prefix} {name}")
+    else:
+        yield prefix, cmd
+
+
+def test_every_option_has_help_and_train_help_is_grouped():
+    import click
+    for name, cmd in all_commands():
+        bare = [p.name for p in cmd.params if isinstance(p, click.Option) and not p.help]
+        assert not bare, f"{name}: options without help: {bare}"
+    r = run("train", "--help")
+    sections = [line for line in r.output.splitlines() if line and not line.startswith(" ")]
+    assert sections[1:] == ["Data:", "Model:", "λOpt:", "Training:", "Run:", "Final fit:",
+                            "Output:", "Other options:"], sections
+
+
+def test_fixed_lambda_needs_its_value(tmp_path):
+    r = run("train", *TINY, "--fixed-lambda", "--out", tmp_path / "x")
+    assert r.exit_code == 2 and r.output.count("Error:") == 1 and "--lambda-init" in r.output
+    assert not (tmp_path / "x").exists()
+    r = run("train", *TINY, "--fixed-lambda", "--lambda-init", "0", "--out", tmp_path / "x")
+    assert r.exit_code == 0, r.output                 # λ = 0 said explicitly is allowed
+
+
+def test_quiet_json_log_time_budget_and_an_untimed_csv(tmp_path):
+    p = tmp_path / "untimed.csv"
+    rng = np.random.default_rng(0)
+    rows = {(f"u{u}", f"i{i}") for u, i in zip(rng.integers(0, 60, 1500),
+                                               rng.integers(0, 90, 1500))}
+    p.write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in sorted(rows)))
+    log = tmp_path / "log.jsonl"
+    r = run("train", "--data", p, "--time-col", "none", "--epochs", "30", "--dim", "4",
+            "--ks", "5,10", "--early-stopping", "hr@10", "--quiet", "--log-json", log, "--time-budget", "1e-6", "--out", tmp_path / "r")
+    assert r.exit_code == 0, r.output
+    assert "epoch 1/" not in r.output and "no frequency filter, nothing dropped" in r.output
+    assert "in random order (seed 0)" in r.output and "time budget" in r.output
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1]
+    model = json.loads((tmp_path / "r" / "model.json").read_text())
+    assert "time budget" in model["stop_reason"]
+
+
+def test_compare_prints_lambda_opt_against_the_best_fixed_lambda(tmp_path):
+    r = run("train", *TINY, "--compare", "--out", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    assert re.search(r"metric\s+λOpt\s+λFix \(λ=(0\.1|0\.01|0\.001)\)\s+gain", r.output)
+    assert "where Λ went: mean Λ^P of the 10 % least active users" in r.output
+    import pandas as pd
+    table = pd.read_csv(tmp_path / "c" / "comparison.csv")
+    assert list(table.metric) == ["auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100"]
+    test = json.loads((tmp_path / "c" / "metrics.json").read_text())["test"]
+    np.testing.assert_allclose(table.lambda_opt, [test[m] for m in table.metric])
+    np.testing.assert_allclose(table.gain, table.lambda_opt / table.best_lambda_fix - 1)

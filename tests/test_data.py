@@ -56,7 +56,7 @@ def test_tsv(tmp_path):
 @pytest.mark.parametrize("content, fmt, kw, message", [
     (None, "csv", {}, "not found"),
     ("user,item\na,b\n", "csv", {}, "missing column"),
-    ("user,item,timestamp\na,b,yesterday\n", "csv", {}, "non-numeric timestamp 'yesterday'"),
+    ("user,item,timestamp\na,b,yesterday\n", "csv", {}, "timestamp 'yesterday' at data row 1: neither a number nor an ISO 8601 date"),
     ("user,item,timestamp\na,b,\n", "csv", {}, "missing timestamp"),
     ("user,item,timestamp\n", "csv", {}, "no interactions"),
     ("", "csv", {}, "empty"),
@@ -115,9 +115,9 @@ def test_short_histories_are_rounded_down_as_the_authors_code(n, counts):
     assert tuple(map(len, chronological_split(df))) == counts
 
 
-def test_user_without_test_items_is_an_error():
+def test_no_user_with_a_test_item_is_an_error():
     df = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "y", "x"], "timestamp": [1, 2, 3]})
-    with pytest.raises(DataError, match="no test items"):
+    with pytest.raises(DataError, match="no user has a history long enough"):
         build_split(df, min_count=0)
 
 

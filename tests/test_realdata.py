@@ -24,9 +24,10 @@ def test_ml1m_u2999_split_has_the_authors_counts():
     assert (len(split.train), len(split.valid), len(split.test)) == (294_413, 96_914, 96_323)
 
 
-def test_ml100k_stats_after_filter(tmp_path, monkeypatch):
+def test_ml100k_stats_no_filter_by_default_and_the_papers_filter(tmp_path, monkeypatch):
     monkeypatch.setenv("LOPT_CACHE_DIR", str(tmp_path))
-    r = CliRunner().invoke(main, ["data", "stats", shared_file("ml-100k.csv.gz")])
+    r = CliRunner().invoke(main, ["data", "stats", shared_file("ml-100k.csv.gz"),
+                                  "--min-count", "20"])
     assert r.exit_code == 0, r.output
     df = load_interactions(shared_file("ml-100k.csv.gz"))
     items = df.item.value_counts()
@@ -34,6 +35,11 @@ def test_ml100k_stats_after_filter(tmp_path, monkeypatch):
     kept = kept[kept.user.map(kept.user.value_counts()) >= 20]
     assert f"users {kept.user.nunique():,}" in r.output
     assert f"interactions {len(kept):,}" in r.output
+    assert (f"dropped {len(df) - len(kept):,} interactions, "
+            f"{df.user.nunique() - kept.user.nunique()} users and "
+            f"{df.item.nunique() - kept.item.nunique()} items with fewer than 20") in r.output
+    r = CliRunner().invoke(main, ["data", "stats", shared_file("ml-100k.csv.gz")])
+    assert f"users {df.user.nunique():,}" in r.output and "nothing dropped" in r.output
 
 
 def test_ml100k_train_and_reevaluate(tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
-"""Readers for interaction logs. Every reader returns a DataFrame with string ``user``/``item``
-ids and int64 ``timestamp``, in the file's order, or raises :class:`DataError` naming the problem.
+"""Readers for interaction logs. Every reader returns a DataFrame with ``user``/``item`` ids
+(strings from a file: leading zeros kept) and, unless ``time_col`` is None, a ``timestamp``
+(int64, or float64 for fractional numbers), in the file's order, or raises
+:class:`DataError` naming the problem.
 
 Formats: ``movielens`` (``u.data`` tab-separated, ``ratings.dat`` with ``::``, ``ratings.csv``),
 ``amazon-food`` (``Reviews.csv``: UserId, ProductId, Time) and ``csv`` / ``tsv`` / ``parquet``
@@ -54,26 +56,93 @@ def _read(reader, path, what):
             from exc
 
 
-def _standardize(df, user_col, item_col, time_col, path):
-    missing = [c for c in (user_col, item_col, time_col) if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
-                        f"the file has {', '.join(map(repr, map(str, df.columns)))} "
-                        f"(choose with --user-col/--item-col/--time-col)")
-    out = pd.DataFrame({"user": df[user_col].astype(str), "item": df[item_col].astype(str)})
-    raw_t = df[time_col]
-    if raw_t.isna().any():
-        first = int(np.flatnonzero(raw_t.isna().to_numpy())[0])
-        raise DataError(f"{path}: column {time_col!r} has {int(raw_t.isna().sum())} missing "
+MAX_SHOWN = 40          # characters of a data value echoed in an error message
+
+
+def _shown(value):
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
+
+
+def _ids(column, name, source):
+    """Ids as int64 when the column is of an integer type, else as strings; a missing or
+    blank id is an error naming its row."""
+    missing = column.isna().to_numpy()
+    if column.dtype.kind not in "iu":
+        text = column.astype(str)
+        missing = missing | (text.str.strip() == "").to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DataError(f"{source}: column {name!r} has {int(missing.sum()):,} missing or blank "
+                        f"id(s) (first at data row {row + 1})")
+    if column.dtype.kind in "iu":
+        if column.dtype.kind == "u" and len(column) and column.max() > np.iinfo(np.int64).max:
+            raise DataError(f"{source}: column {name!r} holds ids beyond int64")
+        return column.astype(np.int64).to_numpy()
+    return column.astype(str).to_numpy()
+
+
+def _timestamps(raw, name, source):
+    """Timestamps as int64 (integers, or datetimes as nanoseconds since 1970) or float64
+    (numbers with a fraction, ordered exactly); an unparsable, missing or out-of-range value
+    is an error naming its row."""
+    if raw.isna().any():
+        first = int(np.flatnonzero(raw.isna().to_numpy())[0])
+        raise DataError(f"{source}: column {name!r} has {int(raw.isna().sum()):,} missing "
                         f"timestamp(s) (first at data row {first + 1})")
-    t = pd.to_numeric(raw_t, errors="coerce")
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return _datetime_ns(raw, name, source)
+    if raw.dtype.kind in "iub":
+        return raw.astype(np.int64).to_numpy()
+    t = pd.to_numeric(raw, errors="coerce") if raw.dtype.kind != "f" else raw
     if t.isna().any():
+        if raw.dtype.kind == "O" or pd.api.types.is_string_dtype(raw):
+            try:
+                parsed = pd.to_datetime(raw, format="ISO8601", utc=True)
+            except (ValueError, TypeError, OverflowError):
+                parsed = None
+            if parsed is not None:
+                return _datetime_ns(parsed, name, source)
         bad = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise DataError(f"{path}: column {time_col!r} has non-numeric timestamp "
-                        f"{raw_t.iloc[bad]!r} at data row {bad + 1}")
-    out["timestamp"] = t.astype(np.int64)
-    if len(out) == 0:
-        raise DataError(f"{path} holds no interactions")
+        raise DataError(f"{source}: column {name!r} has the timestamp {_shown(raw.iloc[bad])} "
+                        f"at data row {bad + 1}: neither a number nor an ISO 8601 date")
+    values = t.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all() or np.abs(values).max(initial=0) >= 2.0 ** 63:
+        bad = int(np.flatnonzero(~np.isfinite(values) | (np.abs(values) >= 2.0 ** 63))[0])
+        raise DataError(f"{source}: column {name!r} has the out-of-range timestamp "
+                        f"{_shown(raw.iloc[bad])} at data row {bad + 1}")
+    if t.dtype.kind in "iu":
+        return t.astype(np.int64).to_numpy()
+    if np.all(values == np.floor(values)) and np.abs(values).max(initial=0) < 2.0 ** 53:
+        return values.astype(np.int64)
+    return values
+
+
+def _datetime_ns(values, name, source):
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.astype("datetime64[ns]").astype(np.int64).to_numpy()
+
+
+def standardize(df, user_col="user", item_col="item", time_col="timestamp", source="data"):
+    """The interactions of any DataFrame as columns ``user``, ``item`` (int64 when the column
+    is of an integer type, else strings) and, unless ``time_col`` is None, ``timestamp``
+    (see :func:`_timestamps`), in the frame's order; problems are :class:`DataError`."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+    wanted = [c for c in (user_col, item_col, time_col) if c is not None]
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        cols = ", ".join(_shown(str(c)) for c in list(df.columns)[:20])
+        raise DataError(f"{source}: missing column(s) {', '.join(map(_shown, missing))}; it has "
+                        f"{cols} (choose with --user-col/--item-col/--time-col, or user_col=, "
+                        f"item_col=, time_col= in Python; time_col=None for no timestamps)")
+    if len(df) == 0:
+        raise DataError(f"{source} holds no interactions")
+    out = pd.DataFrame({"user": _ids(df[user_col], user_col, source),
+                        "item": _ids(df[item_col], item_col, source)})
+    if time_col is not None:
+        out["timestamp"] = _timestamps(df[time_col], time_col, source)
     return out
 
 
@@ -103,11 +172,11 @@ def load_interactions(path, fmt="auto", user_col="user", item_col="item", time_c
         else:
             df = _read(lambda: pd.read_csv(path, **str_kw), path, "MovieLens ratings.csv")
             df = df.rename(columns={"userId": "user", "movieId": "item"})
-        return _standardize(df, "user", "item", "timestamp", path)
+        return standardize(df, "user", "item", "timestamp", path)
     if fmt == "amazon-food":
         df = _read(lambda: pd.read_csv(path, usecols=lambda c: c in ("UserId", "ProductId", "Time"),
                                        **str_kw), path, "Amazon Fine Food Reviews.csv")
-        return _standardize(df, "UserId", "ProductId", "Time", path)
+        return standardize(df, "UserId", "ProductId", "Time", path)
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -115,7 +184,7 @@ def load_interactions(path, fmt="auto", user_col="user", item_col="item", time_c
             raise DataError("reading Parquet needs pyarrow (pip install 'lopt_np[parquet]')") \
                 from exc
         df = _read(lambda: pd.read_parquet(path), path, "Parquet")
-        return _standardize(df, user_col, item_col, time_col, path)
+        return standardize(df, user_col, item_col, time_col, path)
     sep = sep or ("\t" if fmt == "tsv" else ",")
     df = _read(lambda: pd.read_csv(path, sep=sep, **str_kw), path, fmt.upper())
-    return _standardize(df, user_col, item_col, time_col, path)
+    return standardize(df, user_col, item_col, time_col, path)

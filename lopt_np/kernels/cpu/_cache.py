@@ -56,3 +56,14 @@ def install():
 
 
 install()
+
+
+def is_cold():
+    """True when the on-disk cache holds no compiled kernel of this folder yet (the next run
+    compiles them: about a minute)."""
+    folder = (caching.UserProvidedCacheLocator(is_cold, __file__).get_cache_path()
+              if config.CACHE_DIR else os.path.join(HERE, "__pycache__"))
+    try:
+        return not any(name.endswith(".nbi") for name in os.listdir(folder))
+    except OSError:
+        return True
