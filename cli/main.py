@@ -447,7 +447,7 @@ def compare_with_fixed_lambda(split, opts, model, result, seconds, quiet):
                        err=True)
 
     fix_opts = {k: v for k, v in opts.items() if k in TRAINING_PARAMS}
-    grid, _ = grid_search(split, COMPARE_LAMBDAS, on_run=report, **fix_opts)
+    grid, fix_model = grid_search(split, COMPARE_LAMBDAS, on_run=report, **fix_opts)
     best = grid.best
     rows = []
     for metric, ours in result["metrics"].items():
@@ -471,7 +471,10 @@ def compare_with_fixed_lambda(split, opts, model, result, seconds, quiet):
                  f"10 % most active {most:.3g}")
     return {"rows": rows, "lambda_fix": best.lam, "lambda_fix_seconds": best.wall_seconds,
             "lambda_opt_seconds": seconds, "mean_lambda_P_least_active": least,
-            "mean_lambda_P_most_active": most, "text": "\n".join(lines)}
+            "mean_lambda_P_most_active": most,
+            "lambda_fix_history": [{"epoch": h["epoch"], "valid": h["valid"]}
+                                   for h in fix_model.history if "valid" in h],
+            "text": "\n".join(lines)}
 
 
 def write_comparison(folder, comparison):

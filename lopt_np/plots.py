@@ -7,7 +7,12 @@ extra, imported only here and only when a figure is drawn).
 - Figure 7: Λ-trajectories: per epoch, mean over the rows of a frequency group of the Λ
   averaged over dimensions, with a ± one standard deviation band.
 - Figure 8: mean Λ against training frequency (log-spaced bins) for every epoch, as a heat map.
+- Learning curve: the validation metric per epoch of a ``lopt train`` run and, where the run
+  has its MF-λFix comparison (``comparison.json``) or a ``baseline``, of MF-λFix.
+
+Every figure carries a footer with the dataset and the key settings of the run it draws.
 """
+import functools
 import json
 import os
 
@@ -20,7 +25,8 @@ from .evaluation import group_labels
 
 FIGURES = {"figure1_lambda_grid.png": "Figure 1", "figure6_group_gain.png": "Figure 6",
            "figure7_lambda_trajectories.png": "Figure 7",
-           "figure8_lambda_vs_frequency.png": "Figure 8"}
+           "figure8_lambda_vs_frequency.png": "Figure 8",
+           "learning_curve.png": "learning curve"}
 
 
 def _pyplot():
@@ -76,7 +82,7 @@ def figure1_lambda_grid(grid_dir, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Figure 1: MF-λFix performance against the fixed λ")
-    _save(fig, path)
+    _save(fig, path, settings_note(grid_dir))
 
 
 def group_gain(fix_groups, opt_groups, metric):
@@ -110,7 +116,7 @@ def figure6_group_gain(fix_dir, lopt_dir, path, metrics=("hr@100", "ndcg@100")):
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Figure 6: improvement of MF-λOpt-DUI over MF-λFix by frequency group")
-    _save(fig, path)
+    _save(fig, path, settings_note(lopt_dir))
 
 
 def _trajectory(run_dir):
@@ -145,15 +151,17 @@ def figure7_lambda_trajectories(run_dir, path):
         if log_scale:          # long-tailed: groups differ by orders of magnitude
             ax.set_yscale("log")
             ax.set_ylim(bottom=floor)
+        _integer_epochs(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel("Λ: row mean over dimensions,\ngroup mean" +
                       (" (log scale)" if log_scale else ""))
         ax.set_title(f"{who}s, grouped by training frequency")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="frequency group")
+        ax.legend(fontsize=7, title="frequency group", title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.suptitle("Figure 7: Λ-trajectories of MF-λOpt-DUI by frequency group "
                  "(band: ± one std within the group)")
-    _save(fig, path)
+    _save(fig, path, settings_note(run_dir))
 
 
 def figure8_lambda_vs_frequency(run_dir, path, n_bins=12):
@@ -183,16 +191,80 @@ def figure8_lambda_vs_frequency(run_dir, path, n_bins=12):
         ax.set_yscale("log")
         ax.set_yticks(edges[::2], [str(e) for e in edges[::2]])     # bin edges, plain numbers
         ax.minorticks_off()
+        _integer_epochs(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{who} training frequency (bin edges; log scale)")
         ax.set_title(f"{who}s")
         fig.colorbar(mesh, ax=ax, label="mean Λ over the bin's rows and dimensions")
     fig.suptitle("Figure 8: average Λ against frequency as training goes on (MF-λOpt-DUI)")
-    _save(fig, path)
+    _save(fig, path, settings_note(run_dir))
 
 
-def _save(fig, path):
-    fig.tight_layout()
+def _integer_epochs(ax):
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def settings_note(run_dir):
+    """One line: the dataset and the key settings of the run in ``run_dir`` (its
+    ``config.json``), for a figure's footer."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        return ""
+    config = _read_json(path)
+    data, train = config.get("data", {}), config.get("train", {})
+    source = data.get("source", "?")
+    name = "synthetic data" if source == "synthetic" else os.path.basename(str(source))
+    parts = [f"{name}: {data.get('users', '?'):,} users × {data.get('items', '?'):,} items"
+             if isinstance(data.get("users"), int) else name]
+    if train:
+        parts.append(f"MF K={train.get('dim')}, {train.get('optimizer')} lr {train.get('lr'):g}")
+        if train.get("learn_lambda"):
+            parts.append(f"λOpt-{train.get('granularity')}, Λ by {train.get('lambda_optimizer')}"
+                         f" lr {train.get('lambda_lr'):g}")
+        parts.append(f"seed {train.get('seed')}")
+    return " · ".join(parts)
+
+
+def figure_learning_curve(run_dir, path, baseline=None):
+    """The run's validation metric (the one early stopping watched) per epoch, its kept epoch
+    marked, beside MF-λFix's (the run's comparison, or ``baseline``'s metrics.json)."""
+    plt = _pyplot()
+    metrics = _read_json(os.path.join(run_dir, "metrics.json"))
+    config = _read_json(os.path.join(run_dir, "config.json")).get("train", {})
+    metric = config.get("early_stopping", "hr@100")
+    curves = [("MF-λOpt" if config.get("learn_lambda") else "MF-λFix", metrics["history"],
+               metrics.get("best_epoch"))]
+    comparison = os.path.join(run_dir, "comparison.json")
+    if baseline:
+        fix = _read_json(os.path.join(baseline, "metrics.json"))
+        curves.append(("MF-λFix (baseline)", fix["history"], fix.get("best_epoch")))
+    elif os.path.isfile(comparison):
+        comp = _read_json(comparison)
+        curves.append((f"MF-λFix, λ={comp['lambda_fix']:g}", comp["lambda_fix_history"], None))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, history, best in curves:
+        points = [(h["epoch"], h["valid"][metric]) for h in history if "valid" in h]
+        if not points:
+            continue
+        x, y = zip(*points)
+        line, = ax.plot(x, y, "-", label=label)
+        if best:
+            ax.plot([best], [dict(points).get(best, np.nan)], "o", color=line.get_color(),
+                    label=f"{label}: kept epoch {best}")
+    _integer_epochs(ax)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {_label(metric)}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Learning curve: validation {_label(metric)} per epoch")
+    _save(fig, path, settings_note(run_dir))
+
+
+def _save(fig, path, note=""):
+    if note:
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.035 if note else 0, 1, 1))
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=120)
     os.replace(tmp, path)
@@ -225,12 +297,16 @@ def plot_run(run_dir, out_dir=None, baseline=None):
             raise DataError(f"{run_dir} is a fixed-λ run: it has no Λ trajectory to draw "
                             f"(plot a grid or reproduction folder for Figure 1)")
         jobs += [(figure7_lambda_trajectories, (run_dir,), "figure7_lambda_trajectories.png"),
-                 (figure8_lambda_vs_frequency, (run_dir,), "figure8_lambda_vs_frequency.png")]
+                 (figure8_lambda_vs_frequency, (run_dir,), "figure8_lambda_vs_frequency.png"),
+                 (functools.partial(figure_learning_curve, baseline=baseline), (run_dir,),
+                  "learning_curve.png")]
         if baseline:
             jobs.append((figure6_group_gain, (baseline, run_dir), "figure6_group_gain.png"))
     else:
         raise DataError(f"{run_dir} is not a run, grid or reproduction folder (no table2.json, "
                         f"grid.csv or lambda_trajectory.npz)")
+    if baseline and not os.path.isfile(os.path.join(baseline, "metrics.json")):
+        raise DataError(f"--baseline {baseline} is not a run or grid folder (no metrics.json)")
     _pyplot()                                    # fail before any file is touched
     os.makedirs(out_dir, exist_ok=True)
     written = []

@@ -116,8 +116,25 @@ def test_plot_of_a_grid_and_of_a_train_run(repro_dir, tmp_path):
                        baseline=str(repro_dir / "MF-lFix"))
     assert sorted(os.path.basename(p) for p in written) == [
         "figure6_group_gain.png", "figure7_lambda_trajectories.png",
-        "figure8_lambda_vs_frequency.png"]
+        "figure8_lambda_vs_frequency.png", "learning_curve.png"]
     assert all(_is_png(p) for p in written)
+
+
+def test_learning_curve_and_footer(repro_dir, tmp_path, monkeypatch):
+    """The curve holds one point per evaluated epoch of each run; the footer names the data
+    and the settings from config.json."""
+    import lopt_np.plots as plots
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path, note="": drawn.update(
+        axes=fig.axes, note=note))
+    plots.figure_learning_curve(str(repro_dir / "MF-lOpt-DUI"), str(tmp_path / "c.png"),
+                                baseline=str(repro_dir / "MF-lFix"))
+    lines = [line for line in drawn["axes"][0].get_lines() if line.get_linestyle() == "-"]
+    history = json.loads((repro_dir / "MF-lOpt-DUI" / "metrics.json").read_text())["history"]
+    assert len(lines) == 2 and len(lines[0].get_xdata()) == len(history)
+    config = json.loads((repro_dir / "MF-lOpt-DUI" / "config.json").read_text())["train"]
+    assert "synthetic data" in drawn["note"] and f"K={config['dim']}" in drawn["note"]
+    assert f"λOpt-{config['granularity']}" in drawn["note"]
 
 
 def test_group_gain_is_the_relative_improvement(repro_dir):
