@@ -4,7 +4,7 @@ over users, and the per-frequency-group breakdown of Figure 6."""
 import numpy as np
 
 from .data.split import pairs_to_csr
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .kernels.cpu.evaluation import rank_block
 
 DEFAULT_KS = (50, 100)
@@ -41,6 +41,10 @@ def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
              group_edges=DEFAULT_GROUP_EDGES, device="cpu"):
     """Mean AUC, HR@K and NDCG@K of MF (scores P_u·Q_i) over users with ``target`` items, plus
     per-group breakdowns. ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``."""
+    for name, X in (("user", P), ("item", Q)):
+        if not np.isfinite(X).all():
+            raise DataError(f"the {name} embeddings hold NaN or inf: such a model has no "
+                            f"ranking to evaluate (SPEC §7)")
     if device != "cuda":
         Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
         return evaluate_scores(lambda block: np.asarray(P[block], dtype=np.float64) @ Q64,
@@ -71,13 +75,16 @@ def evaluate_scores(score_users, split, target="test", ks=DEFAULT_KS, block_size
     for start in range(0, len(users), block_size):
         block = users[start:start + block_size]
         scores = np.ascontiguousarray(score_users(block), dtype=np.float64)
+        if not np.isfinite(scores).all():
+            raise DataError("the model's scores hold NaN or inf: such a model has no ranking "
+                            "to evaluate (SPEC §7)")
         rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc,
                    hr, nd)
     return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
 
 
 def _metric_arrays(split, t_items, ks):
-    return (np.zeros(len(t_items), np.int64), np.zeros(split.n_users),
+    return (np.zeros(len(t_items), np.float64), np.zeros(split.n_users),
             np.zeros((split.n_users, len(ks))), np.zeros((split.n_users, len(ks))))
 
 

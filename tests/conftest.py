@@ -113,8 +113,10 @@ def independent_metrics(run_dir, k=50):
         mask = np.ones(len(Q), bool)
         mask[list(seen[u])] = False
         neg = scores[mask]
-        ranks = np.array([1 + np.sum(neg > scores[i]) for i in items])
-        aucs.append(np.mean([np.mean(neg < scores[i]) for i in items]))
+        ranks = np.array([1 + np.sum(neg > scores[i]) + 0.5 * np.sum(neg == scores[i])
+                          for i in items])
+        aucs.append(np.mean([np.mean(neg < scores[i]) + 0.5 * np.mean(neg == scores[i])
+                             for i in items]))
         hrs.append(np.mean(ranks <= k))
         ndcgs.append(np.mean(np.where(ranks <= k, 1 / np.log2(ranks + 1), 0)))
     return {"auc": np.mean(aucs), f"hr@{k}": np.mean(hrs), f"ndcg@{k}": np.mean(ndcgs)}

@@ -259,7 +259,7 @@ def assert_user_metrics(auc, hr, nd, ks, ref):
 def test_rank_block_matches_reference_evaluation():
     P, Q, t_indptr, t_items, s_indptr, s_items, ks, ref = rank_case()
     nU = len(P)
-    ranks = np.zeros(len(t_items), np.int64)
+    ranks = np.zeros(len(t_items))
     auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
     rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd)
     assert_user_metrics(auc, hr, nd, ks, ref)
@@ -279,7 +279,7 @@ def test_rank_block_counts_ties_and_many_targets_like_the_reference(seed):
     t_items = np.concatenate([targets.get(u, []) for u in range(nU)]).astype(np.int64)
     s_indptr = np.r_[0, np.cumsum([40] * nU)].astype(np.int64)
     s_items = np.concatenate([seen[u] for u in range(nU)]).astype(np.int64)
-    ranks = np.zeros(len(t_items), np.int64)
+    ranks = np.zeros(len(t_items))
     auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
     rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr,
                nd)

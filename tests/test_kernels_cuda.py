@@ -164,7 +164,7 @@ def test_rank_users_matches_reference_evaluation(block_size):
     P, Q, t_indptr, t_items, s_indptr, s_items, ks, ref = rank_case()
     nU = len(P)
     users = np.flatnonzero(np.diff(t_indptr) > 0)
-    ranks = np.zeros(len(t_items), np.int64)
+    ranks = np.zeros(len(t_items))
     auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
     rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd,
                block_size=block_size)

@@ -1,8 +1,9 @@
 """Full-ranking evaluation (paper §5.1.2; SPEC §7), plain NumPy, one user at a time.
 
 For each target pair (u, i) the candidates are i and every item u never interacted with;
-``rank = 1 + #{negatives scoring strictly higher}``; the user's AUC is the fraction of
-(target, negative) pairs where the target scores strictly higher; HR@K and NDCG@K are means over
+``rank = 1 + #{negatives scoring strictly higher} + ½ #{negatives scoring the same}``; the
+user's AUC is the fraction of (target, negative) pairs where the target scores strictly
+higher, ties counting ½; HR@K and NDCG@K are means over
 the user's targets of ``[rank ≤ K]`` and ``[rank ≤ K]/log2(rank + 1)``.
 """
 import numpy as np
@@ -14,8 +15,9 @@ def rank_user(scores, targets, interacted):
     negative[interacted] = False
     neg = scores[negative]
     s = scores[targets][:, None]
-    ranks = 1 + np.sum(neg[None, :] > s, axis=1)
-    auc = float(np.mean(np.sum(neg[None, :] < s, axis=1) / len(neg)))
+    ties = np.sum(neg[None, :] == s, axis=1)
+    ranks = 1 + np.sum(neg[None, :] > s, axis=1) + 0.5 * ties
+    auc = float(np.mean((np.sum(neg[None, :] < s, axis=1) + 0.5 * ties) / len(neg)))
     return ranks, auc
 
 

@@ -5,7 +5,8 @@ Mirrors ``math.evaluation`` with the comparison turned around: instead of sortin
 them. ``n_above[m]`` counts the negatives with exactly m targets scoring strictly below them,
 ``n_below[m]`` those with exactly m targets scoring at most them; then the target at sorted
 position k has ``Σ_{m>k} n_above[m]`` negatives strictly higher (its rank − 1) and
-``Σ_{m≤k} n_below[m]`` strictly lower (its AUC numerator). The counts are vector compares over
+``Σ_{m≤k} n_below[m]`` strictly lower; the rest tie with it and count ½ in its rank and its
+AUC term (SPEC §7). The counts are vector compares over
 the t targets: O(|I|·t) per user but branch-free, no allocation of size |I|.
 """
 import numpy as np
@@ -77,9 +78,10 @@ def rank_block(scores, block_users, target_indptr, target_items, seen_indptr, se
         auc_sum = 0.0
         for k in range(n_t):                 # ascending score: `higher` shrinks, `lower` grows
             lower += n_below[k]
-            r = 1 + higher
+            half_ties = 0.5 * (n_neg - higher - lower)      # ties count ½ (SPEC §7)
+            r = 1.0 + higher + half_ties
             ranks[t0 + order[k]] = r
-            auc_sum += lower / n_neg
+            auc_sum += (lower + half_ties) / n_neg
             for q in range(ks.shape[0]):
                 if r <= ks[q]:
                     hr[u, q] += 1.0

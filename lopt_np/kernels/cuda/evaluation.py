@@ -2,8 +2,8 @@
 
 For a block of users: scores of all items in float64 (one thread per user × item), a mask of
 each user's negatives (items it has no interaction with), then one thread per target pair
-counts the negatives scored above and below it (rank and AUC term, ties counted as neither,
-as the CPU's two binary searches do), and one thread per user turns its pairs into AUC, HR@K
+counts the negatives scored above and below it (rank and AUC term, ties counting ½, as on
+the CPU), and one thread per user turns its pairs into AUC, HR@K
 and NDCG@K. :func:`rank_users` is the host wrapper: it owns the device buffers and transfers.
 """
 import math
@@ -57,8 +57,9 @@ def _rank_targets(scores, negative, block_start, user_pos, pair_user, target_ite
                     higher += 1
                 elif scores[b, i] < s:
                     lower += 1
-        ranks[p] = 1 + higher
-        lower_frac[p] = lower / n_neg
+        half_ties = 0.5 * (n_neg - higher - lower)          # ties count ½ (SPEC §7)
+        ranks[p] = 1.0 + higher + half_ties
+        lower_frac[p] = (lower + half_ties) / n_neg
 
 
 @kernel
@@ -101,7 +102,7 @@ def rank_users(P, Q, users, target_indptr, target_items, seen_indptr, seen_items
     user_pos[users] = np.arange(len(users))
     pair_user = np.repeat(np.arange(len(target_indptr) - 1), np.diff(target_indptr))
     user_pos_d, pair_user_d, users_d = d(user_pos), d(pair_user), d(np.asarray(users, np.int64))
-    ranks_d = cuda.device_array(len(target_items), np.int64)
+    ranks_d = cuda.device_array(len(target_items), np.float64)
     lower_d = cuda.device_array(len(target_items), np.float64)
     auc_d, hr_d, ndcg_d = d(auc), d(hr), d(ndcg)
     rows = min(block_size, max(1, len(users)))
