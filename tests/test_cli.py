@@ -173,8 +173,14 @@ def test_existing_output_needs_overwrite(tmp_path):
     r = run("train", *TINY, "--out", out)
     assert r.exit_code != 0 and "--overwrite" in r.output
     assert (out / "keep.txt").exists()
-    r = run("train", *TINY, "--out", out, "--overwrite")
+    r = run("train", *TINY, "--out", out, "--overwrite")       # not a folder lopt_np wrote
+    assert r.exit_code != 0 and "did not write (keep.txt)" in r.output
+    assert os.listdir(out) == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    assert run("train", *TINY, "--out", out).exit_code == 0
+    r = run("train", *TINY, "--out", out, "--overwrite", "--seed", "1")   # a run: replaced
     assert r.exit_code == 0 and set(os.listdir(out)) == FILES
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 1
 
 
 def test_evaluate_rejects_a_non_run_directory(tmp_path):

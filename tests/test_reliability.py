@@ -40,3 +40,98 @@ def test_non_finite_embeddings_are_an_error_not_a_metric(small_split, bad):
     Q[3, 1] = bad
     with pytest.raises(DataError, match="NaN or inf"):
         evaluate(P, Q, small_split)
+
+
+# --- output folders ---------------------------------------------------------------------------
+from lopt_np.errors import ConfigError, LoptError  # noqa: E402
+from lopt_np.io import atomic_output_dir  # noqa: E402
+
+
+def fake_run(folder, tag="run"):
+    """What a run writes (enough for lopt_np to recognise the folder as its own)."""
+    import os
+    for name in ("model.json", "summary.txt"):
+        with open(os.path.join(folder, name), "w") as fh:
+            fh.write(tag)
+
+
+def test_a_file_put_into_out_during_the_run_is_never_deleted(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="changed during the run") as err:
+        with atomic_output_dir(out) as tmp:
+            fake_run(tmp)
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("run.lopt-")]
+    assert len(kept) == 1 and str(kept[0]) in str(err.value)
+    assert (kept[0] / "model.json").read_text() == "run"
+
+
+def test_two_runs_into_one_folder_the_second_is_kept_beside(tmp_path):
+    out = tmp_path / "run"
+    first, second = atomic_output_dir(out), atomic_output_dir(out)
+    a, b = first.__enter__(), second.__enter__()
+    fake_run(a, "first")
+    fake_run(b, "second")
+    first.__exit__(None, None, None)
+    with pytest.raises(ConfigError, match="not empty and --overwrite was not given"):
+        second.__exit__(None, None, None)
+    assert (out / "model.json").read_text() == "first"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("run.lopt-")]
+    assert len(kept) == 1 and (kept[0] / "model.json").read_text() == "second"
+
+
+def test_overwrite_replaces_only_a_run_folder(tmp_path):
+    out = tmp_path / "run"
+    with atomic_output_dir(out) as tmp:
+        fake_run(tmp, "old")
+    with atomic_output_dir(out, overwrite=True) as tmp:
+        fake_run(tmp, "new")
+    assert (out / "model.json").read_text() == "new"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]   # no leftovers
+    (out / "mine.txt").write_text("x")                  # now it is not only lopt_np's
+    with pytest.raises(ConfigError, match="did not write"):
+        with atomic_output_dir(out, overwrite=True):
+            pass
+    assert (out / "mine.txt").exists()
+
+
+@pytest.mark.parametrize("target, message", [
+    ("", "must name a folder"), (".", "working directory"), ("..", "working directory"),
+    ("a-file", "not a directory"), ("a-link", "symbolic link")])
+def test_unsafe_targets_are_refused_before_any_work(tmp_path, monkeypatch, target, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "a-link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "keep.txt").write_text("keep")
+    with pytest.raises(ConfigError, match=message):
+        with atomic_output_dir(target, overwrite=True):
+            pytest.fail("the run must not start")
+    assert (tmp_path / "keep.txt").exists() and (tmp_path / "a-file").read_text() == "x"
+
+
+def test_a_failure_after_training_keeps_the_model_and_names_it(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(LoptError, match="kept in") as err:
+        with atomic_output_dir(out) as tmp:
+            fake_run(tmp)
+            raise OSError(28, "No space left on device")
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("run.incomplete-")]
+    assert len(kept) == 1 and str(kept[0]) in str(err.value)
+    assert "No space left on device" in str(err.value) and not out.exists()
+    with pytest.raises(ValueError):                      # before the model: nothing kept
+        with atomic_output_dir(tmp_path / "other"):
+            raise ValueError("early")
+    assert not [p for p in tmp_path.iterdir() if "other" in p.name]
+
+
+def test_the_run_folder_gets_normal_permissions(tmp_path):
+    import os
+    out = tmp_path / "run"
+    with atomic_output_dir(out) as tmp:
+        fake_run(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == (0o777 & ~umask)
