@@ -26,7 +26,7 @@ from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
 from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
 from lopt_np.reproduce import METHODS, folder_name
-from lopt_np.progress import ConsoleProgress, JsonLinesLog
+from lopt_np.progress import ConsoleProgress, JsonLinesLog, StopOnSignal, Tee
 from lopt_np.trainer import FINAL_LAMBDAS, LOOKAHEAD_BATCHES, PRESETS, TrainConfig
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
@@ -380,15 +380,20 @@ def train(out_dir, overwrite, fixed_lambda, final, quiet, log_json, time_budget,
         click.echo("compiling the kernels (the first run after an install; about a minute, "
                    "cached for later runs) …", err=True)
     log = JsonLinesLog(log_json) if log_json else None
+    signals = StopOnSignal()
     try:
         with atomic_output_dir(out_dir, overwrite) as tmp:
-            model = est.fit(split, log, verbose=not quiet, time_budget=time_budget)
+            with signals:
+                model = est.fit(split, Tee(log, signals), verbose=not quiet,
+                                time_budget=time_budget)
             result = model.evaluate(split, "test")
             wall = time.perf_counter() - t0
             text = run_summary(mode, data_info, model.best_epoch, wall, result["metrics"])
             save_run(tmp, model, split, result, {**data_info, "wall_seconds": wall}, text)
             click.echo(f"best epoch {model.best_epoch} of {len(model.history)} (stopped: "
                        f"{model.stop_reason}); test: {format_metrics(result['metrics'])}")
+            if signals.signal_name:
+                compare = final = False          # interrupted: write what there is, now
             if compare and not fixed_lambda:
                 comparison = compare_with_fixed_lambda(split, opts, model, result, wall,
                                                        quiet)
@@ -403,6 +408,10 @@ def train(out_dir, overwrite, fixed_lambda, final, quiet, log_json, time_budget,
                f"lambda_trajectory.npz, split.npz, summary.txt" +
                (", comparison.csv/.json" if compare and not fixed_lambda else "") +
                (", final/: the model for serving" if final else "") + ")")
+    if signals.signal_name:
+        click.echo(f"{model.stop_reason}: the run so far (kept epoch {model.best_epoch}) is "
+                   f"written to {out_dir}/", err=True)
+        sys.exit(128 + {"SIGINT": 2, "SIGTERM": 15}[signals.signal_name])
     click.echo(f"next: lopt plot {out_dir}  ·  lopt recommend "
                f"{os.path.join(out_dir, 'final') if final else out_dir} --user "
                f"{split.user_ids[0]} -n 10")

@@ -2,13 +2,14 @@
 kernels. See README.rst and SPEC.md."""
 from .data.split import Split
 from .errors import (BackendUnavailableError, ConfigError, DataError, LoptError,
-                     TrainingDivergedError)
+                     TrainingDivergedError, TrainingInterrupted)
 from .evaluation import evaluate
 from .model import Model, load
+from .progress import Progress
 from .trainer import LambdaOpt, TrainConfig
 
 __version__ = "0.2.0"
 
-__all__ = ["LambdaOpt", "Model", "TrainConfig", "Split", "evaluate", "load", "LoptError",
-           "ConfigError", "DataError", "TrainingDivergedError", "BackendUnavailableError",
-           "__version__"]
+__all__ = ["LambdaOpt", "Model", "TrainConfig", "Split", "Progress", "evaluate", "load",
+           "LoptError", "ConfigError", "DataError", "TrainingDivergedError",
+           "TrainingInterrupted", "BackendUnavailableError", "__version__"]

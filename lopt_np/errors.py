@@ -19,3 +19,7 @@ class TrainingDivergedError(LoptError, FloatingPointError):
 
 class BackendUnavailableError(LoptError):
     """The requested compute backend (e.g. CUDA) cannot run here."""
+
+
+class TrainingInterrupted(LoptError):
+    """A signal (SIGINT, SIGTERM) stopped training before it had anything to keep."""

@@ -91,6 +91,29 @@ def train_one(split, params, lam):
     return run, model
 
 
+def _worker_init():
+    """In each worker: leave SIGINT to the parent (which stops the pool: one message, no
+    traceback per worker) and, on Linux, die with the parent."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)              # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass                                        # not Linux: workers end with the pool
+
+
+def _stop_workers(pool):
+    """Cancel what has not started and terminate the running workers."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+
+
 def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, **params):
     """Train MF-λFix for every λ in ``lambdas`` (other settings: ``params``, as for
     :class:`~lopt_np.trainer.LambdaOpt`); select the value with the best validation
@@ -115,13 +138,19 @@ def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, **params):
     else:
         cores = cfg.threads or os.cpu_count() or 1
         worker = {**params, "threads": max(1, cores // jobs)}   # the trainer sets Numba's
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                   initializer=_worker_init)
+        try:
             futures = {pool.submit(train_one, split, worker, lam): lam for lam in lambdas}
             for fut in as_completed(futures):
                 lam = futures[fut]
                 runs[lam], models[lam] = fut.result()
                 if on_run:
                     on_run(runs[lam], len(runs), len(lambdas))
+        except BaseException:
+            _stop_workers(pool)                     # Ctrl-C, SIGTERM or an error: no orphans
+            raise
+        pool.shutdown()
     ordered = [runs[lam] for lam in lambdas]
     scores = [r.valid[select] for r in ordered]
     selected = int(np.argmax(scores))          # ties: the first (largest λ as listed)

@@ -34,6 +34,11 @@ class Progress:
         """Checked after each epoch: a reason (non-empty string) ends training there."""
         return ""
 
+    def stop_now(self):
+        """Checked before every step: a reason ends training at once (an interruption); the
+        partial epoch is recorded, not evaluated."""
+        return ""
+
 
 class Tee(Progress):
     """Every hook to each of ``parts``; the first stop reason given wins."""
@@ -63,6 +68,53 @@ class Tee(Progress):
             if reason:
                 return reason if isinstance(reason, str) else "stopped by a progress hook"
         return ""
+
+    def stop_now(self):
+        for p in self.parts:
+            reason = p.stop_now()
+            if reason:
+                return reason
+        return ""
+
+
+class StopOnSignal(Progress):
+    """While active (a context manager), SIGINT (Ctrl-C) and SIGTERM (what job schedulers
+    send) ask the run to stop at the next step boundary, so that it is evaluated and written
+    with what it has; a second signal aborts at once. ``signal_name`` says which arrived."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, file=None):
+        self.signal_name = ""
+        self.file = file or sys.stderr
+        self.previous = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+        return False
+
+    def _handle(self, signum, frame):
+        import signal
+        if self.signal_name:                         # the second one: stop now
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        print(f"\n{self.signal_name}: stopping after this step; the run so far will be "
+              f"written (send it again to abort)", file=self.file, flush=True)
+
+    def stop_now(self):
+        return f"interrupted by {self.signal_name}" if self.signal_name else ""
 
 
 def format_seconds(s):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends import BACKENDS, make_backend
-from .errors import ConfigError, TrainingDivergedError
+from .errors import ConfigError, TrainingDivergedError, TrainingInterrupted
 from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, evaluation_device,
                          group_of)
 from .granularity import GRANULARITIES, get_granularity, init_lambda
@@ -260,6 +260,28 @@ def selection_target(split, target, selection_frac):
     return split, "selection" if len(split.selection) else "valid"
 
 
+DIVERGED_LOSS_FACTOR = 100.0       # a training loss this many times its start has diverged
+DIVERGED_PARAMETER = 1e6           # and so has an embedding entry beyond this magnitude
+
+
+def check_divergence(train_loss, first_loss, P, Q, step, epoch):
+    """The divergence rule, checked after every epoch (beside the NaN/inf check after every
+    step): the epoch's mean training loss above DIVERGED_LOSS_FACTOR × max(the first step's
+    loss, ln 2), or an embedding entry beyond ±DIVERGED_PARAMETER, stops training with a
+    :class:`TrainingDivergedError` naming the step. A converging MF-BPR loss falls below ln 2
+    and its embeddings stay within a few units."""
+    if train_loss > DIVERGED_LOSS_FACTOR * first_loss:
+        raise TrainingDivergedError(
+            f"the training loss reached {train_loss:.3g} by step {step} (epoch {epoch}), over "
+            f"{DIVERGED_LOSS_FACTOR:g} times its start ({first_loss:.3g}): training diverged; "
+            f"lower lr or lambda_lr, or set lambda_clip")
+    largest = max(float(np.abs(P).max(initial=0)), float(np.abs(Q).max(initial=0)))
+    if largest > DIVERGED_PARAMETER:
+        raise TrainingDivergedError(
+            f"an embedding entry reached {largest:.3g} by step {step} (epoch {epoch}), beyond "
+            f"±{DIVERGED_PARAMETER:g}: training diverged; lower lr or lambda_lr")
+
+
 def lambda_per_row(lam, n_rows):
     """Λ of one table averaged over the latent dimensions, one value per row (Figures 7-8)."""
     return np.broadcast_to(lam.mean(axis=1, keepdims=True), (n_rows, 1))[:, 0]
@@ -408,7 +430,7 @@ class LambdaOpt:
         ifreq_group = group_of(split.item_frequency(), DEFAULT_GROUP_EDGES)
         history, traj = [], {"user_lambda": [], "item_lambda": []}
         best, best_epoch, best_params, bad_epochs = -np.inf, 0, None, 0
-        step, stop_reason = 0, ""
+        step, stop_reason, first_loss = 0, "", None
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             batches = EpochBatches(sampler, cfg, epoch, stream, backend.learn_lambda)
@@ -416,10 +438,17 @@ class LambdaOpt:
             progress.epoch_start(epoch, n_steps)
             tl_sum = vl_sum = 0.0
             vl_count = 0
+            steps_done = n_steps
             for s in range(n_steps):
+                stop_reason = progress.stop_now()
+                if stop_reason:                  # an interruption: stop at this step boundary
+                    steps_done = s
+                    break
                 draw = functools.partial(batches.draw, s)
                 tl, vl = lambda_opt_iteration(backend, cfg, step, draw)
                 step += 1
+                if first_loss is None:
+                    first_loss = max(tl, math.log(2.0))
                 if vl is not None:
                     if not math.isfinite(vl):
                         raise TrainingDivergedError(
@@ -441,12 +470,22 @@ class LambdaOpt:
                     f"NaN or inf in the parameters, optimizer state or Λ after step {step} "
                     f"(epoch {epoch}); lower lr or lambda_lr, or set lambda_clip")
             P, Q, lam_P, lam_Q = backend.parameters()
-            record = {"epoch": epoch, "step": step, "train_loss": tl_sum / n_steps,
+            if stop_reason and steps_done == 0:
+                break                            # interrupted before this epoch's first step
+            check_divergence(tl_sum / steps_done, first_loss, P, Q, step, epoch)
+            record = {"epoch": epoch, "step": step, "train_loss": tl_sum / steps_done,
                       "lookahead_valid_loss": vl_sum / vl_count if vl_count else None,
                       "mean_lambda_P": float(lam_P.mean()), "mean_lambda_Q": float(lam_Q.mean()),
                       "train_seconds": time.perf_counter() - t0}
+            if stop_reason:
+                record["interrupted_after_steps"] = steps_done
             traj["user_lambda"].append(lambda_per_row(lam_P, split.n_users).astype(np.float32))
             traj["item_lambda"].append(lambda_per_row(lam_Q, split.n_items).astype(np.float32))
+            if stop_reason:                      # a partial epoch: not evaluated, not selected
+                history.append(record)
+                progress.epoch_parameters(P, Q, lam_P, lam_Q)
+                progress.epoch_end(record)
+                break
             if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 t1 = time.perf_counter()
                 res = evaluate(P, Q, split, select_on, cfg.watched_ks(),
@@ -468,6 +507,8 @@ class LambdaOpt:
             stop_reason = progress.stop()
             if stop_reason:
                 break
+        if not history:
+            raise TrainingInterrupted(f"{stop_reason} before the first training step")
         if best_params is None or not cfg.patience:
             best_params, best_epoch = (P, Q, lam_P, lam_Q), history[-1]["epoch"]
         trajectory = self._trajectory(traj, ufreq_group, ifreq_group, history)

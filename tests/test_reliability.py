@@ -8,7 +8,7 @@ from lopt_np.evaluation import evaluate
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_a_collapsed_model_scores_like_a_random_ranking(small_split, device, monkeypatch):
+def test_a_collapsed_model_scores_like_a_random_ranking(device, monkeypatch):
     """Every score tied: the expected rank under a random tie-break, so HR@K ≈ K / (number of
     candidates), AUC exactly ½ — never the perfect metrics a strictly-higher count gives."""
     if device == "cuda":
@@ -18,7 +18,9 @@ def test_a_collapsed_model_scores_like_a_random_ranking(small_split, device, mon
             pytest.skip("no CUDA GPU and the simulator is off")
         from lopt_np.kernels.cuda import _jit
         monkeypatch.setattr(_jit, "THREADS_PER_BLOCK", 64)
-    split = small_split
+    from lopt_np.data.preprocess import build_split
+    from lopt_np.data.synthetic import synthetic_interactions
+    split = build_split(synthetic_interactions(n_users=40, n_items=120, seed=2))
     P = np.ones((split.n_users, 4), np.float32)
     Q = np.ones((split.n_items, 4), np.float32)
     result = evaluate(P, Q, split, "test", ks=(5, 50), device=device)["metrics"]
@@ -135,3 +137,82 @@ def test_the_run_folder_gets_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (out.stat().st_mode & 0o777) == (0o777 & ~umask)
+
+
+# --- interruptions ----------------------------------------------------------------------------
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_stops_at_a_step_and_writes_the_run_so_far(tmp_path, signame, code):
+    import json
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lopt_np.cli.main", "train", "--synthetic-users", "200",
+           "--synthetic-items", "300", "--epochs", "500", "--patience", "0", "--dim", "8",
+           "--batch-size", "64", "--no-compare", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:                   # wait until two epochs have finished
+        seen.append(line)
+        if "epoch 2/500:" in line:
+            break
+    proc.send_signal(getattr(signal, signame))
+    stdout, stderr = proc.communicate(timeout=120)
+    stderr = "".join(seen) + stderr
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and f"interrupted by {signame}" in stderr
+    model = json.loads((out / "model.json").read_text())
+    assert model["stop_reason"] == f"interrupted by {signame}"
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert 2 <= len(history) < 500 and "test" in json.loads((out / "metrics.json").read_text())
+    assert model["best_epoch"] <= len(history)
+
+
+def test_divergence_is_caught_before_nan(small_split):
+    """Adam at lr 1e9 never produces NaN here but its loss and embeddings explode: the
+    divergence rule names the step."""
+    from lopt_np import LambdaOpt, TrainingDivergedError
+    with pytest.raises(TrainingDivergedError, match=r"by step \d+ \(epoch 1\).*diverged"):
+        LambdaOpt(lr=1e9, epochs=3, dim=8, learn_lambda=False, lambda_init=0.0).fit(small_split)
+
+
+def test_the_divergence_rule():
+    from lopt_np.errors import TrainingDivergedError
+    from lopt_np.trainer import check_divergence
+    ok = np.ones((3, 2))
+    check_divergence(50 * 0.7, 0.7, ok, ok, 10, 1)               # 50 × the start: still fine
+    with pytest.raises(TrainingDivergedError, match="over 100 times its start"):
+        check_divergence(101 * 0.7, 0.7, ok, ok, 10, 1)
+    with pytest.raises(TrainingDivergedError, match="embedding entry reached 2e\\+06"):
+        check_divergence(0.5, 0.7, ok, np.full((2, 2), -2e6), 10, 1)
+
+
+def test_ctrl_c_in_a_parallel_grid_is_one_line_and_leaves_no_worker(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    cmd = [sys.executable, "-m", "lopt_np.cli.main", "grid", "--synthetic-users", "200",
+           "--synthetic-items", "300", "--epochs", "400", "--patience", "0", "--dim", "8",
+           "--batch-size", "64", "--jobs", "2", "--lambdas", "0.1,0.01,0.001",
+           "--out", str(tmp_path / "grid")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)          # its own process group
+    for line in proc.stdout:
+        if line.startswith("grid of"):
+            break
+    time.sleep(4)                                            # the workers are training
+    os.killpg(proc.pid, signal.SIGINT)                       # what Ctrl-C in a terminal does
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in stderr, stderr
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)                           # any process of the group left?
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("worker processes outlived the grid")
+    assert not (tmp_path / "grid").exists()
