@@ -18,8 +18,9 @@ setup(
     extras_require={
         # numba-cuda: the CUDA kernels' tests run in its simulator; nvidia-cuda-nvrtc lets the
         # PTX test compile every kernel with the real compiler (where NVVM is installed);
-        # matplotlib: the tests of `lopt plot`
-        "test": ["pytest>=7", "numba-cuda>=0.20", "nvidia-cuda-nvrtc>=13,<14", "matplotlib>=3.7"],
+        # matplotlib: the tests of `lopt plot`; hypothesis: the loaders' property tests
+        "test": ["pytest>=7", "numba-cuda>=0.20", "nvidia-cuda-nvrtc>=13,<14", "matplotlib>=3.7",
+                 "hypothesis>=6"],
         "plot": ["matplotlib>=3.7"],
         "cuda": ["numba-cuda>=0.20"],
         "parquet": ["pyarrow>=14"],

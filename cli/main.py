@@ -173,6 +173,8 @@ class LoptGroup(click.Group):
 @click.version_option(package_name="lopt_np")
 def main():
     """λOpt: learn fine-grained L2 regularization of MF-BPR during training."""
+    import warnings
+    warnings.formatwarning = lambda message, *args, **kwargs: f"Warning: {message}\n"
 
 
 def training_options(fn):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends import BACKENDS, make_backend
-from .errors import ConfigError, TrainingDivergedError, TrainingInterrupted
+from .errors import ConfigError, DataError, TrainingDivergedError, TrainingInterrupted
 from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, evaluation_device,
                          group_of)
 from .granularity import GRANULARITIES, get_granularity, init_lambda
@@ -102,10 +102,37 @@ class TrainConfig:
     final_epochs: int = 20             # epochs of the final fit on every interaction (fit_final)
     final_lambda: str = "zero"         # Λ of the final fit: zero or the learned Λ (fit_final)
 
+    INTEGERS = ("dim", "final_epochs", "batch_size", "epochs", "lambda_update_interval",
+                "valid_batch_size", "threads", "eval_every", "patience", "lambda_warmup_steps",
+                "seed")
+    NUMBERS = ("lr", "lambda_lr", "init_std", "eps", "beta1", "beta2", "lambda_init",
+               "lambda_clip", "theta_clip", "selection_frac")
+    STRINGS = ("optimizer", "granularity", "lambda_optimizer", "scope", "device", "dtype",
+               "early_stopping", "final_lambda")
+
     def validate(self):
+        """Every value checked, types first, as a :class:`ConfigError` naming the option."""
         def need(cond, msg):
             if not cond:
                 raise ConfigError(msg)
+        for name in self.INTEGERS:
+            v = getattr(self, name)
+            need(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)),
+                 f"{name} must be an integer, got {v!r}")
+        for name in self.NUMBERS:
+            v = getattr(self, name)
+            need(isinstance(v, (int, float, np.integer, np.floating))
+                 and not isinstance(v, (bool, np.bool_)), f"{name} must be a number, got {v!r}")
+        for name in self.STRINGS:
+            need(isinstance(getattr(self, name), str),
+                 f"{name} must be a name (a string), got {getattr(self, name)!r}")
+        need(isinstance(self.ks, (tuple, list)) and len(self.ks) > 0 and
+             all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
+                 for k in self.ks),
+             f"ks must be a non-empty list of positive integers, got {self.ks!r}")
+        need(self.seed >= 0, f"seed must be ≥ 0, got {self.seed!r}")
+        need(self.lambda_warmup_steps >= 0,
+             f"lambda_warmup_steps must be an integer ≥ 0, got {self.lambda_warmup_steps!r}")
         need(isinstance(self.dim, (int, np.integer)) and self.dim >= 1,
              f"dim must be a positive integer, got {self.dim!r}")
         need(isinstance(self.final_epochs, (int, np.integer)) and self.final_epochs >= 1,
@@ -293,9 +320,9 @@ class EpochBatches:
     (``lookahead_batches="independent"``) or, with B, consecutive batches of one stream that runs
     across epochs (``"stream"``); V from the validation positives Λ may see, cycled as needed."""
 
-    def __init__(self, sampler, cfg, epoch, stream, learning):
+    def __init__(self, sampler, cfg, epoch, stream, learning, valid_batch_size):
         self.cfg, self.stream = cfg, stream
-        self.vbs = cfg.valid_batch_size or cfg.batch_size
+        self.vbs = valid_batch_size
         if stream is None:
             self.train = sampler.train_triplets(epoch)
             if learning:
@@ -422,8 +449,12 @@ class LambdaOpt:
         if fixed_lambda is not None:
             lam_P[...] = fixed_lambda[0]
             lam_Q[...] = fixed_lambda[1]
-        vbs = cfg.valid_batch_size or cfg.batch_size
-        backend = make_trainer_backend(cfg, P, Q, lam_P, lam_Q, cfg.batch_size, vbs)
+        if len(split.train) == 0:
+            raise DataError("the split has no training interactions")
+        # batch sizes capped by the data: no buffer larger than what it can hold
+        batch = min(cfg.batch_size, len(split.train))
+        vbs = min(cfg.valid_batch_size or cfg.batch_size, max(1, len(split.valid)))
+        backend = make_trainer_backend(cfg, P, Q, lam_P, lam_Q, batch, vbs)
         sampler = TripletSampler(split, cfg.seed)
         stream = BatchStream(sampler) if cfg.lookahead_batches == "stream" else None
         ufreq_group = group_of(split.user_frequency(), DEFAULT_GROUP_EDGES)
@@ -433,7 +464,7 @@ class LambdaOpt:
         step, stop_reason, first_loss = 0, "", None
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            batches = EpochBatches(sampler, cfg, epoch, stream, backend.learn_lambda)
+            batches = EpochBatches(sampler, cfg, epoch, stream, backend.learn_lambda, vbs)
             n_steps = batches.n_steps
             progress.epoch_start(epoch, n_steps)
             tl_sum = vl_sum = 0.0

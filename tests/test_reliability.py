@@ -216,3 +216,56 @@ def test_ctrl_c_in_a_parallel_grid_is_one_line_and_leaves_no_worker(tmp_path):
     else:
         pytest.fail("worker processes outlived the grid")
     assert not (tmp_path / "grid").exists()
+
+
+# --- caches and artifacts ---------------------------------------------------------------------
+def _cached_entry(tmp_path, monkeypatch):
+    from lopt_np.data.inputs import DataConfig, to_split
+    monkeypatch.setenv("LOPT_CACHE_DIR", str(tmp_path / "cache"))
+    p = tmp_path / "log.csv"
+    rng = np.random.default_rng(0)
+    rows = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, 30, 600),
+                                                    rng.integers(0, 40, 600))})
+    p.write_text("user,item,timestamp\n" + "".join(f"{u},{i},{k}\n"
+                                                   for k, (u, i) in enumerate(rows)))
+    first = to_split(str(p))
+    entry = next((tmp_path / "cache").glob("split-*.npz"))
+    return p, first, entry, lambda: to_split(str(p), DataConfig())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "out-of-range index", "garbage"])
+def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(tmp_path, monkeypatch, damage):
+    from lopt_np.data.preprocess import CacheWarning
+    p, first, entry, again = _cached_entry(tmp_path, monkeypatch)
+    if damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:100])
+    elif damage == "garbage":
+        entry.write_bytes(b"not a zip file at all")
+    else:
+        with np.load(entry) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["train"][0, 1] = 10 ** 6
+        np.savez(entry, **arrays)
+    with pytest.warns(CacheWarning, match="damaged.*rebuilding"):
+        rebuilt = again()
+    np.testing.assert_array_equal(rebuilt.train, first.train)
+    assert not rebuilt.info["cached"]
+    assert again().info["cached"]                        # and the rebuilt entry is used next
+
+
+def test_the_cache_key_holds_the_resolved_format(tmp_path, monkeypatch):
+    """``--format auto`` and the format it resolves to share an entry; another format reads
+    the file afresh."""
+    from lopt_np.data.inputs import DataConfig, to_split
+    p, first, entry, again = _cached_entry(tmp_path, monkeypatch)
+    assert to_split(str(p), DataConfig(fmt="csv")).info["cached"]
+    assert not to_split(str(p), DataConfig(fmt="movielens")).info["cached"]
+
+
+def test_a_damaged_split_file_of_a_run_is_one_error(tmp_path):
+    from lopt_np.data.split import Split
+    from lopt_np.errors import DataError
+    bad = tmp_path / "split.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match="damaged or not a split"):
+        Split.load(bad)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from .loaders import FORMATS, load_interactions, standardize
+from .loaders import FORMATS, detect_format, load_interactions, standardize
 from .preprocess import SPLITS, build_split, load_split
 from .split import Split
 
@@ -81,11 +81,12 @@ def to_split(data, config=None):
         return data
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
+        fmt = detect_format(path) if cfg.fmt == "auto" else cfg.fmt    # the cache key's format
         return load_split(path, cfg.split_options(),
-                          lambda: load_interactions(path, cfg.fmt, cfg.user_col, cfg.item_col,
+                          lambda: load_interactions(path, fmt, cfg.user_col, cfg.item_col,
                                                     cfg.time_col, cfg.sep),
                           use_cache=cfg.cache,
-                          reader=[cfg.fmt, cfg.user_col, cfg.item_col, cfg.time_col, cfg.sep])
+                          reader=[fmt, cfg.user_col, cfg.item_col, cfg.time_col, cfg.sep])
     if isinstance(data, pd.DataFrame):
         df = standardize(data, cfg.user_col, cfg.item_col, cfg.time_col, "the DataFrame")
         return build_split(df, **cfg.split_options())

@@ -13,6 +13,7 @@
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -157,6 +158,10 @@ def _file_digest(path):
     return h.hexdigest()
 
 
+class CacheWarning(UserWarning):
+    """A cache entry could not be used and was rebuilt."""
+
+
 def cache_dir():
     return os.environ.get("LOPT_CACHE_DIR",
                           os.path.join(os.path.expanduser("~"), ".cache", "lopt_np"))
@@ -177,9 +182,12 @@ def load_split(path, options, loader, use_cache=True, reader=None):
         try:
             with open(meta) as fh:
                 info = json.load(fh)
+            if not isinstance(info, dict):
+                raise ValueError("its description is not a JSON object")
             return Split.load(cached, {**info, "cached": True})
-        except (DataError, ValueError, OSError):
-            pass  # a damaged cache entry is rebuilt below
+        except (DataError, ValueError, OSError) as exc:
+            warnings.warn(f"the cached split {cached} is damaged ({str(exc)[:200]}); "
+                          f"rebuilding it", CacheWarning, stacklevel=2)
     split = build_split(loader(), **options)
     if use_cache:
         try:

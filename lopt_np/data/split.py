@@ -1,5 +1,6 @@
 """The train/validation/test split every trainer and evaluator works on (SPEC §7)."""
 import dataclasses
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,14 +76,36 @@ class Split:
                             user_ids=plain_ids(self.user_ids), item_ids=plain_ids(self.item_ids),
                             n_users=self.n_users, n_items=self.n_items)
 
+    def validate(self, source="the split"):
+        """Shapes, dtypes and index ranges; a :class:`DataError` naming the first problem
+        (a Numba kernel fed an out-of-range index would read and write out of bounds)."""
+        if len(self.user_ids) != self.n_users or len(self.item_ids) != self.n_items:
+            raise DataError(f"{source}: {len(self.user_ids)} user ids for {self.n_users} users, "
+                            f"{len(self.item_ids)} item ids for {self.n_items} items")
+        for part in SPLIT_NAMES + ("selection",):
+            pairs = getattr(self, part)
+            if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype.kind not in "iu":
+                raise DataError(f"{source}: {part} is not an (n, 2) integer array of (user, "
+                                f"item) pairs")
+            if len(pairs) == 0:
+                continue
+            low, high = pairs.min(axis=0), pairs.max(axis=0)
+            if low.min() < 0 or high[0] >= self.n_users or high[1] >= self.n_items:
+                raise DataError(f"{source}: {part} holds user or item indices out of range")
+        return self
+
     @classmethod
     def load(cls, path, info=None):
+        """The split saved in ``path``, validated; any problem is one :class:`DataError`."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                return cls(int(z["n_users"]), int(z["n_items"]), z["train"], z["valid"],
-                           z["test"], z["user_ids"], z["item_ids"], dict(info or {}))
-        except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"cannot read split file {path}: {exc}") from exc
+                split = cls(int(z["n_users"]), int(z["n_items"]), z["train"].astype(np.int64),
+                            z["valid"].astype(np.int64), z["test"].astype(np.int64),
+                            z["user_ids"], z["item_ids"], dict(info or {}))
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"cannot read split file {path} (damaged or not a split): "
+                            f"{exc}") from None
+        return split.validate(str(path))
 
 
 def hold_out_selection(split, fraction):
