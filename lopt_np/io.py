@@ -76,6 +76,21 @@ def check_output_dir(path, overwrite):
                           f"--overwrite replaces only a run folder: choose another --out")
 
 
+def _remove_stale(parent, prefix):
+    """Temporary run folders of ``prefix`` whose process is gone (killed with SIGKILL, say):
+    removed. The pid is part of each one's name."""
+    for name in os.listdir(parent):
+        if not name.startswith(prefix):
+            continue
+        try:
+            pid = int(name[len(prefix):].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue                             # alive, someone else's, or not ours
+
+
 def _permissions(folder):
     """The mode a plain ``mkdir`` gives (mkdtemp makes a private 0700 folder)."""
     umask = os.umask(0)
@@ -141,9 +156,11 @@ def atomic_output_dir(path, overwrite=False):
     kept beside ``path`` and the error names the folder; anything less is removed."""
     check_output_dir(path, overwrite)
     parent = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(os.path.abspath(path))}.lopt-tmp-"
     try:
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.", dir=parent)
+        _remove_stale(parent, prefix)
+        tmp = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
         _permissions(tmp)
     except OSError as exc:
         raise ConfigError(f"cannot create the output folder {path}: {exc}") from None

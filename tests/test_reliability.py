@@ -269,3 +269,27 @@ def test_a_damaged_split_file_of_a_run_is_one_error(tmp_path):
     bad.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataError, match="damaged or not a split"):
         Split.load(bad)
+
+
+def test_a_killed_runs_temporary_folder_is_cleaned_by_the_next(tmp_path):
+    import os
+    import subprocess
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                          # a pid that no longer runs
+    stale = tmp_path / f".run.lopt-tmp-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "model.npz").write_text("half")
+    alive = tmp_path / f".run.lopt-tmp-{os.getpid()}-def"  # a live run's: left alone
+    alive.mkdir()
+    with atomic_output_dir(tmp_path / "run") as tmp:
+        fake_run(tmp)
+    assert not stale.exists() and alive.exists() and (tmp_path / "run" / "model.json").exists()
+
+
+def test_a_giant_header_line_is_refused_before_parsing(tmp_path):
+    from lopt_np.data.loaders import MAX_HEADER_BYTES, load_interactions
+    p = tmp_path / "huge.csv"
+    p.write_bytes(b"x" * (MAX_HEADER_BYTES + 10))
+    with pytest.raises(DataError, match="first line is longer than 1 MiB") as err:
+        load_interactions(p)
+    assert len(str(err.value)) < 300

@@ -146,6 +146,24 @@ def standardize(df, user_col="user", item_col="item", time_col="timestamp", sour
     return out
 
 
+MAX_HEADER_BYTES = 1 << 20
+
+
+def _check_first_line(path):
+    """A header line longer than 1 MiB is no interaction log's (and would make the parser hold
+    it all in memory): one :class:`DataError` before pandas reads anything."""
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    opener = openers.get(os.path.splitext(path)[1].lower(), open)
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(MAX_HEADER_BYTES + 1)
+    except (OSError, EOFError, lzma.LZMAError, zlib.error):
+        return                                   # the reader below names the problem
+    if len(head) > MAX_HEADER_BYTES and b"\n" not in head:
+        raise DataError(f"{path}: the first line is longer than {MAX_HEADER_BYTES >> 20} MiB; "
+                        f"this is not a delimited file with a header row")
+
+
 def load_interactions(path, fmt="auto", user_col="user", item_col="item", time_col="timestamp",
                       sep=None):
     """Read ``path`` in format ``fmt`` (see :data:`FORMATS`) as a standardized DataFrame."""
@@ -186,5 +204,6 @@ def load_interactions(path, fmt="auto", user_col="user", item_col="item", time_c
         df = _read(lambda: pd.read_parquet(path), path, "Parquet")
         return standardize(df, user_col, item_col, time_col, path)
     sep = sep or ("\t" if fmt == "tsv" else ",")
+    _check_first_line(path)
     df = _read(lambda: pd.read_csv(path, sep=sep, **str_kw), path, fmt.upper())
     return standardize(df, user_col, item_col, time_col, path)
