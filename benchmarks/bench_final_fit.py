@@ -1,7 +1,7 @@
 """Is the final fit (``lopt train --final``, ``LambdaOpt.fit_final``) worth serving? Measured on
 a time split: each user's latest 20 % of interactions are the "future", never seen by any
-model here (after the paper's 20-record filter); on the remaining past, the usual protocol (60/20/20 by time) trains MF-λOpt-DUI
-with the defaults (model A: it has seen the oldest 60 % of the past). Then, on the whole past
+model here (after the paper's 20-record filter); on the remaining past, the usual protocol
+(60/20/20 by time) trains MF-λOpt-DUI with the defaults (model A: it has seen the oldest 60 % of the past). Then, on the whole past
 continuing A (or starting afresh) with no Λ step:
 
 - B (the defaults): A's P and Q continue for ``final_epochs`` (20) epochs with no penalty

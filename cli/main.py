@@ -244,6 +244,13 @@ run_options = option_group("Run", [
     click.option("--compare/--no-compare", default=None,
                  help="Also train MF-λFix at a small λ grid on the same split and print a "
                       "comparison table (default: on for the synthetic data, off with --data)."),
+    click.option("--checkpoint-every", default=0, show_default=True,
+                 type=click.IntRange(min=0),
+                 help="Write a checkpoint to --out.checkpoint every N epochs (0: none); an "
+                      "interrupted run then continues with --resume."),
+    click.option("--resume", type=click.Path(file_okay=False),
+                 help="Continue the interrupted run RUN from its last checkpoint, with its own "
+                      "settings, to the result it would have reached (cpu)."),
 ])
 
 
@@ -353,24 +360,35 @@ def clip_option(clip):
 @lambda_options
 @friendly_errors
 def train(out_dir, overwrite, fixed_lambda, final, quiet, log_json, time_budget, compare,
-          **opts):
+          checkpoint_every, resume, **opts):
     """Train MF-BPR with λOpt (or a fixed λ), evaluate on test, write the run to --out."""
+    import shutil
     from lopt_np.io import atomic_output_dir, check_output_dir, run_summary, save_run
     from lopt_np.trainer import LambdaOpt
 
-    check_output_dir(out_dir, overwrite)
     ctx = click.get_current_context()
-    if fixed_lambda and ctx.get_parameter_source("lambda_init") == ParameterSource.DEFAULT:
-        raise click.UsageError("--fixed-lambda trains with the λ given by --lambda-init: give "
-                               "it (e.g. --lambda-init 0.01; 0 means no regularization). There "
-                               "is no default: the best λ differs by orders of magnitude "
-                               "between datasets (lopt grid finds it).")
-    apply_preset(opts)
-    data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
-    opts["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
-    opts["learn_lambda"] = not fixed_lambda
+    if resume:
+        out_dir, setup = resume_setup(resume, ctx)
+        opts, data = setup["train"], setup["data"]
+        fixed_lambda, final, compare = setup["fixed_lambda"], setup["final"], setup["compare"]
+        checkpoint_every, overwrite = setup["checkpoint_every"], True
+    else:
+        if fixed_lambda and ctx.get_parameter_source("lambda_init") == ParameterSource.DEFAULT:
+            raise click.UsageError("--fixed-lambda trains with the λ given by --lambda-init: "
+                                   "give it (e.g. --lambda-init 0.01; 0 means no "
+                                   "regularization). There is no default: the best λ differs "
+                                   "by orders of magnitude between datasets (lopt grid finds "
+                                   "it).")
+        apply_preset(opts)
+        data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
+        opts["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
+        opts["learn_lambda"] = not fixed_lambda
+        compare = data["data_path"] is None if compare is None else compare
+    check_output_dir(out_dir, overwrite)
     est = LambdaOpt(**opts)  # validates every option before the data is read
-    compare = data["data_path"] is None if compare is None else compare
+    checkpoint_dir = os.path.abspath(out_dir) + ".checkpoint" if checkpoint_every else None
+    setup = {"train": opts, "data": data, "fixed_lambda": fixed_lambda, "final": final,
+             "compare": compare, "checkpoint_every": checkpoint_every}
     t0 = time.perf_counter()
     split, data_info = load_data(**data)
     data_info["selection"] = selection_count(split, est.config.selection_frac)
@@ -387,7 +405,9 @@ def train(out_dir, overwrite, fixed_lambda, final, quiet, log_json, time_budget,
         with atomic_output_dir(out_dir, overwrite) as tmp:
             with signals:
                 model = est.fit(split, Tee(log, signals), verbose=not quiet,
-                                time_budget=time_budget)
+                                time_budget=time_budget, checkpoint_dir=checkpoint_dir,
+                                checkpoint_every=checkpoint_every or 1,
+                                resume=bool(resume), checkpoint_meta={"cli": setup})
             result = model.evaluate(split, "test")
             wall = time.perf_counter() - t0
             text = run_summary(mode, data_info, model.best_epoch, wall, result["metrics"])
@@ -411,12 +431,39 @@ def train(out_dir, overwrite, fixed_lambda, final, quiet, log_json, time_budget,
                (", comparison.csv/.json" if compare and not fixed_lambda else "") +
                (", final/: the model for serving" if final else "") + ")")
     if signals.signal_name:
+        resumable = (f"; continue it with: lopt train --resume {out_dir}"
+                     if checkpoint_dir and os.path.isdir(checkpoint_dir) else "")
         click.echo(f"{model.stop_reason}: the run so far (kept epoch {model.best_epoch}) is "
-                   f"written to {out_dir}/", err=True)
+                   f"written to {out_dir}/{resumable}", err=True)
         sys.exit(128 + {"SIGINT": 2, "SIGTERM": 15}[signals.signal_name])
+    if checkpoint_dir and os.path.isdir(checkpoint_dir):
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)     # the run is complete
     click.echo(f"next: lopt plot {out_dir}  ·  lopt recommend "
                f"{os.path.join(out_dir, 'final') if final else out_dir} --user "
                f"{split.user_ids[0]} -n 10")
+
+
+RESUME_KEEPS = ("resume", "quiet", "log_json", "time_budget")
+
+
+def resume_setup(run, ctx):
+    """``(out_dir, settings)`` of the run a checkpoint belongs to (``--resume RUN``: the
+    checkpoint is RUN.checkpoint, written by ``--checkpoint-every``)."""
+    from lopt_np.checkpoint import has_checkpoint, load_checkpoint
+    given = [name for name in ctx.params if name not in RESUME_KEEPS and
+             ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError("--resume continues a run with its own settings; leave out " +
+                               ", ".join("--" + n.replace("_", "-") for n in given))
+    run = run.rstrip(os.sep)
+    folder = run if has_checkpoint(run) else run + ".checkpoint"
+    _, meta = load_checkpoint(folder)
+    out_dir = folder[:-len(".checkpoint")] if folder.endswith(".checkpoint") else run
+    setup = meta.get("cli")
+    if not isinstance(setup, dict):
+        raise click.ClickException(f"{folder} was not written by lopt train")
+    click.echo(f"resuming {out_dir} after epoch {meta['epoch']}", err=True)
+    return out_dir, setup
 
 
 def kernels_uncompiled():

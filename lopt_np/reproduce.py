@@ -18,7 +18,8 @@ from .baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
 from .errors import ConfigError, TrainingDivergedError
 from .grid import DEFAULT_LAMBDAS, check_lambdas, fixed_lambda_params, grid_search, save_grid
 from .io import format_metrics, run_summary, save_run, write_json
-from .trainer import LambdaOpt, Progress
+from .progress import Progress
+from .trainer import LambdaOpt
 
 TABLE_METRICS = ("auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100")
 LOPT_GRANULARITIES = ("D", "DU", "DI", "DUI")

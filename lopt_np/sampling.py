@@ -89,6 +89,12 @@ class BatchStream:
         self.sampler, self.stream = sampler, stream
         self.passes, self.pos, self.triplets = 0, 0, None
 
+    def restore(self, passes, pos):
+        """Continue where a checkpointed stream was: pass ``passes``, position ``pos``."""
+        self.passes, self.pos = int(passes), int(pos)
+        self.triplets = (self.sampler.train_triplets(self.passes, self.stream)
+                         if self.passes else None)
+
     def next(self, size):
         if self.triplets is None or self.pos >= len(self.triplets.users):
             self.passes += 1

@@ -7,23 +7,25 @@ granularity × {SGD, Adam} × {full, batch} scope, on any backend (SPEC §5 iter
 import dataclasses
 import functools
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .backends import BACKENDS, make_backend
+from .checkpoint import check_same_run, has_checkpoint, load_checkpoint, save_checkpoint
 from .errors import ConfigError, DataError, TrainingDivergedError, TrainingInterrupted
 from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, evaluation_device,
                          group_of)
-from .granularity import GRANULARITIES, get_granularity, init_lambda
+from .granularity import get_granularity, init_lambda
 from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
 from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
 from .data.split import EMPTY_PAIRS, Split, hold_out_selection
 from .model import Model
-from .progress import ConsoleProgress, Progress, RunControl, Tee
+from .progress import ConsoleProgress, Progress, RunControl, Tee  # noqa: F401 (re-export)
 from .data.inputs import DATA_FIELDS, DataConfig, to_split
 from .sampling import STREAM_LOOKAHEAD, BatchStream, TripletSampler
 
@@ -314,6 +316,28 @@ def lambda_per_row(lam, n_rows):
     return np.broadcast_to(lam.mean(axis=1, keepdims=True), (n_rows, 1))[:, 0]
 
 
+class Checkpoints:
+    """Where and how often :meth:`LambdaOpt.fit` writes checkpoints (``lopt_np.checkpoint``)."""
+
+    def __init__(self, folder, every, meta):
+        self.folder, self.every, self.meta = folder, every, meta
+
+    def save(self, backend, cfg, history, traj, epoch, step, first_loss, best, best_epoch,
+             bad_epochs, best_params, stream):
+        arrays = {f"backend.{k}": v for k, v in backend.checkpoint_state().items()}
+        arrays["traj.user"] = np.stack(traj["user_lambda"])
+        arrays["traj.item"] = np.stack(traj["item_lambda"])
+        if best_params is not None:
+            arrays.update({f"best.{k}": v for k, v in zip(("P", "Q", "lam_P", "lam_Q"),
+                                                          best_params)})
+        meta = {"config": cfg.to_dict(), "epoch": epoch, "step": step,
+                "first_loss": first_loss, "best": None if math.isinf(best) else best,
+                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+                "stream_passes": stream.passes if stream is not None else 0,
+                "stream_pos": stream.pos if stream is not None else 0, **self.meta}
+        save_checkpoint(self.folder, arrays, meta)
+
+
 class EpochBatches:
     """The batches of one epoch, by kind (what :func:`lambda_opt_iteration`'s ``draw`` returns):
     the real batches B in a fresh order of the training positives; B̄ from an independent order
@@ -358,6 +382,7 @@ class LambdaOpt:
         self.config = TrainConfig.from_preset(preset, **params).validate()
 
     def fit(self, data, progress=None, *, verbose=False, callbacks=(), time_budget=None,
+            checkpoint_dir=None, checkpoint_every=1, resume=False, checkpoint_meta=None,
             **data_options):
         """Train on ``data``: a :class:`Split`, a file path, a pandas DataFrame or a
         scipy.sparse user × item matrix (``data.inputs.to_split``; ``data_options`` are
@@ -369,7 +394,13 @@ class LambdaOpt:
         :class:`~lopt_np.progress.Progress` hooks; ``callbacks``: ``fn(record, model)`` after
         each epoch (``model``: that epoch's parameters), True stops training; ``time_budget``:
         seconds, checked after each epoch. A stopped run keeps its best epoch; the returned
-        model says why it stopped (``stop_reason``) and holds the split (``model.split``)."""
+        model says why it stopped (``stop_reason``) and holds the split (``model.split``).
+
+        ``checkpoint_dir``: write a checkpoint there every ``checkpoint_every`` epochs
+        (``lopt_np.checkpoint``; cpu and reference backends); with ``resume=True`` a checkpoint
+        found there is continued first (same settings required), so that an interrupted run
+        ends as it would have (bit-identical for a seed). ``checkpoint_meta``: JSON-able notes
+        stored with each checkpoint (the CLI keeps the data options there)."""
         unknown = sorted(set(data_options) - set(DATA_FIELDS))
         if unknown:
             raise ConfigError(f"unknown parameter(s) of fit: {', '.join(unknown)}; the data "
@@ -388,12 +419,30 @@ class LambdaOpt:
             raise ConfigError("callbacks must be callables fn(record, model)")
         split = to_split(data, DataConfig(**data_options))
         cfg = self.config
+        seen = split.csr() if callbacks else None
         control = RunControl(callbacks, time_budget,
                              lambda params, record: Model(*params, cfg.to_dict(), [], {},
                                                           record["epoch"], split.user_ids,
-                                                          split.item_ids, *split.csr()))
+                                                          split.item_ids, *seen))
         console = ConsoleProgress(cfg.epochs) if verbose else None
-        return self._fit(split, cfg, Tee(progress, console, control))
+        checkpoints = resumed = None
+        if checkpoint_dir is not None:
+            if (isinstance(checkpoint_every, bool) or
+                    not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1):
+                raise ConfigError(f"checkpoint_every must be a positive integer, got "
+                                  f"{checkpoint_every!r}")
+            if cfg.device not in ("cpu", "reference"):
+                raise ConfigError(f"checkpoints are written on the cpu and reference backends, "
+                                  f"not {cfg.device}")
+            checkpoints = Checkpoints(os.fspath(checkpoint_dir), int(checkpoint_every),
+                                      checkpoint_meta or {})
+            if resume and has_checkpoint(checkpoints.folder):
+                resumed = load_checkpoint(checkpoints.folder)
+                check_same_run(resumed[1], cfg.to_dict())
+        elif resume:
+            raise ConfigError("resume=True needs the checkpoint_dir to resume from")
+        return self._fit(split, cfg, Tee(progress, console, control), checkpoints=checkpoints,
+                         resume=resumed)
 
     def fit_final(self, model, split, progress=None, epochs=None, warm_start=True,
                   final_lambda=None):
@@ -428,7 +477,8 @@ class LambdaOpt:
         return self._fit(everything, cfg, Tee(progress), fixed_lambda=lam,
                          start=(model.P, model.Q) if warm_start else None)
 
-    def _fit(self, split, cfg, progress, fixed_lambda=None, start=None):
+    def _fit(self, split, cfg, progress, fixed_lambda=None, start=None, checkpoints=None,
+             resume=None):
         check_ks(cfg.watched_ks(), split.n_items)
         split = hold_out_selection(split, cfg.selection_frac)
         _, select_on = selection_target(split, "valid", cfg.selection_frac)
@@ -461,8 +511,23 @@ class LambdaOpt:
         ifreq_group = group_of(split.item_frequency(), DEFAULT_GROUP_EDGES)
         history, traj = [], {"user_lambda": [], "item_lambda": []}
         best, best_epoch, best_params, bad_epochs = -np.inf, 0, None, 0
-        step, stop_reason, first_loss = 0, "", None
-        for epoch in range(1, cfg.epochs + 1):
+        step, stop_reason, first_loss, start_epoch = 0, "", None, 1
+        if resume is not None:                   # continue from a checkpoint (end of an epoch)
+            arrays, meta = resume
+            backend.load_checkpoint_state({k[len("backend."):]: v for k, v in arrays.items()
+                                if k.startswith("backend.")})
+            history = meta["history"]
+            traj = {"user_lambda": list(arrays["traj.user"]),
+                    "item_lambda": list(arrays["traj.item"])}
+            best = -np.inf if meta["best"] is None else meta["best"]
+            best_epoch, bad_epochs = meta["best_epoch"], meta["bad_epochs"]
+            if "best.P" in arrays:
+                best_params = tuple(arrays[f"best.{k}"] for k in ("P", "Q", "lam_P", "lam_Q"))
+            step, first_loss, start_epoch = meta["step"], meta["first_loss"], meta["epoch"] + 1
+            if stream is not None:
+                stream.restore(meta["stream_passes"], meta["stream_pos"])
+            P, Q, lam_P, lam_Q = backend.parameters()
+        for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
             batches = EpochBatches(sampler, cfg, epoch, stream, backend.learn_lambda, vbs)
             n_steps = batches.n_steps
@@ -532,6 +597,9 @@ class LambdaOpt:
             history.append(record)
             progress.epoch_parameters(P, Q, lam_P, lam_Q)
             progress.epoch_end(record)
+            if checkpoints is not None and epoch % checkpoints.every == 0:
+                checkpoints.save(backend, cfg, history, traj, epoch, step, first_loss, best,
+                                 best_epoch, bad_epochs, best_params, stream)
             if cfg.patience and bad_epochs >= cfg.patience:
                 stop_reason = f"{cfg.patience} epochs without improvement"
                 break

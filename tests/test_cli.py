@@ -378,7 +378,8 @@ def test_quiet_json_log_time_budget_and_an_untimed_csv(tmp_path):
     p.write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in sorted(rows)))
     log = tmp_path / "log.jsonl"
     r = run("train", "--data", p, "--time-col", "none", "--epochs", "30", "--dim", "4",
-            "--ks", "5,10", "--early-stopping", "hr@10", "--quiet", "--log-json", log, "--time-budget", "1e-6", "--out", tmp_path / "r")
+            "--ks", "5,10", "--early-stopping", "hr@10", "--quiet", "--log-json", log,
+            "--time-budget", "1e-6", "--out", tmp_path / "r")
     assert r.exit_code == 0, r.output
     assert "epoch 1/" not in r.output and "no frequency filter, nothing dropped" in r.output
     assert "in random order (seed 0)" in r.output and "time budget" in r.output

@@ -56,7 +56,8 @@ def test_tsv(tmp_path):
 @pytest.mark.parametrize("content, fmt, kw, message", [
     (None, "csv", {}, "not found"),
     ("user,item\na,b\n", "csv", {}, "missing column"),
-    ("user,item,timestamp\na,b,yesterday\n", "csv", {}, "timestamp 'yesterday' at data row 1: neither a number nor an ISO 8601 date"),
+    ("user,item,timestamp\na,b,yesterday\n", "csv", {},
+     "timestamp 'yesterday' at data row 1: neither a number nor an ISO"),
     ("user,item,timestamp\na,b,\n", "csv", {}, "missing timestamp"),
     ("user,item,timestamp\n", "csv", {}, "no interactions"),
     ("", "csv", {}, "empty"),

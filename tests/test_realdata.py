@@ -1,7 +1,6 @@
 """Checks on the real MovieLens files in ../shared/data (never copied into the project)."""
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

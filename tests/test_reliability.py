@@ -293,3 +293,62 @@ def test_a_giant_header_line_is_refused_before_parsing(tmp_path):
     with pytest.raises(DataError, match="first line is longer than 1 MiB") as err:
         load_interactions(p)
     assert len(str(err.value)) < 300
+
+
+# --- checkpoints and resume -------------------------------------------------------------------
+@pytest.mark.parametrize("device, lookahead_batches, granularity, lambda_optimizer", [
+    ("cpu", "stream", "DUI", "amsgrad"), ("cpu", "independent", "D", "adam"),
+    ("reference", "stream", "UI", "sgd")])
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
+        small_split, tmp_path, device, lookahead_batches, granularity, lambda_optimizer):
+    from lopt_np import LambdaOpt
+    kw = dict(epochs=5, dim=8, batch_size=128, device=device, granularity=granularity,
+              lookahead_batches=lookahead_batches, lambda_optimizer=lambda_optimizer,
+              patience=2, dtype="float64" if device == "reference" else "float32")
+    full = LambdaOpt(**kw).fit(small_split)
+    stop_at_3 = [lambda record, model: record["epoch"] == 3]
+    part = LambdaOpt(**kw).fit(small_split, checkpoint_dir=tmp_path, checkpoint_every=2,
+                               callbacks=stop_at_3)
+    assert len(part.history) == 3                        # checkpoint after epoch 2, stop at 3
+    resumed = LambdaOpt(**kw).fit(small_split, checkpoint_dir=tmp_path, resume=True)
+    for name in ("P", "Q", "lambda_P", "lambda_Q"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(full, name), name)
+    strip = [{k: v for k, v in h.items() if "seconds" not in k} for h in full.history]
+    assert [{k: v for k, v in h.items() if "seconds" not in k}
+            for h in resumed.history] == strip
+    assert resumed.best_epoch == full.best_epoch
+    with pytest.raises(Exception, match="other settings.*lr"):
+        LambdaOpt(**{**kw, "lr": 0.5}).fit(small_split, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_lopt_train_resume_after_sigterm_reaches_the_uninterrupted_model(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    args = ["--synthetic-users", "200", "--synthetic-items", "300", "--epochs", "40",
+            "--patience", "0", "--dim", "8", "--batch-size", "64", "--no-compare",
+            "--threads", "1"]
+    lopt = [sys.executable, "-m", "lopt_np.cli.main", "train"]
+    subprocess.run(lopt + args + ["--out", str(tmp_path / "full"), "-q"], check=True,
+                   capture_output=True)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(lopt + args + ["--checkpoint-every", "3", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "epoch 7/40:" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and f"lopt train --resume {out}" in stderr, stderr
+    assert (tmp_path / "run.checkpoint" / "checkpoint.json").exists()
+    r = subprocess.run(lopt + ["--resume", str(out), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr and not (tmp_path / "run.checkpoint").exists()
+    with np.load(out / "model.npz") as a, np.load(tmp_path / "full" / "model.npz") as b:
+        for key in ("user_embeddings", "item_embeddings", "lambda_P", "lambda_Q"):
+            np.testing.assert_array_equal(a[key], b[key], key)
+    assert json.loads((out / "model.json").read_text())["stop_reason"] == "the last epoch"
+    r = subprocess.run(lopt + ["--resume", str(out), "--lr", "0.1"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "--resume continues a run with its own settings" in r.stderr

@@ -155,8 +155,8 @@ def test_plot_errors_are_one_line(tmp_path, repro_dir, monkeypatch):
     r = run("plot", tmp_path / "empty")
     assert "is not a run, grid or reproduction folder" in r.output
     r = run("train", "--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
-            "--epochs", "1", "--dim", "4", "--fixed-lambda", "--lambda-init", "0.01", "--no-compare",
-            "--out", tmp_path / "fix")
+            "--epochs", "1", "--dim", "4", "--fixed-lambda", "--lambda-init", "0.01",
+            "--no-compare", "--out", tmp_path / "fix")
     assert r.exit_code == 0, r.output
     r = run("plot", tmp_path / "fix")
     assert r.exit_code != 0 and "fixed-λ run" in r.output

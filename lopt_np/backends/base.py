@@ -75,3 +75,22 @@ class Backend:
     def all_finite(self):
         """True when Θ, its optimizer state and Λ hold no NaN/inf."""
         raise NotImplementedError
+
+    def checkpoint_state(self):
+        """Every array and counter the next step depends on, as host copies keyed by name
+        (a checkpoint; :meth:`load_checkpoint_state` puts it back)."""
+        raise ConfigError(f"checkpoints are written on the cpu and reference backends, not "
+                          f"{type(self).__name__}")
+
+    def load_checkpoint_state(self, state):
+        raise ConfigError(f"checkpoints are read on the cpu and reference backends, not "
+                          f"{type(self).__name__}")
+
+
+def restore(target, source, name):
+    """Copy a checkpointed array into the live one, in place, after checking its shape."""
+    source = np.asarray(source)
+    if source.shape != target.shape:
+        raise ConfigError(f"the checkpoint's {name} has shape {source.shape}, the run's "
+                          f"{target.shape}: it is not this run's checkpoint")
+    target[...] = source

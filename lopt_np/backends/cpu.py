@@ -17,7 +17,7 @@ from ..kernels.cpu.hypergradient import lookahead_step, release_rows
 from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
 from ..kernels.cpu.optimizers import absorb_assumed_gradient, theta_step
 from ..math.lambda_update import clip_scale
-from .base import Backend
+from .base import Backend, restore
 
 
 class _Table:
@@ -166,3 +166,20 @@ class CpuBackend(Backend):
         arrays = [self.tP.T, self.tQ.T, self.tP.m, self.tQ.m, self.tP.v, self.tQ.v,
                   self.tP.lam, self.tQ.lam]
         return all(np.isfinite(a).all() for a in arrays)
+
+    def state_arrays(self):
+        out = {"P": self.tP.T, "Q": self.tQ.T, "lam_P": self.tP.lam, "lam_Q": self.tQ.lam,
+               "mP": self.tP.m, "vP": self.tP.v, "mQ": self.tQ.m, "vQ": self.tQ.v}
+        for k, block in enumerate(self.blocks):
+            out.update({f"lambda{k}_m": block.m, f"lambda{k}_v": block.v,
+                        f"lambda{k}_vmax": block.vmax})
+        return out
+
+    def checkpoint_state(self):
+        return {**{k: np.array(a) for k, a in self.state_arrays().items()},
+                "t": np.int64(self.t), "lambda_t": np.int64(self.lambda_t)}
+
+    def load_checkpoint_state(self, state):
+        for name, live in self.state_arrays().items():   # in place: the kernels hold them
+            restore(live, state[name], name)
+        self.t, self.lambda_t = int(state["t"]), int(state["lambda_t"])

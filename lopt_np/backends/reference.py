@@ -5,7 +5,7 @@ from ..granularity import learned_blocks, replace_blocks
 from ..math.hypergradient import (OptimizerState, absorb_assumed_gradient,
                                   lambda_hypergradient, real_step)
 from ..math.lambda_update import init_lambda_optimizer_state, lambda_step
-from .base import Backend
+from .base import Backend, restore
 
 
 class ReferenceBackend(Backend):
@@ -50,3 +50,23 @@ class ReferenceBackend(Backend):
     def all_finite(self):
         arrays = [self.P, self.Q, self.lam_P, self.lam_Q, *self.state[:4]]
         return all(np.isfinite(a).all() for a in arrays)
+
+    def state_arrays(self):
+        out = {"P": self.P, "Q": self.Q, "lam_P": self.lam_P, "lam_Q": self.lam_Q,
+               "mP": self.state.mP, "vP": self.state.vP, "mQ": self.state.mQ,
+               "vQ": self.state.vQ}
+        for key in ("m", "v", "vmax"):
+            for k, a in enumerate(self.lambda_state[key]):
+                out[f"lambda{k}_{key}"] = a
+        return out
+
+    def checkpoint_state(self):
+        return {**{k: np.array(a) for k, a in self.state_arrays().items()},
+                "t": np.int64(self.t), "lambda_t": np.int64(self.lambda_t)}
+
+    def load_checkpoint_state(self, state):
+        for name, live in self.state_arrays().items():
+            restore(live, state[name], name)
+        self.t, self.lambda_t = int(state["t"]), int(state["lambda_t"])
+        self.state = self.state._replace(t=self.t)
+        self.lambda_state["t"] = self.lambda_t

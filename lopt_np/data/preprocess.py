@@ -16,7 +16,6 @@ import os
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from ..errors import DataError
 from .split import Split, plain_ids
