@@ -43,6 +43,7 @@ def synthetic_interactions(n_users=943, n_items=1682, rank=8, preference_scale=6
     users, items, times = [], [], []
     for u in range(n_users):
         n = activity[u]
+        items_u = np.zeros(0, np.int64)
         # early and late halves of the history see a slightly different taste
         for half, (lo, hi) in enumerate(((0, n // 2), (n // 2, n))):
             taste = U[u] + drift[u] * half

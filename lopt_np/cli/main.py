@@ -1,4 +1,4 @@
-"""The ``lopt`` command (Click). The only module of lopt_np that imports click.
+"""The ``lopt`` command (Click); besides it only ``lopt_np.progress`` draws with click.
 
 Commands: ``lopt train``, ``lopt grid``, ``lopt reproduce``, ``lopt plot``, ``lopt gradcheck``,
 ``lopt data stats``, ``lopt evaluate``, ``lopt recommend``, ``lopt similar``, ``lopt score``.
