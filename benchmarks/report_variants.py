@@ -1,4 +1,4 @@
-"""The accuracy tables of the README from ``bench_variants.py``'s results: the ablation of the
+"""The accuracy tables of ``docs/accuracy.rst`` from ``bench_variants.py``'s results: the ablation of the
 SPEC §8 variants (one option switched at a time, both directions) and the authors' preset's
 test curve beside the authors' own code. Writes ``benchmarks/results/variants-ablation.md``.
 

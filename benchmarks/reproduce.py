@@ -1,4 +1,4 @@
-"""Table 2 and Figures 1, 6, 7, 8 on the real datasets, with the settings the README quotes.
+"""Table 2 and Figures 1, 6, 7, 8 on the real datasets, with the settings ``docs/reproduction.rst`` quotes.
 
     python benchmarks/reproduce.py                       # ml-100k and ml-1m-u2999
     python benchmarks/reproduce.py --dataset ml-100k
@@ -22,7 +22,7 @@ DATASETS = ("ml-100k", "ml-1m-u2999")
 # The MF configuration shared by every row (the authors' MovieLens K and batch; Adam for Θ),
 # no frequency filter and the 60/20/20 split by time (issue 4's anchor protocol), at most 100
 # epochs with early stopping on validation HR@100 (patience 10); Λ by Adam, lr 0.1, from 0.
-# The settings of the README's Table 2 tables: SPEC §3-§5's lookahead semantics (--preset spec),
+# The settings of the Table 2 tables in docs/reproduction.rst: SPEC §3-§5's lookahead semantics (--preset spec),
 # Λ by Adam without a clip, no selection hold-out (the tables predate those defaults).
 SETTINGS = ["--preset", "spec", "--selection-frac", "0", "--lambda-clip", "inf",
             "--min-count", "0", "--dim", "128", "--batch-size", "1024", "--lr", "0.002",
