@@ -17,11 +17,12 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .data.split import plain_ids
+from .data.split import Split, plain_ids
 from .evaluation import evaluate, evaluation_device
 from .math.recommend import unit_rows
 
@@ -99,15 +100,31 @@ class Model:
         return out
 
     # --- inference ----------------------------------------------------------------------------
-    def recommend(self, users, n=10, filter_seen=True, items=None, device="cpu"):
+    def recommend(self, users: Any, n: int = 10, filter_seen: bool = True,
+                  items: Optional[Sequence] = None,
+                  device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
         """The top ``n`` items of each user by score p_u·q_i (float64), best first.
 
-        ``users``: one original user id or a list of them; ``filter_seen``: leave out the
-        items the user interacted with in the data the model was trained from (all of its
-        splits); ``items``: restrict the candidates to these item ids. Returns ``(item_ids,
-        scores)``: 1-D arrays for one user, 2-D (users × n) for a list. Where fewer than n
-        candidates remain, the list is padded with score -inf and id -1 (integer ids) or ""
-        (string ids). ``device``: ``cpu`` (Numba, parallel over users) or ``cuda``."""
+        Parameters
+        ----------
+        users : id or sequence of ids
+            Original user ids (``196`` and ``"196"`` name the same user).
+        n : int
+            Items per user (capped by the number of candidates).
+        filter_seen : bool
+            Leave out the items the user interacted with in the data the model was trained
+            from (all of its splits).
+        items : sequence of ids, optional
+            Restrict the candidates to these item ids.
+        device : {"cpu", "cuda"}
+            Numba on the CPU (parallel over users) or Numba CUDA.
+
+        Returns
+        -------
+        item_ids, scores : ndarray
+            1-D for one user, 2-D (users × n) for a sequence. Where fewer than n candidates
+            remain, a list is padded with score -inf and id -1 (integer ids) or "" (strings).
+        """
         one = np.ndim(users) == 0
         rows = self.user_index(users)
         candidates = (np.arange(self.n_items, dtype=np.int64) if items is None else
@@ -122,21 +139,40 @@ class Model:
         top, scores = self._top_n(self.P, self.Q, rows, n, excluded, candidates, device)
         return self._result(self.item_ids, top, scores, one)
 
-    def similar_items(self, items, n=10, device="cpu"):
+    def similar_items(self, items: Any, n: int = 10,
+                      device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
         """The ``n`` items most similar to each of ``items`` by cosine similarity of their
-        embeddings q (the item itself left out), most similar first; returns ``(item_ids,
-        similarities)`` shaped as :meth:`recommend`'s."""
+        embeddings q (the item itself left out), most similar first.
+
+        Returns
+        -------
+        item_ids, similarities : ndarray
+            Shaped as :meth:`recommend`'s.
+        """
         return self._similar(self.Q, self.item_index(items), self.item_ids, n, device,
                              np.ndim(items) == 0)
 
-    def similar_users(self, users, n=10, device="cpu"):
+    def similar_users(self, users: Any, n: int = 10,
+                      device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
         """The ``n`` users most similar to each of ``users`` by cosine similarity of their
-        embeddings p (the user itself left out); returns ``(user_ids, similarities)``."""
+        embeddings p (the user itself left out).
+
+        Returns
+        -------
+        user_ids, similarities : ndarray
+            Shaped as :meth:`recommend`'s.
+        """
         return self._similar(self.P, self.user_index(users), self.user_ids, n, device,
                              np.ndim(users) == 0)
 
-    def score(self, users, items):
-        """Scores p_u·q_i (float64) of the pairs (users[k], items[k]), original ids."""
+    def score(self, users: Sequence, items: Sequence) -> np.ndarray:
+        """Scores p_u·q_i (float64) of the pairs (users[k], items[k]), original ids.
+
+        Returns
+        -------
+        ndarray
+            One score per pair.
+        """
         u = self.user_index(users)
         i = self.item_index(items)
         if len(u) != len(i):
@@ -168,7 +204,8 @@ class Model:
         out = np.where(top >= 0, ids[np.maximum(top, 0)], np.asarray(pad, ids.dtype))
         return (out[0], scores[0]) if one else (out, scores)
 
-    def evaluate(self, split=None, target="test", ks=None, device=None):
+    def evaluate(self, split: Optional[Split] = None, target: str = "test",
+                 ks: Optional[Sequence[int]] = None, device: Optional[str] = None) -> dict:
         """SPEC §7 metrics on ``target`` of ``split`` (default: the split ``fit`` made);
         ``device`` defaults to the one the model trained on (``cuda`` or else ``cpu``).
         ``valid`` means the validation interactions selection uses: the slice held out from Λ
@@ -185,7 +222,7 @@ class Model:
         return evaluate(self.P, self.Q, split, target, ks or self.config["ks"], device=device)
 
     # --- files --------------------------------------------------------------------------------
-    def save(self, folder):
+    def save(self, folder: str) -> None:
         """Write ``model.npz`` and ``model.json`` into ``folder`` (created if needed); each
         file is written under a temporary name and renamed when complete."""
         from . import __version__
@@ -208,7 +245,7 @@ class Model:
         os.replace(os.path.join(folder, ".model.json.tmp"), os.path.join(folder, "model.json"))
 
     @classmethod
-    def load(cls, folder):
+    def load(cls, folder: str) -> "Model":
         """The model a folder written by :meth:`save` (or by ``lopt train``) holds, checked
         (format version, shapes, index ranges, finite values); any problem is one
         :class:`DataError`."""
@@ -311,7 +348,7 @@ def _check(m, folder):
     m.seen_items = items.astype(np.int64)
 
 
-def load(folder):
+def load(folder: str) -> Model:
     """The :class:`Model` in ``folder`` (a ``Model.save`` folder or a ``lopt train`` run)."""
     return Model.load(folder)
 

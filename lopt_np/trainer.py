@@ -10,6 +10,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -373,7 +374,7 @@ class EpochBatches:
 class LambdaOpt:
     """MF-BPR with Λ learned by λOpt (or fixed: ``learn_lambda=False``); see :class:`TrainConfig`."""
 
-    def __init__(self, preset="default", **params):
+    def __init__(self, preset: str = "default", **params: Any) -> None:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(params) - names)
         if unknown:
@@ -381,26 +382,45 @@ class LambdaOpt:
                               f"{', '.join(sorted(names))}")
         self.config = TrainConfig.from_preset(preset, **params).validate()
 
-    def fit(self, data, progress=None, *, verbose=False, callbacks=(), time_budget=None,
-            checkpoint_dir=None, checkpoint_every=1, resume=False, checkpoint_meta=None,
-            **data_options):
-        """Train on ``data``: a :class:`Split`, a file path, a pandas DataFrame or a
-        scipy.sparse user × item matrix (``data.inputs.to_split``; ``data_options`` are
-        :class:`DataConfig`'s: ``user_col``, ``item_col``, ``time_col`` (None: no
-        timestamps), ``min_count``, ``split``, …). Λ learns on the validation part (SPEC §5);
-        the epoch is selected on the validation (or its held-out selection slice).
+    def fit(self, data: Any, progress: Optional[Progress] = None, *, verbose: bool = False,
+            callbacks: Sequence[Callable] = (), time_budget: Optional[float] = None,
+            checkpoint_dir: Optional[str] = None, checkpoint_every: int = 1,
+            resume: bool = False, checkpoint_meta: Optional[dict] = None,
+            **data_options: Any) -> Model:
+        """Train MF-BPR with Λ learned by λOpt (SPEC §5), or fixed, and select the epoch.
 
-        ``verbose``: the CLI's progress on stderr; ``progress``: your own
-        :class:`~lopt_np.progress.Progress` hooks; ``callbacks``: ``fn(record, model)`` after
-        each epoch (``model``: that epoch's parameters), True stops training; ``time_budget``:
-        seconds, checked after each epoch. A stopped run keeps its best epoch; the returned
-        model says why it stopped (``stop_reason``) and holds the split (``model.split``).
+        Parameters
+        ----------
+        data : Split, path, pandas.DataFrame or scipy.sparse matrix
+            The interactions (``data.inputs.to_split``); a sparse matrix has users as rows,
+            items as columns and every stored nonzero a positive.
+        progress : Progress, optional
+            Your own hooks (``lopt_np.progress``).
+        verbose : bool
+            The CLI's per-epoch lines on stderr.
+        callbacks : sequence of callables
+            ``fn(record, model)`` after each epoch (``model``: that epoch's parameters);
+            returning True stops training, the best epoch kept.
+        time_budget : float, optional
+            Seconds; training stops after the epoch that passes them.
+        checkpoint_dir, checkpoint_every, resume, checkpoint_meta
+            Write a checkpoint to ``checkpoint_dir`` every ``checkpoint_every`` epochs
+            (``lopt_np.checkpoint``; cpu and reference backends); ``resume=True`` continues a
+            checkpoint found there (same settings required) to the model an uninterrupted run
+            reaches, bit-identical for a seed. ``checkpoint_meta``: JSON-able notes stored
+            with it (the CLI keeps the data options there).
+        **data_options
+            :class:`~lopt_np.data.inputs.DataConfig`'s fields: ``user_col``, ``item_col``,
+            ``time_col`` (None: no timestamps), ``min_count``, ``split``, ``split_seed``, ….
 
-        ``checkpoint_dir``: write a checkpoint there every ``checkpoint_every`` epochs
-        (``lopt_np.checkpoint``; cpu and reference backends); with ``resume=True`` a checkpoint
-        found there is continued first (same settings required), so that an interrupted run
-        ends as it would have (bit-identical for a seed). ``checkpoint_meta``: JSON-able notes
-        stored with each checkpoint (the CLI keeps the data options there)."""
+        Returns
+        -------
+        Model
+            The kept epoch's embeddings and Λ, with the history, the Λ trajectory, why
+            training stopped (``stop_reason``) and the split it made (``model.split``). Λ
+            learns on the validation part; the epoch is selected on the validation, or on
+            its held-out selection slice (``selection_frac``).
+        """
         unknown = sorted(set(data_options) - set(DATA_FIELDS))
         if unknown:
             raise ConfigError(f"unknown parameter(s) of fit: {', '.join(unknown)}; the data "
@@ -444,8 +464,9 @@ class LambdaOpt:
         return self._fit(split, cfg, Tee(progress, console, control), checkpoints=checkpoints,
                          resume=resumed)
 
-    def fit_final(self, model, split, progress=None, epochs=None, warm_start=True,
-                  final_lambda=None):
+    def fit_final(self, model: Model, split: Split, progress: Optional[Progress] = None,
+                  epochs: Optional[int] = None, warm_start: bool = True,
+                  final_lambda: Optional[str] = None) -> Model:
         """A model for serving, trained on every interaction of ``split`` (train, validation
         and test), with no Λ step and no early stopping (nothing is held out).
 

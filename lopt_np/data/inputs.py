@@ -8,7 +8,7 @@ stay integers, strings stay strings: ids read from a file are strings).
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ class DataConfig:
 DATA_FIELDS = tuple(f.name for f in dataclasses.fields(DataConfig))
 
 
-def to_split(data, config=None):
+def to_split(data: Any, config: Optional[DataConfig] = None) -> Split:
     """A :class:`Split` of ``data``: a :class:`Split` (returned as it is), a path to an
     interaction file, a pandas DataFrame (columns ``config.user_col``/``item_col``/``time_col``)
     or a scipy.sparse matrix with users as rows and items as columns (every stored nonzero is a
