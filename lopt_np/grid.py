@@ -15,7 +15,7 @@ from multiprocessing import get_context
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from .errors import ConfigError, TrainingDivergedError
 from .io import format_metrics, format_summary, save_run, write_json
 from .trainer import LambdaOpt
 
@@ -32,6 +32,7 @@ class GridRun:
     test_result: dict = dataclasses.field(repr=False)
     train_seconds: float
     wall_seconds: float
+    failed: str = ""        # why training failed (it diverged); empty for a finished run
 
     @property
     def test(self):
@@ -41,7 +42,12 @@ class GridRun:
         return {"lambda": self.lam, "best_epoch": self.best_epoch,
                 **{f"valid_{k}": v for k, v in self.valid.items()},
                 **{f"test_{k}": v for k, v in self.test.items()},
-                "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds}
+                "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds,
+                "status": f"failed: {self.failed}" if self.failed else "ok"}
+
+    def valid_text(self, metric):
+        """The run's validation ``metric`` for a progress line, or that it failed."""
+        return "diverged" if self.failed else f"{self.valid[metric]:.4f}"
 
 
 @dataclasses.dataclass
@@ -80,7 +86,11 @@ def fixed_lambda_params(params, lam):
 def train_one(split, params, lam):
     """Train MF-λFix at ``lam``; returns ``(GridRun, model)``."""
     t0 = time.perf_counter()
-    model = LambdaOpt(**fixed_lambda_params(params, lam)).fit(split)
+    try:
+        model = LambdaOpt(**fixed_lambda_params(params, lam)).fit(split)
+    except TrainingDivergedError as exc:          # recorded; the rest of the grid goes on
+        return GridRun(lam, 0, {}, {"metrics": {}}, 0.0, time.perf_counter() - t0,
+                       failed=str(exc)), None
     record = next(h for h in model.history if h["epoch"] == model.best_epoch)
     valid = record.get("valid")
     if valid is None:                       # no evaluation during training (eval_every=0)
@@ -152,7 +162,10 @@ def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, **params):
             raise
         pool.shutdown()
     ordered = [runs[lam] for lam in lambdas]
-    scores = [r.valid[select] for r in ordered]
+    if all(r.failed for r in ordered):
+        raise TrainingDivergedError(f"every λ of the grid diverged (λ={ordered[0].lam:g}: "
+                                    f"{ordered[0].failed})")
+    scores = [-np.inf if r.failed else r.valid[select] for r in ordered]
     selected = int(np.argmax(scores))          # ties: the first (largest λ as listed)
     result = GridResult(ordered, select, selected, time.perf_counter() - t0, jobs)
     return result, models[lambdas[selected]]
@@ -176,6 +189,9 @@ def save_grid(folder, result, model, split, data_info, params, wall_seconds):
              "λ          valid " + result.select + "   " + "  ".join(
                  f"test {k}" for k in best.test) + "   seconds"]
     for r in runs:
+        if r.failed:
+            lines.append(f"{r.lam:<10g} {'failed':>10}   {r.failed}")
+            continue
         mark = "  <- selected" if r is best else ""
         lines.append(f"{r.lam:<10g} {r.valid[result.select]:>10.4f}   " + "  ".join(
             f"{v:>{len(k) + 5}.4f}" for k, v in r.test.items()) +

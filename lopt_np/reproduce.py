@@ -143,7 +143,7 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
     t0 = time.perf_counter()
     log(f"MF-λFix: grid of {len(lambdas)} λ values, {jobs} at a time")
     grid, mf = grid_search(split, lambdas, jobs=jobs, on_run=lambda r, d, n: log(
-        f"  [{d}/{n}] λ={r.lam:g}: valid {r.valid[select]:.4f} ({r.wall_seconds:.1f} s)"),
+        f"  [{d}/{n}] λ={r.lam:g}: valid {r.valid_text(select)} ({r.wall_seconds:.1f} s)"),
         **train)
     sub = _subfolder(folder, "MF-λFix")
     save_grid(sub, grid, mf, split, data_info, train, time.perf_counter() - t0)

@@ -97,3 +97,26 @@ def test_lopt_grid_writes_the_table_and_the_selected_model(tmp_path):
     lines = [x for x in bad.output.splitlines() if x.startswith("Error")]
     assert bad.exit_code != 0 and len(lines) == 1 and "--lambdas" in lines[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_diverging_lambda_is_recorded_and_the_grid_goes_on(tmp_path):
+    """λ = 1e6 under SGD at lr 0.5 blows up (NaN in epoch 1); λ = 0.01 trains: the grid
+    selects it, grid.csv marks the failed run, and only when every λ fails is it an error."""
+    import pandas as pd
+    from lopt_np.data.preprocess import build_split
+    from lopt_np.data.synthetic import synthetic_interactions
+    from lopt_np.errors import TrainingDivergedError
+    from lopt_np.grid import save_grid
+    split = build_split(synthetic_interactions(n_users=60, n_items=90, seed=4), min_count=3)
+    params = dict(optimizer="sgd", lr=0.5, epochs=3, dim=8, batch_size=64, ks=(5, 10),
+                  early_stopping="hr@10")
+    result, model = grid_search(split, [1e6, 0.01], **params)
+    failed, ok = result.runs
+    assert "nan" in failed.failed and not ok.failed and result.best is ok
+    text = save_grid(str(tmp_path), result, model, split, split.summary(), params, 1.0)
+    table = pd.read_csv(tmp_path / "grid.csv")
+    assert list(table.status) == [f"failed: {failed.failed}", "ok"]
+    assert table.test_auc.isna().tolist() == [True, False]
+    assert "failed" in text and "<- selected" in text
+    with pytest.raises(TrainingDivergedError, match="every λ of the grid diverged"):
+        grid_search(split, [1e6, 1e7], **params)

@@ -501,7 +501,7 @@ def compare_with_fixed_lambda(split, opts, model, result, seconds, quiet):
     def report(run, done, total):
         if not quiet:
             click.echo(f"  [{done}/{total}] λ={run.lam:g}: valid {opts['early_stopping']} "
-                       f"{run.valid[opts['early_stopping']]:.4f} ({run.wall_seconds:.1f} s)",
+                       f"{run.valid_text(opts['early_stopping'])} ({run.wall_seconds:.1f} s)",
                        err=True)
 
     fix_opts = {k: v for k, v in opts.items() if k in TRAINING_PARAMS}
@@ -586,8 +586,9 @@ def grid(out_dir, overwrite, lambdas, jobs, **opts):
 
     def report(run, done, total):
         click.echo(f"[{done}/{total}] λ={run.lam:g}: valid {opts['early_stopping']} "
-                   f"{run.valid[opts['early_stopping']]:.4f}, test "
-                   f"{format_metrics(run.test)} ({run.wall_seconds:.1f} s)", err=True)
+                   f"{run.valid_text(opts['early_stopping'])}, test "
+                   f"{format_metrics(run.test) or run.failed} ({run.wall_seconds:.1f} s)",
+                   err=True)
 
     with atomic_output_dir(out_dir, overwrite) as tmp:
         result, model = grid_search(split, lambdas, jobs=jobs, on_run=report, **opts)
