@@ -76,15 +76,23 @@ class Backend:
         """True when Θ, its optimizer state and Λ hold no NaN/inf."""
         raise NotImplementedError
 
-    def checkpoint_state(self):
-        """Every array and counter the next step depends on, as host copies keyed by name
-        (a checkpoint; :meth:`load_checkpoint_state` puts it back)."""
+    def state_arrays(self):
+        """The live arrays the next step depends on (Θ, Λ, every optimizer moment), by name;
+        each backend with checkpoints names its own."""
         raise ConfigError(f"checkpoints are written on the cpu and reference backends, not "
                           f"{type(self).__name__}")
 
+    def checkpoint_state(self):
+        """:meth:`state_arrays` as host copies, with the update counters (a checkpoint;
+        :meth:`load_checkpoint_state` puts it back)."""
+        return {**{k: np.array(a) for k, a in self.state_arrays().items()},
+                "t": np.int64(self.t), "lambda_t": np.int64(self.lambda_t)}
+
     def load_checkpoint_state(self, state):
-        raise ConfigError(f"checkpoints are read on the cpu and reference backends, not "
-                          f"{type(self).__name__}")
+        """Copy a checkpoint into the live arrays, in place (the kernels hold them)."""
+        for name, live in self.state_arrays().items():
+            restore(live, state[name], name)
+        self.t, self.lambda_t = int(state["t"]), int(state["lambda_t"])
 
 
 def restore(target, source, name):

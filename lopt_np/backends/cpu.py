@@ -17,7 +17,7 @@ from ..kernels.cpu.hypergradient import lookahead_step, release_rows
 from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
 from ..kernels.cpu.optimizers import absorb_assumed_gradient, theta_step
 from ..math.lambda_update import clip_scale
-from .base import Backend, restore
+from .base import Backend
 
 
 class _Table:
@@ -175,11 +175,3 @@ class CpuBackend(Backend):
                         f"lambda{k}_vmax": block.vmax})
         return out
 
-    def checkpoint_state(self):
-        return {**{k: np.array(a) for k, a in self.state_arrays().items()},
-                "t": np.int64(self.t), "lambda_t": np.int64(self.lambda_t)}
-
-    def load_checkpoint_state(self, state):
-        for name, live in self.state_arrays().items():   # in place: the kernels hold them
-            restore(live, state[name], name)
-        self.t, self.lambda_t = int(state["t"]), int(state["lambda_t"])

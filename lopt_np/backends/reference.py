@@ -5,7 +5,7 @@ from ..granularity import learned_blocks, replace_blocks
 from ..math.hypergradient import (OptimizerState, absorb_assumed_gradient,
                                   lambda_hypergradient, real_step)
 from ..math.lambda_update import init_lambda_optimizer_state, lambda_step
-from .base import Backend, restore
+from .base import Backend
 
 
 class ReferenceBackend(Backend):
@@ -60,13 +60,7 @@ class ReferenceBackend(Backend):
                 out[f"lambda{k}_{key}"] = a
         return out
 
-    def checkpoint_state(self):
-        return {**{k: np.array(a) for k, a in self.state_arrays().items()},
-                "t": np.int64(self.t), "lambda_t": np.int64(self.lambda_t)}
-
     def load_checkpoint_state(self, state):
-        for name, live in self.state_arrays().items():
-            restore(live, state[name], name)
-        self.t, self.lambda_t = int(state["t"]), int(state["lambda_t"])
-        self.state = self.state._replace(t=self.t)
+        super().load_checkpoint_state(state)
+        self.state = self.state._replace(t=self.t)      # the counters the math layer reads
         self.lambda_state["t"] = self.lambda_t
