@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .io import write_json, write_npz
 
 FORMAT = "lopt_np.checkpoint"
 FORMAT_VERSION = 1
@@ -22,16 +23,10 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(folder, arrays, meta):
     """Write ``arrays`` (name → array) and ``meta`` (JSON-able) into ``folder``."""
-    from .io import write_json
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, ".checkpoint.npz.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, os.path.join(folder, "checkpoint.npz"))
-    write_json(os.path.join(folder, ".checkpoint.json.tmp"),
+    write_npz(os.path.join(folder, "checkpoint.npz"), arrays, compressed=False)
+    write_json(os.path.join(folder, "checkpoint.json"),
                {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
-    os.replace(os.path.join(folder, ".checkpoint.json.tmp"),
-               os.path.join(folder, "checkpoint.json"))
 
 
 def has_checkpoint(folder):

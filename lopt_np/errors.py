@@ -1,5 +1,14 @@
 """lopt_np's own exception types. The CLI turns each into one ``Error: …`` line."""
 
+MAX_SHOWN = 40          # characters of a user-given value echoed in an error message
+
+
+def shown(value):
+    """``repr(value)`` capped at :data:`MAX_SHOWN` characters, for error messages (which never
+    embed unbounded user data)."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
+
 
 class LoptError(Exception):
     """Base class of every error lopt_np raises on purpose."""

@@ -183,10 +183,34 @@ def atomic_output_dir(path, overwrite=False):
         raise LoptError(f"cannot move the run into {path} ({exc}); it is kept in {tmp}") from None
 
 
+def write_whole(path, write):
+    """Write a file whole or not at all: ``write(tmp)`` fills a temporary sibling, which is
+    renamed to ``path`` when complete (and removed on any error)."""
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_json(path, obj):
-    with open(path, "w") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
-        fh.write("\n")
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=_json_default)
+            fh.write("\n")
+    write_whole(path, write)
+
+
+def write_npz(path, arrays, compressed=True):
+    """``arrays`` (name → array) as an ``.npz`` file, written whole."""
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+    write_whole(path, write)
 
 
 def _json_default(o):
@@ -222,9 +246,13 @@ def format_summary(s):
     return "\n".join(lines)
 
 
+def metric_label(metric):
+    """A metric's printed name: ``auc`` → AUC, ``hr@100`` → HR@100, ``ndcg@50`` → NDCG@50."""
+    return "AUC" if metric == "auc" else metric.replace("hr", "HR").replace("ndcg", "NDCG")
+
+
 def format_metrics(metrics):
-    return "  ".join(f"{k.upper() if k == 'auc' else k.replace('hr', 'HR').replace('ndcg', 'NDCG')}"
-                     f" {v:.4f}" for k, v in metrics.items())
+    return "  ".join(f"{metric_label(k)} {v:.4f}" for k, v in metrics.items())
 
 
 def run_summary(title, data_info, best_epoch, wall_seconds, metrics):

@@ -21,21 +21,16 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, shown
 from .data.split import Split, plain_ids
 from .evaluation import evaluate, evaluation_device
+from .io import write_json, write_npz
 from .math.recommend import unit_rows
 
 FORMAT = "lopt_np.model"
 FORMAT_VERSION = 1
 ARRAYS = ("user_embeddings", "item_embeddings", "lambda_P", "lambda_Q", "user_ids", "item_ids",
           "seen_indptr", "seen_items")
-MAX_SHOWN = 40          # characters of a user-given id echoed in an error message
-
-
-def _shown(x):
-    text = repr(x)
-    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
 
 
 @dataclass
@@ -94,8 +89,8 @@ class Model:
         for k, v in enumerate(values.tolist()):
             i = lookup.get(str(v))
             if i is None:
-                raise DataError(f"unknown {kind} id {_shown(v)}: the model has {len(ids):,} "
-                                f"{kind}s (ids such as {_shown(str(ids[0]))})")
+                raise DataError(f"unknown {kind} id {shown(v)}: the model has {len(ids):,} "
+                                f"{kind}s (ids such as {shown(str(ids[0]))})")
             out[k] = i
         return out
 
@@ -190,7 +185,7 @@ class Model:
     @staticmethod
     def _top_n(left, right, rows, n, excluded, candidates, device):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n must be a positive integer, got {_shown(n)}")
+            raise ConfigError(f"n must be a positive integer, got {shown(n)}")
         n = min(int(n), len(candidates))
         top_n_rows = _top_n_rows(device)
         top = np.empty((len(rows), n), np.int64)
@@ -216,15 +211,15 @@ class Model:
             raise ConfigError("evaluate needs the split: this model was loaded from a folder, "
                               "pass Split.load(folder/split.npz)")
         if target not in ("train", "valid", "test", "selection"):
-            raise ConfigError(f"target must be train, valid or test, got {_shown(target)}")
+            raise ConfigError(f"target must be train, valid or test, got {shown(target)}")
         device = device or evaluation_device(self.config.get("device"))
         split, target = selection_target(split, target, self.config.get("selection_frac", 0))
         return evaluate(self.P, self.Q, split, target, ks or self.config["ks"], device=device)
 
     # --- files --------------------------------------------------------------------------------
     def save(self, folder: str) -> None:
-        """Write ``model.npz`` and ``model.json`` into ``folder`` (created if needed); each
-        file is written under a temporary name and renamed when complete."""
+        """Write ``model.npz`` and ``model.json`` into ``folder`` (created if needed), each
+        file whole (``io.write_whole``)."""
         from . import __version__
         os.makedirs(folder, exist_ok=True)
         arrays = dict(user_embeddings=self.P, item_embeddings=self.Q, lambda_P=self.lambda_P,
@@ -236,13 +231,8 @@ class Model:
                 "lopt_np_version": __version__, "config": self.config,
                 "best_epoch": self.best_epoch, "stop_reason": self.stop_reason,
                 "history": self.history}
-        tmp = os.path.join(folder, ".model.npz.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, os.path.join(folder, "model.npz"))
-        from .io import write_json
-        write_json(os.path.join(folder, ".model.json.tmp"), meta)
-        os.replace(os.path.join(folder, ".model.json.tmp"), os.path.join(folder, "model.json"))
+        write_npz(os.path.join(folder, "model.npz"), arrays)
+        write_json(os.path.join(folder, "model.json"), meta)
 
     @classmethod
     def load(cls, folder: str) -> "Model":
@@ -275,7 +265,7 @@ def _top_n_rows(device):
         from .kernels.cuda.recommend import top_n_rows
         return top_n_rows
     if device != "cpu":
-        raise ConfigError(f"device must be cpu or cuda, got {_shown(device)}")
+        raise ConfigError(f"device must be cpu or cuda, got {shown(device)}")
     from .kernels.cpu.recommend import top_n_rows
     return top_n_rows
 

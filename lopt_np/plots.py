@@ -22,6 +22,7 @@ import pandas as pd
 from .data.split import Split
 from .errors import ConfigError, DataError
 from .evaluation import group_labels
+from .io import metric_label, write_whole
 
 FIGURES = {"figure1_lambda_grid.png": "Figure 1", "figure6_group_gain.png": "Figure 6",
            "figure7_lambda_trajectories.png": "Figure 7",
@@ -47,10 +48,6 @@ def _read_json(path):
         raise DataError(f"cannot read {path}: {exc}") from exc
 
 
-def _label(metric):
-    return metric.upper() if metric == "auc" else metric.replace("hr", "HR").replace("ndcg", "NDCG")
-
-
 def figure1_lambda_grid(grid_dir, path):
     """Test (solid) and validation (dashed) metrics against λ; λ = 0 drawn left of the axis'
     smallest value and labelled 0; the selected λ marked."""
@@ -67,10 +64,10 @@ def figure1_lambda_grid(grid_dir, path):
         cols = [c[5:] for c in table.columns if c.startswith(f"test_{family}@")]
         for q, m in enumerate(cols):
             line, = ax.plot(x[order], table[f"test_{m}"].to_numpy()[order], "o-",
-                            label=f"test {_label(m)}")
+                            label=f"test {metric_label(m)}")
             if f"valid_{m}" in table:
                 ax.plot(x[order], table[f"valid_{m}"].to_numpy()[order], "s--", alpha=0.6,
-                        color=line.get_color(), label=f"validation {_label(m)}")
+                        color=line.get_color(), label=f"validation {metric_label(m)}")
         ax.axvline(selected if selected > 0 else zero_at, color="grey", ls=":",
                    label=f"selected λ = {selected:g}")
         ax.set_xscale("log")
@@ -105,7 +102,7 @@ def figure6_group_gain(fix_dir, lopt_dir, path, metrics=("hr@100", "ndcg@100")):
         for q, m in enumerate(metrics):
             gain = group_gain(fix[who], opt[who], m)
             pos = np.arange(len(labels)) + (q - (len(metrics) - 1) / 2) * width
-            ax.bar(pos, gain, width, label=_label(m))
+            ax.bar(pos, gain, width, label=metric_label(m))
         counts = [g["count"] for g in fix[who]]
         ax.set_xticks(np.arange(len(labels)),
                       [f"{lab}\n(n={c})" for lab, c in zip(labels, counts)], fontsize=8)
@@ -254,10 +251,10 @@ def figure_learning_curve(run_dir, path, baseline=None):
                     label=f"{label}: kept epoch {best}")
     _integer_epochs(ax)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation {_label(metric)}")
+    ax.set_ylabel(f"validation {metric_label(metric)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(f"Learning curve: validation {_label(metric)} per epoch")
+    ax.set_title(f"Learning curve: validation {metric_label(metric)} per epoch")
     _save(fig, path, settings_note(run_dir))
 
 
@@ -265,9 +262,7 @@ def _save(fig, path, note=""):
     if note:
         fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.035 if note else 0, 1, 1))
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    write_whole(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     import matplotlib.pyplot as plt
     plt.close(fig)
 

@@ -141,7 +141,7 @@ class ConsoleProgress(Progress):
 
     def epoch_start(self, epoch, n_steps):
         import click
-        self.t0, self.done, self.last = time.perf_counter(), 0, None
+        self.t0, self.done = time.perf_counter(), 0
         if self.tty:
             self.bar = click.progressbar(length=n_steps, label=f"{self.label} {epoch}/"
                                          f"{self.epochs}", file=self.file, show_eta=True,

@@ -594,11 +594,10 @@ class LambdaOpt:
                       "lookahead_valid_loss": vl_sum / vl_count if vl_count else None,
                       "mean_lambda_P": float(lam_P.mean()), "mean_lambda_Q": float(lam_Q.mean()),
                       "train_seconds": time.perf_counter() - t0}
-            if stop_reason:
-                record["interrupted_after_steps"] = steps_done
             traj["user_lambda"].append(lambda_per_row(lam_P, split.n_users).astype(np.float32))
             traj["item_lambda"].append(lambda_per_row(lam_Q, split.n_items).astype(np.float32))
             if stop_reason:                      # a partial epoch: not evaluated, not selected
+                record["interrupted_after_steps"] = steps_done
                 history.append(record)
                 progress.epoch_parameters(P, Q, lam_P, lam_Q)
                 progress.epoch_end(record)

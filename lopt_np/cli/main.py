@@ -20,7 +20,7 @@ from lopt_np.data.loaders import FORMATS
 from lopt_np.data.preprocess import SPLITS
 from lopt_np.errors import LoptError
 from lopt_np.granularity import GRANULARITIES
-from lopt_np.io import format_metrics, format_summary
+from lopt_np.io import format_metrics, format_summary, metric_label
 from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
 from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
 from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
@@ -492,8 +492,9 @@ TRAINING_PARAMS = ("dim", "init_std", "scope", "optimizer", "lr", "eps", "eps_pl
 def compare_with_fixed_lambda(split, opts, model, result, seconds, quiet):
     """MF-λFix at :data:`COMPARE_LAMBDAS` on the same split and training options, the best by
     the validation metric, against the λOpt run: rows of a small table and where Λ went."""
-    from lopt_np.grid import grid_search
     import numpy as np
+    from lopt_np.grid import grid_search
+    from lopt_np.trainer import lambda_per_row
 
     click.echo(f"comparison: MF-λFix at λ ∈ {{{', '.join(map(str, COMPARE_LAMBDAS))}}}, same "
                f"split and training options …", err=True)
@@ -512,16 +513,14 @@ def compare_with_fixed_lambda(split, opts, model, result, seconds, quiet):
         theirs = best.test[metric]
         rows.append({"metric": metric, "lambda_opt": ours, "best_lambda_fix": theirs,
                      "gain": ours / theirs - 1 if theirs else float("nan")})
-    lam_P = np.broadcast_to(model.lambda_P.mean(axis=1), (split.n_users,))
+    lam_P = lambda_per_row(model.lambda_P, split.n_users)
     freq = split.user_frequency()
     order = np.argsort(freq, kind="stable")
     tenth = max(1, len(order) // 10)
     least, most = float(lam_P[order[:tenth]].mean()), float(lam_P[order[-tenth:]].mean())
-    label = {"auc": "AUC"}
     lines = [f"{'metric':<10} {'λOpt':>8} {f'λFix (λ={best.lam:g})':>16} {'gain':>8}"]
     for r in rows:
-        name = label.get(r["metric"], r["metric"].replace("hr", "HR").replace("ndcg", "NDCG"))
-        lines.append(f"{name:<10} {r['lambda_opt']:>8.4f} {r['best_lambda_fix']:>16.4f} "
+        lines.append(f"{metric_label(r['metric']):<10} {r['lambda_opt']:>8.4f} {r['best_lambda_fix']:>16.4f} "
                      f"{r['gain']:>+8.1%}")
     lines.append(f"{'seconds':<10} {seconds:>8.1f} {best.wall_seconds:>16.1f}   (grid total "
                  f"{sum(r.wall_seconds for r in grid.runs):.1f})")
@@ -796,16 +795,11 @@ def write_table(table, out):
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".csv", ".json"):
         raise click.ClickException(f"--out {out}: name a .csv or .json file")
-    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp")
+    from lopt_np.io import write_whole
     try:
-        if ext == ".csv":
-            table.to_csv(tmp, index=False)
-        else:
-            table.to_json(tmp, orient="records", indent=1)
-        os.replace(tmp, out)
+        write_whole(out, (lambda tmp: table.to_csv(tmp, index=False)) if ext == ".csv" else
+                    (lambda tmp: table.to_json(tmp, orient="records", indent=1)))
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise click.ClickException(f"cannot write {out}: {exc}") from None
     click.echo(f"wrote {out} ({len(table):,} rows)", err=True)
 

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ..errors import ConfigError, DataError
 from .loaders import FORMATS, detect_format, load_interactions, standardize
@@ -90,19 +91,11 @@ def to_split(data: Any, config: Optional[DataConfig] = None) -> Split:
     if isinstance(data, pd.DataFrame):
         df = standardize(data, cfg.user_col, cfg.item_col, cfg.time_col, "the DataFrame")
         return build_split(df, **cfg.split_options())
-    if _is_sparse(data):
+    if sp.issparse(data):
         return build_split(_sparse_frame(data), **{**cfg.split_options(),
                                                    "split": _untimed(cfg.split)})
     raise DataError(f"cannot train on a {type(data).__name__}: give a Split, a file path, a "
                     f"pandas DataFrame or a scipy.sparse user × item matrix")
-
-
-def _is_sparse(data):
-    try:
-        import scipy.sparse as sp
-    except ImportError:          # scipy is a dependency; kept optional here for clarity
-        return False
-    return sp.issparse(data)
 
 
 def _untimed(split):

@@ -17,7 +17,7 @@ import lzma
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, shown
 
 FORMATS = ("auto", "movielens", "amazon-food", "csv", "tsv", "parquet")
 
@@ -56,14 +56,6 @@ def _read(reader, path, what):
             from exc
 
 
-MAX_SHOWN = 40          # characters of a data value echoed in an error message
-
-
-def _shown(value):
-    text = repr(value)
-    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
-
-
 def _ids(column, name, source):
     """Ids as int64 when the column is of an integer type, else as strings; a missing or
     blank id is an error naming its row."""
@@ -91,7 +83,7 @@ def _timestamps(raw, name, source):
         raise DataError(f"{source}: column {name!r} has {int(raw.isna().sum()):,} missing "
                         f"timestamp(s) (first at data row {first + 1})")
     if pd.api.types.is_datetime64_any_dtype(raw):
-        return _datetime_ns(raw, name, source)
+        return _datetime_ns(raw)
     if raw.dtype.kind in "iub":
         return raw.astype(np.int64).to_numpy()
     t = pd.to_numeric(raw, errors="coerce") if raw.dtype.kind != "f" else raw
@@ -102,15 +94,15 @@ def _timestamps(raw, name, source):
             except (ValueError, TypeError, OverflowError):
                 parsed = None
             if parsed is not None:
-                return _datetime_ns(parsed, name, source)
+                return _datetime_ns(parsed)
         bad = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise DataError(f"{source}: column {name!r} has the timestamp {_shown(raw.iloc[bad])} "
+        raise DataError(f"{source}: column {name!r} has the timestamp {shown(raw.iloc[bad])} "
                         f"at data row {bad + 1}: neither a number nor an ISO 8601 date")
     values = t.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all() or np.abs(values).max(initial=0) >= 2.0 ** 63:
         bad = int(np.flatnonzero(~np.isfinite(values) | (np.abs(values) >= 2.0 ** 63))[0])
         raise DataError(f"{source}: column {name!r} has the out-of-range timestamp "
-                        f"{_shown(raw.iloc[bad])} at data row {bad + 1}")
+                        f"{shown(raw.iloc[bad])} at data row {bad + 1}")
     if t.dtype.kind in "iu":
         return t.astype(np.int64).to_numpy()
     if np.all(values == np.floor(values)) and np.abs(values).max(initial=0) < 2.0 ** 53:
@@ -118,7 +110,7 @@ def _timestamps(raw, name, source):
     return values
 
 
-def _datetime_ns(values, name, source):
+def _datetime_ns(values):
     if getattr(values.dt, "tz", None) is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     return values.astype("datetime64[ns]").astype(np.int64).to_numpy()
@@ -133,8 +125,8 @@ def standardize(df, user_col="user", item_col="item", time_col="timestamp", sour
     wanted = [c for c in (user_col, item_col, time_col) if c is not None]
     missing = [c for c in wanted if c not in df.columns]
     if missing:
-        cols = ", ".join(_shown(str(c)) for c in list(df.columns)[:20])
-        raise DataError(f"{source}: missing column(s) {', '.join(map(_shown, missing))}; it has "
+        cols = ", ".join(shown(str(c)) for c in list(df.columns)[:20])
+        raise DataError(f"{source}: missing column(s) {', '.join(map(shown, missing))}; it has "
                         f"{cols} (choose with --user-col/--item-col/--time-col, or user_col=, "
                         f"item_col=, time_col= in Python; time_col=None for no timestamps)")
     if len(df) == 0:
