@@ -8,7 +8,7 @@ from .model import Model, load
 from .progress import Progress
 from .trainer import LambdaOpt, TrainConfig
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["LambdaOpt", "Model", "TrainConfig", "Split", "Progress", "evaluate", "load",
            "LoptError", "ConfigError", "DataError", "TrainingDivergedError",

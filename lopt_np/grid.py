@@ -2,41 +2,35 @@
 selection by a validation metric, test metrics of the selected model, total wall time.
 
 Every run uses the same seed, so the same initialization and the same triplets; only λ differs.
-``jobs > 1`` trains several values at once in separate processes, splitting the cores among
-them (CPU only: one GPU trains one value at a time).
+The runs go through :mod:`lopt_np.sweep`: ``jobs > 1`` trains several values at once on a Dask
+``LocalCluster`` (the cores split among its workers; CPU only: one GPU trains one value at a
+time), ``scheduler`` on a running Dask cluster; with a ``folder`` each finished value is written
+as it completes and a resumed grid trains only the missing ones.
 """
+import contextlib
 import dataclasses
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, TrainingDivergedError
-from .io import format_metrics, format_summary, save_run, write_json
+from .io import format_metrics, format_summary, write_json
+from .sweep import Executor, Outcome, Run, run_plan, save_outcome, train_run
 from .trainer import LambdaOpt
 
 DEFAULT_LAMBDAS = (10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.0)
 
 
 @dataclasses.dataclass
-class GridRun:
-    """One λ of the grid: validation metrics of the kept epoch, the test evaluation
-    (``lopt_np.evaluation.evaluate``'s result, per-group breakdown included), seconds."""
-    lam: float
-    best_epoch: int
-    valid: dict
-    test_result: dict = dataclasses.field(repr=False)
-    train_seconds: float
-    wall_seconds: float
-    failed: str = ""        # why training failed (it diverged); empty for a finished run
+class GridRun(Outcome):
+    """One λ of the grid (a :class:`~lopt_np.sweep.Outcome` whose run varies λ)."""
 
     @property
-    def test(self):
-        return self.test_result["metrics"]
+    def lam(self):
+        return self.run.settings["lambda"]
 
     def row(self):
         return {"lambda": self.lam, "best_epoch": self.best_epoch,
@@ -48,6 +42,10 @@ class GridRun:
     def valid_text(self, metric):
         """The run's validation ``metric`` for a progress line, or that it failed."""
         return "diverged" if self.failed else f"{self.valid[metric]:.4f}"
+
+    @classmethod
+    def of(cls, outcome):
+        return cls(**{f.name: getattr(outcome, f.name) for f in dataclasses.fields(Outcome)})
 
 
 @dataclasses.dataclass
@@ -83,99 +81,83 @@ def fixed_lambda_params(params, lam):
     return {**params, "learn_lambda": False, "granularity": "global", "lambda_init": lam}
 
 
+def grid_runs(params, lambdas, dataset="data"):
+    """The grid as sweep runs, one per λ (folder ``lambda=0.01``)."""
+    return [Run(f"lambda={lam:g}", fixed_lambda_params(params, lam), dataset, {"lambda": lam})
+            for lam in lambdas]
+
+
 def train_one(split, params, lam):
     """Train MF-λFix at ``lam``; returns ``(GridRun, model)``."""
-    t0 = time.perf_counter()
-    try:
-        model = LambdaOpt(**fixed_lambda_params(params, lam)).fit(split)
-    except TrainingDivergedError as exc:          # recorded; the rest of the grid goes on
-        return GridRun(lam, 0, {}, {"metrics": {}}, 0.0, time.perf_counter() - t0,
-                       failed=str(exc)), None
-    record = next(h for h in model.history if h["epoch"] == model.best_epoch)
-    valid = record.get("valid")
-    if valid is None:                       # no evaluation during training (eval_every=0)
-        valid = model.evaluate(split, "valid")["metrics"]
-    test = model.evaluate(split, "test")
-    train_s = sum(h["train_seconds"] for h in model.history)
-    run = GridRun(lam, model.best_epoch, valid, test, train_s, time.perf_counter() - t0)
-    return run, model
+    run = GridRun.of(train_run(split, grid_runs(params, [lam])[0]))
+    return run, run.model
 
 
-def _worker_init():
-    """In each worker: leave SIGINT to the parent (which stops the pool: one message, no
-    traceback per worker) and, on Linux, die with the parent."""
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)              # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass                                        # not Linux: workers end with the pool
-
-
-def _stop_workers(pool):
-    """Cancel what has not started and terminate the running workers."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.join(timeout=5)
-
-
-def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, **params):
-    """Train MF-λFix for every λ in ``lambdas`` (other settings: ``params``, as for
-    :class:`~lopt_np.trainer.LambdaOpt`); select the value with the best validation
-    ``params["early_stopping"]`` metric (default hr@100). ``on_run(run, n_done, n_total)`` is
-    called as each value finishes. Returns ``(GridResult, selected model)``."""
+def check_grid(lambdas, params, jobs, scheduler=None):
+    """Validate the grid's settings before any work; returns ``(λ values, TrainConfig)``."""
     lambdas = check_lambdas(lambdas)
-    params = dict(params)
     cfg = LambdaOpt(**fixed_lambda_params(params, 0.0)).config        # validates everything
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
     if jobs > 1 and cfg.device != "cpu":
         raise ConfigError(f"jobs > 1 runs several trainings at once on the CPU cores; with "
                           f"device {cfg.device!r} use jobs=1")
-    select = cfg.early_stopping
-    t0 = time.perf_counter()
-    runs, models = {}, {}
-    if jobs == 1:
-        for lam in lambdas:
-            runs[lam], models[lam] = train_one(split, params, lam)
-            if on_run:
-                on_run(runs[lam], len(runs), len(lambdas))
-    else:
-        cores = cfg.threads or os.cpu_count() or 1
-        worker = {**params, "threads": max(1, cores // jobs)}   # the trainer sets Numba's
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                   initializer=_worker_init)
-        try:
-            futures = {pool.submit(train_one, split, worker, lam): lam for lam in lambdas}
-            for fut in as_completed(futures):
-                lam = futures[fut]
-                runs[lam], models[lam] = fut.result()
-                if on_run:
-                    on_run(runs[lam], len(runs), len(lambdas))
-        except BaseException:
-            _stop_workers(pool)                     # Ctrl-C, SIGTERM or an error: no orphans
-            raise
-        pool.shutdown()
-    ordered = [runs[lam] for lam in lambdas]
+    return lambdas, cfg
+
+
+def select_grid(outcomes, runs, select, wall_seconds, jobs):
+    """The :class:`GridResult` of the grid's outcomes: the best validation ``select``."""
+    ordered = [GridRun.of(outcomes[r.name]) for r in runs]
     if all(r.failed for r in ordered):
         raise TrainingDivergedError(f"every λ of the grid diverged (λ={ordered[0].lam:g}: "
                                     f"{ordered[0].failed})")
     scores = [-np.inf if r.failed else r.valid[select] for r in ordered]
     selected = int(np.argmax(scores))          # ties: the first (largest λ as listed)
-    result = GridResult(ordered, select, selected, time.perf_counter() - t0, jobs)
-    return result, models[lambdas[selected]]
+    return GridResult(ordered, select, selected, wall_seconds, jobs)
 
 
-def save_grid(folder, result, model, split, data_info, params, wall_seconds):
+def selected_model(result, folder):
+    """The selected λ's trained model: in memory, or (a resumed grid) read from its folder."""
+    if result.best.model is not None or folder is None:
+        return result.best.model
+    from .model import Model
+    return Model.load(folder.run_dir(result.best.run.name))
+
+
+def grid_search(split, lambdas=DEFAULT_LAMBDAS, jobs=1, on_run=None, *, scheduler=None,
+                executor=None, folder=None, data_info=None, progress=None, **params):
+    """Train MF-λFix for every λ in ``lambdas`` (other settings: ``params``, as for
+    :class:`~lopt_np.trainer.LambdaOpt`); select the value with the best validation
+    ``params["early_stopping"]`` metric (default hr@100). ``on_run(run, n_done, n_total)`` is
+    called as each value finishes. ``jobs``/``scheduler`` (or an open ``executor``): where the
+    runs train (:class:`~lopt_np.sweep.Executor`); ``folder``: a
+    :class:`~lopt_np.sweep.SweepFolder` that receives each finished run (its runs already there
+    are not trained again). Returns ``(GridResult, selected model)``."""
+    params = dict(params)
+    lambdas, cfg = check_grid(lambdas, params, jobs, scheduler)
+    runs = grid_runs(params, lambdas)
+    done = []
+
+    def finished(outcome):
+        done.append(outcome)
+        if on_run:
+            on_run(GridRun.of(outcome), len(done), len(runs))
+
+    t0 = time.perf_counter()
+    with contextlib.nullcontext(executor) if executor else Executor(
+            jobs, scheduler, cfg.threads) as ex:
+        outcomes = run_plan(ex, folder, runs, {"data": split}, {"data": data_info or {}},
+                            progress=progress, on_outcome=finished, title="MF-λFix")
+    result = select_grid(outcomes, runs, cfg.early_stopping, time.perf_counter() - t0, jobs)
+    return result, selected_model(result, folder)
+
+
+def save_grid(folder, result, model, split, data_info, params, wall_seconds, sweep=None):
     """Write a grid's files into ``folder``: ``grid.csv`` (one row per λ), ``grid.json`` (the
     rows, the selection, the sweep's wall time and the sum of the runs' times), and the
-    selected model's run files (``lopt_np.io.save_run``) with ``summary.txt``. Returns the
-    summary text."""
+    selected model's run files (``lopt_np.io.save_run``; for a run read back from a resumed
+    grid, its files copied from the :class:`~lopt_np.sweep.SweepFolder` ``sweep``) with
+    ``summary.txt``. Returns the summary text."""
     best, runs = result.best, result.runs
     pd.DataFrame(result.rows()).to_csv(os.path.join(folder, "grid.csv"), index=False)
     lambdas = [r.lam for r in runs]
@@ -201,6 +183,5 @@ def save_grid(folder, result, model, split, data_info, params, wall_seconds):
               f"sweep wall time {result.wall_seconds:.1f} s ({result.jobs} at a time; the runs "
               f"took {sum(r.wall_seconds for r in runs):.1f} s in all)"]
     text = "\n".join(lines) + "\n"
-    save_run(folder, model, split, best.test_result, {**data_info, "wall_seconds": wall_seconds},
-             text)
+    save_outcome(folder, best, split, {**data_info, "wall_seconds": wall_seconds}, text, sweep)
     return text

@@ -31,7 +31,8 @@ except ImportError:            # not on Windows: the final check then runs witho
 # every name lopt_np writes into an output folder (run, grid, reproduction, figures, final fit)
 RUN_ENTRIES = {"config.json", "metrics.json", "lambda_trajectory.npz", "model.npz", "model.json",
                "split.npz", "summary.txt", "comparison.csv", "comparison.json", "grid.csv",
-               "grid.json", "table2.csv", "table2.md", "table2.json", "figures", "final",
+               "grid.json", "sweep.json", "sweep.csv", "results.json", "runs", "splits", "table2.csv", "table2.md",
+               "table2.json", "figures", "final",
                "MF-lFix", "SGDA", "AMF", "NeuMF", "MF-lOpt-D", "MF-lOpt-DU", "MF-lOpt-DI",
                "MF-lOpt-DUI"}
 MAX_LISTED = 5
@@ -48,7 +49,7 @@ def is_run_folder(path):
     reproduction's description: a folder ``--overwrite`` may replace."""
     names = set(os.listdir(path))
     return (bool(names) and names <= RUN_ENTRIES and
-            bool(names & {"model.json", "grid.json", "table2.json"}))
+            bool(names & {"model.json", "grid.json", "sweep.json", "table2.json"}))
 
 
 def check_output_dir(path, overwrite):
@@ -205,6 +206,14 @@ def write_json(path, obj):
     write_whole(path, write)
 
 
+def write_text(path, text):
+    """``text`` as a UTF-8 file, written whole."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    write_whole(path, write)
+
+
 def write_npz(path, arrays, compressed=True):
     """``arrays`` (name → array) as an ``.npz`` file, written whole."""
     def write(tmp):
@@ -262,7 +271,8 @@ def run_summary(title, data_info, best_epoch, wall_seconds, metrics):
 
 
 def save_run(folder, model, split, test_result, data_info, summary_text):
-    """Write every file of a run into ``folder`` (normally the temporary one)."""
+    """Write every file of a run into ``folder`` (normally the temporary one); ``split``
+    ``None``: no ``split.npz`` (a sweep's runs share the sweep's)."""
     write_json(os.path.join(folder, "config.json"), {"train": model.config, "data": data_info})
     write_json(os.path.join(folder, "metrics.json"),
                {"test": test_result["metrics"], "test_users": test_result["n_users"],
@@ -270,7 +280,8 @@ def save_run(folder, model, split, test_result, data_info, summary_text):
                 "best_epoch": model.best_epoch, "history": model.history})
     np.savez_compressed(os.path.join(folder, "lambda_trajectory.npz"), **model.trajectory)
     model.save(folder)
-    split.save(os.path.join(folder, "split.npz"))
+    if split is not None:
+        split.save(os.path.join(folder, "split.npz"))
     with open(os.path.join(folder, "summary.txt"), "w") as fh:
         fh.write(summary_text)
 

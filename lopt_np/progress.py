@@ -190,6 +190,10 @@ class JsonLinesLog(Progress):
     def epoch_end(self, record):
         self._write({"event": "epoch", **record})
 
+    def event(self, name, **fields):
+        """Any other record, ``{"event": name, ...}`` (a sweep's finished runs)."""
+        self._write({"event": name, **fields})
+
     def close(self):
         self.fh.close()
 

@@ -8,6 +8,8 @@ and use its λ. Files (in a folder written whole or not at all): ``table2.csv``,
 ``table2.json`` (settings, data, every row) and one sub-folder per method with its run files
 (``MF-lFix/`` holds the grid; ``lopt plot`` draws Figures 1, 6, 7 and 8 from the folder).
 """
+import contextlib
+import dataclasses
 import os
 import time
 
@@ -16,27 +18,15 @@ import pandas as pd
 
 from .baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
 from .errors import ConfigError, TrainingDivergedError
-from .grid import DEFAULT_LAMBDAS, check_lambdas, fixed_lambda_params, grid_search, save_grid
-from .io import format_metrics, run_summary, save_run, write_json
-from .progress import Progress
+from .grid import (DEFAULT_LAMBDAS, check_lambdas, fixed_lambda_params, grid_runs, save_grid,
+                   select_grid, selected_model)
+from .io import format_metrics, run_summary, write_json
+from .sweep import Executor, Run, run_plan, save_outcome
 from .trainer import LambdaOpt
 
 TABLE_METRICS = ("auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100")
 LOPT_GRANULARITIES = ("D", "DU", "DI", "DUI")
 METHODS = ("MF-λFix", "SGDA", "AMF", "NeuMF") + tuple(f"MF-λOpt-{g}" for g in LOPT_GRANULARITIES)
-
-
-class EpochLog(Progress):
-    """One line per epoch of a long run: the validation metrics and mean Λ."""
-
-    def __init__(self, method, log):
-        self.method, self.log = method, log
-
-    def epoch_end(self, record):
-        if "valid" in record:
-            self.log(f"  {self.method} epoch {record['epoch']}: valid "
-                     f"{format_metrics(record['valid'])}  mean Λ "
-                     f"{record['mean_lambda_P']:.3g}/{record['mean_lambda_Q']:.3g}")
 
 
 def folder_name(method):
@@ -57,9 +47,9 @@ def check_methods(methods):
     return tuple(m for m in METHODS if m in methods)        # the paper's row order
 
 
-def _seconds(history):
-    """Training seconds in all and the median per epoch (evaluation excluded)."""
-    per_epoch = [h["train_seconds"] for h in history]
+def _seconds(per_epoch):
+    """Training seconds in all and the median per epoch (evaluation excluded), of the
+    per-epoch training seconds."""
     return float(sum(per_epoch)), float(np.median(per_epoch)), len(per_epoch)
 
 
@@ -89,31 +79,33 @@ def check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods, amf_eps=(0
     return methods, lambdas
 
 
-def select_sgd_lr(split, train, lam, lrs, log=print):
-    """The paper's SGDA tuning flow, first half: train MF-λFix with SGD (λ = the grid's) at each
-    step size in ``lrs`` and return ``(best lr by the validation metric, [(lr, score)])``;
-    a diverging step size scores −inf."""
-    select = train.get("early_stopping", "hr@100")
+def sgd_lr_runs(train, lam, lrs):
+    """The paper's SGDA tuning flow, first half, as sweep runs: MF-λFix with SGD (λ = the
+    grid's) at each step size in ``lrs``."""
+    return [Run(f"SGDA-lr={lr:g}", fixed_lambda_params({**train, "optimizer": "sgd", "lr": lr},
+                                                       lam), settings={"lr": lr})
+            for lr in lrs]
+
+
+def select_sgd_lr(outcomes, runs, select, log=print):
+    """The best SGD step size by the validation metric and ``[(lr, score)]``; a diverging step
+    size scores −inf."""
     scores = []
-    for lr in lrs:
-        try:
-            model = LambdaOpt(**fixed_lambda_params({**train, "optimizer": "sgd", "lr": lr},
-                                                    lam)).fit(split)
-            record = next(h for h in model.history if h["epoch"] == model.best_epoch)
-            score = record["valid"][select]
-        except TrainingDivergedError:
-            score = -np.inf
-        log(f"  SGD MF-λFix lr={lr:g}: valid {select} {score:.4f}")
-        scores.append((lr, float(score)))
+    for run in runs:
+        outcome = outcomes[run.name]
+        score = -np.inf if outcome.failed else outcome.valid[select]
+        log(f"  SGD MF-λFix lr={run.settings['lr']:g}: valid {select} {score:.4f}")
+        scores.append((run.settings["lr"], float(score)))
     best = max(scores, key=lambda x: x[1])
     if not np.isfinite(best[1]):
-        raise TrainingDivergedError(f"SGD diverged at every step size {list(lrs)}; give smaller "
-                                    f"ones")
+        raise TrainingDivergedError(f"SGD diverged at every step size "
+                                    f"{[lr for lr, _ in scores]}; give smaller ones")
     return best[0], scores
 
 
 def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas=DEFAULT_LAMBDAS,
-              jobs=1, methods=METHODS, amf_eps=(0.5,), log=print):
+              jobs=1, methods=METHODS, amf_eps=(0.5,), log=print, *, executor=None, sweep=None,
+              progress=None):
     """Run the methods on ``split``, write their files into ``folder`` and the table; returns
     the table's rows (dicts).
 
@@ -122,15 +114,20 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
     ``sgda_lrs``: SGD step sizes tried for SGDA (:func:`select_sgd_lr`); ``amf_eps``: the
     perturbation norms ε tried for AMF (the best by validation is kept, the row's wall time
     counts every try); ``baseline``: :class:`~lopt_np.baselines.BaselineConfig` fields for AMF
-    and NeuMF (``lam`` is taken from the grid).
+    and NeuMF (``lam`` is taken from the grid). The MF trainings (the grid, the λOpt rows
+    with it, then SGDA's step sizes, then SGDA) run on ``executor`` (or one made for
+    ``jobs``, :class:`~lopt_np.sweep.Executor`); with ``sweep`` (a
+    :class:`~lopt_np.sweep.SweepFolder`, whose ``partial`` is ``folder``) each is written as it
+    finishes and a resumed reproduction trains only those missing. AMF and NeuMF start from
+    the grid's model and train here.
     """
     methods, lambdas = check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods,
                                       amf_eps)
     select = train.get("early_stopping", "hr@100")
     rows, t_start = [], time.perf_counter()
 
-    def add_row(method, metrics, history, best_epoch, wall, extra=None):
-        total, per_epoch, n = _seconds(history)
+    def add_row(method, metrics, epoch_seconds, best_epoch, wall, extra=None):
+        total, per_epoch, n = _seconds(epoch_seconds)
         row = {"method": method, **{m: metrics[m] for m in TABLE_METRICS},
                "best_epoch": best_epoch, "epochs_run": n, "train_seconds": total,
                "seconds_per_epoch": per_epoch, "wall_seconds": wall, **(extra or {})}
@@ -139,34 +136,60 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
             f"({wall:.1f} s, {per_epoch:.2f} s/epoch)")
         return row
 
-    # MF-λFix: the grid (always run: the gains are relative to it, AMF/NeuMF start from it)
-    t0 = time.perf_counter()
-    log(f"MF-λFix: grid of {len(lambdas)} λ values, {jobs} at a time")
-    grid, mf = grid_search(split, lambdas, jobs=jobs, on_run=lambda r, d, n: log(
-        f"  [{d}/{n}] λ={r.lam:g}: valid {r.valid_text(select)} ({r.wall_seconds:.1f} s)"),
-        **train)
-    sub = _subfolder(folder, "MF-λFix")
-    save_grid(sub, grid, mf, split, data_info, train, time.perf_counter() - t0)
-    lam = grid.best.lam
-    add_row("MF-λFix", grid.best.test, mf.history, grid.best.best_epoch, grid.best.wall_seconds,
-            {"lambda": lam, "grid_wall_seconds": grid.wall_seconds,
-             "grid_sum_of_run_seconds": sum(r.wall_seconds for r in grid.runs)})
+    def lambda_opt_row(method, outcome):
+        if outcome.failed:
+            raise TrainingDivergedError(f"{method}: {outcome.failed}")
+        save_outcome(_subfolder(folder, method), outcome, split, data_info,
+                     run_summary(method, data_info, outcome.best_epoch, outcome.wall_seconds,
+                                 outcome.test), sweep)
+        add_row(method, outcome.test, outcome.epoch_seconds, outcome.best_epoch,
+                outcome.wall_seconds)
 
-    def lambda_opt_row(method, params):
+    # the MF trainings that depend on nothing: the MF-λFix grid (always run: the gains are
+    # relative to it, AMF/NeuMF start from it) and the λOpt rows
+    lopt_runs = [Run(folder_name(f"MF-λOpt-{g}"), {**train, **lopt, "granularity": g,
+                                                    "learn_lambda": True},
+                     settings={"method": f"MF-λOpt-{g}"})
+                 for g in LOPT_GRANULARITIES if f"MF-λOpt-{g}" in methods]
+    grid = grid_runs(train, lambdas)
+    grid = [dataclasses.replace(r, name=f"MF-lFix-{r.name}") for r in grid]
+    with contextlib.nullcontext(executor) if executor else Executor(
+            jobs, None, train.get("threads", 0)) as ex:
+        if progress is not None:
+            progress.total = len(grid) + len(lopt_runs) + (
+                len(sgda_lrs) + 1 if "SGDA" in methods else 0)
+        log(f"MF-λFix: grid of {len(lambdas)} λ values" +
+            (f" and the λOpt rows ({', '.join(r.name for r in lopt_runs)})" if lopt_runs
+             else "") + f", {ex.slots} at a time")
         t0 = time.perf_counter()
-        model = LambdaOpt(**params).fit(split, EpochLog(method, log))
-        result = model.evaluate(split, "test")
-        wall = time.perf_counter() - t0
-        save_run(_subfolder(folder, method), model, split, result, data_info,
-                 run_summary(method, data_info, model.best_epoch, wall, result["metrics"]))
-        add_row(method, result["metrics"], model.history, model.best_epoch, wall)
+        first = run_plan(ex, sweep, grid + lopt_runs, {"data": split}, {"data": data_info},
+                         progress=progress, title="Table 2 run")
+        result = select_grid(first, grid, select, time.perf_counter() - t0, jobs)
+        mf = selected_model(result, sweep)
+        save_grid(_subfolder(folder, "MF-λFix"), result, mf, split, data_info, train,
+                  time.perf_counter() - t0, sweep)
+        lam = result.best.lam
+        add_row("MF-λFix", result.best.test, result.best.epoch_seconds, result.best.best_epoch,
+                result.best.wall_seconds,
+                {"lambda": lam, "grid_wall_seconds": result.wall_seconds,
+                 "grid_sum_of_run_seconds": sum(r.wall_seconds for r in result.runs)})
 
-    sgda_search = []
-    if "SGDA" in methods:
-        t0 = time.perf_counter()
-        lr, sgda_search = select_sgd_lr(split, train, lam, sgda_lrs, log)
-        search_seconds = time.perf_counter() - t0
-        lambda_opt_row("SGDA", sgda_params({**train, **lopt}, lr))
+        sgda_search = []
+        sgda_row = None
+        if "SGDA" in methods:
+            t0 = time.perf_counter()
+            sgd = sgd_lr_runs(train, lam, sgda_lrs)
+            searched = run_plan(ex, sweep, sgd, {"data": split}, {"data": data_info},
+                                progress=progress, title="SGD MF-λFix")
+            lr, sgda_search = select_sgd_lr(searched, sgd, select, log)
+            search_seconds = sum(searched[r.name].wall_seconds for r in sgd)
+            sgda = Run("SGDA", sgda_params({**train, **lopt}, lr), settings={"method": "SGDA"})
+            sgda_row = (run_plan(ex, sweep, [sgda], {"data": split}, {"data": data_info},
+                                 progress=progress, title="SGDA")["SGDA"], lr, search_seconds,
+                        time.perf_counter() - t0)
+    if sgda_row is not None:
+        outcome, lr, search_seconds, _ = sgda_row
+        lambda_opt_row("SGDA", outcome)
         rows[-1].update(lr=lr, lr_search_seconds=search_seconds)
     amf_search = []
     for method, fit in (("AMF", fit_amf), ("NeuMF", fit_neumf)):
@@ -190,12 +213,11 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
         result = best_model.evaluate(split, "test")
         wall = time.perf_counter() - t0
         _save_baseline(_subfolder(folder, method), best_model, result, data_info)
-        add_row(method, result["metrics"], best_model.history, best_model.best_epoch, wall,
+        add_row(method, result["metrics"], [h["train_seconds"] for h in best_model.history],
+                best_model.best_epoch, wall,
                 {"adv_eps": best_model.config["adv_eps"]} if method == "AMF" else None)
-    for g in LOPT_GRANULARITIES:
-        method = f"MF-λOpt-{g}"
-        if method in methods:
-            lambda_opt_row(method, {**train, **lopt, "granularity": g, "learn_lambda": True})
+    for run in lopt_runs:
+        lambda_opt_row(run.settings["method"], first[run.name])
 
     base = rows[0]
     for row in rows:
@@ -209,6 +231,16 @@ def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas
                                "methods": list(methods),
                                "wall_seconds": time.perf_counter() - t_start})
     return rows
+
+
+def planned_runs(train, lopt, lambdas, methods):
+    """The MF trainings of a reproduction known before any result (what ``--resume``
+    checks): the grid and the λOpt rows."""
+    methods = check_methods(methods)
+    grid = [dataclasses.replace(r, name=f"MF-lFix-{r.name}") for r in grid_runs(train, lambdas)]
+    return grid + [Run(folder_name(f"MF-λOpt-{g}"), {**train, **lopt, "granularity": g,
+                                                      "learn_lambda": True})
+                   for g in LOPT_GRANULARITIES if f"MF-λOpt-{g}" in methods]
 
 
 def _subfolder(folder, method):

@@ -187,7 +187,11 @@ def test_the_divergence_rule():
         check_divergence(0.5, 0.7, ok, np.full((2, 2), -2e6), 10, 1)
 
 
-def test_ctrl_c_in_a_parallel_grid_is_one_line_and_leaves_no_worker(tmp_path):
+@pytest.mark.parametrize("signal_name, to_group", [("SIGINT", True), ("SIGTERM", False)])
+def test_ctrl_c_in_a_parallel_grid_is_one_line_and_leaves_no_worker(tmp_path, signal_name,
+                                                                    to_group):
+    """Ctrl-C in a terminal (SIGINT to the whole process group) or a job scheduler's SIGTERM
+    to the lopt process alone: one line, the cluster shut down, the finished runs kept."""
     import os
     import signal
     import subprocess
@@ -203,9 +207,13 @@ def test_ctrl_c_in_a_parallel_grid_is_one_line_and_leaves_no_worker(tmp_path):
         if line.startswith("grid of"):
             break
     time.sleep(4)                                            # the workers are training
-    os.killpg(proc.pid, signal.SIGINT)                       # what Ctrl-C in a terminal does
+    sig = getattr(signal, signal_name)
+    if to_group:
+        os.killpg(proc.pid, sig)                             # what Ctrl-C in a terminal does
+    else:
+        os.kill(proc.pid, sig)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in stderr, stderr
+    assert proc.returncode == 128 + sig and "Traceback" not in stderr, stderr
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
@@ -215,7 +223,10 @@ def test_ctrl_c_in_a_parallel_grid_is_one_line_and_leaves_no_worker(tmp_path):
         time.sleep(0.2)
     else:
         pytest.fail("worker processes outlived the grid")
-    assert not (tmp_path / "grid").exists()
+    assert not (tmp_path / "grid").exists()                  # not a finished grid
+    assert stderr.strip().splitlines()[-1].startswith(f"{signal_name}: stopped; its finished "
+                                                      f"runs are kept in")
+    assert (tmp_path / "grid.partial" / "sweep.json").is_file()       # --resume continues it
 
 
 # --- caches and artifacts ---------------------------------------------------------------------

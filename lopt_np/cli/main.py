@@ -1,9 +1,11 @@
 """The ``lopt`` command (Click); besides it only ``lopt_np.progress`` draws with click.
 
-Commands: ``lopt train``, ``lopt grid``, ``lopt reproduce``, ``lopt plot``, ``lopt gradcheck``,
-``lopt data stats``, ``lopt evaluate``, ``lopt recommend``, ``lopt similar``, ``lopt score``.
+Commands: ``lopt train``, ``lopt grid``, ``lopt reproduce``, ``lopt sweep``, ``lopt plot``,
+``lopt gradcheck``, ``lopt data stats``, ``lopt evaluate``, ``lopt recommend``, ``lopt similar``,
+``lopt score``.
 Every error lopt_np raises on purpose becomes one ``Error: …`` line and exit status 1.
 """
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -60,7 +62,7 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
 NONNEG = click.FloatRange(min=0)
 
 
-GROUP_ORDER = ("Data", "Model", "λOpt", "Training", "Run", "Final fit", "Output")
+GROUP_ORDER = ("Data", "Model", "λOpt", "Training", "Run", "Final fit", "Sweep", "Output")
 
 
 class GroupedCommand(click.Command):
@@ -96,12 +98,14 @@ def time_column(ctx, param, value):
     return None if value.lower() in ("none", "") else value
 
 
-def data_options(min_count=DATA.min_count):
+def data_options(min_count=DATA.min_count, multiple=False):
     """Options naming the interaction data (or the embedded synthetic default) and its split;
-    defaults from ``DataConfig`` (``min_count``: 20 for the paper's protocol)."""
+    defaults from ``DataConfig`` (``min_count``: 20 for the paper's protocol); ``multiple``:
+    ``--data`` may be given several times (a sweep over datasets)."""
     return option_group("Data", [
-        click.option("--data", "data_path", type=click.Path(dir_okay=True),
-                     help="Interaction file. Omit to use the built-in synthetic dataset."),
+        click.option("--data", "data_path", type=click.Path(dir_okay=True), multiple=multiple,
+                     help="Interaction file (repeatable: every run on each file)." if multiple
+                     else "Interaction file. Omit to use the built-in synthetic dataset."),
         click.option("--format", "fmt", default=DATA.fmt, show_default=True,
                      type=click.Choice(FORMATS), help="File format (auto: by file name)."),
         click.option("--user-col", default=DATA.user_col, show_default=True,
@@ -551,50 +555,184 @@ def parse_lambdas(ctx, param, value):
 
 
 def grid_options(fn):
-    """The MF-λFix grid's options, shared by ``lopt grid`` and ``lopt reproduce``."""
-    fn = click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-                      help="Train this many λ values at once (CPU; the cores are split "
-                           "among them).")(fn)
+    """The MF-λFix grid's λ values, shared by ``lopt grid`` and ``lopt reproduce``."""
     return click.option("--lambdas", default="10,1,0.1,0.01,0.001,0.0001,0.00001,0",
                         show_default=True, callback=parse_lambdas,
                         help="The global λ values of the MF-λFix grid.")(fn)
+
+
+sweep_options = option_group("Sweep", [
+    click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+                 help="Train this many runs at once on a Dask LocalCluster of as many worker "
+                      "processes (CPU; the cores are split among them; 1: in this process, "
+                      "no cluster). Needs the dask extra."),
+    click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+                 help="Submit the runs to the running Dask cluster of this scheduler instead "
+                      "(started with `dask scheduler` and `dask worker`)."),
+    click.option("--resume", is_flag=True,
+                 help="Continue the stopped sweep kept in OUT.partial: train only the runs "
+                      "it has not finished (give the same options)."),
+    click.option("--log-json", type=click.Path(dir_okay=False),
+                 help="Append a JSON record per finished run to this JSON-lines file."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the results."),
+])
+
+
+@contextlib.contextmanager
+def sweep_session(out_dir, overwrite, resume, jobs, scheduler, threads, log_json):
+    """The folder, the executor and the JSON log of a sweep command; Ctrl-C or SIGTERM ends it
+    with one line (the cluster shut down, the finished runs kept for ``--resume``)."""
+    from lopt_np.sweep import Executor, Interrupted, SweepFolder, interrupt_on_signals
+
+    folder = SweepFolder(out_dir, overwrite, resume)
+    log = JsonLinesLog(log_json) if log_json else None
+    kept = ("; its finished runs are kept in {partial}: run the same command with --resume "
+            "to train only the rest")
+    try:
+        with folder, interrupt_on_signals(), Executor(jobs, scheduler, threads) as executor:
+            yield folder, executor, log
+    except Interrupted as exc:
+        click.echo(f"\n{exc.signal_name}: stopped{kept.format(partial=folder.partial)}",
+                   err=True)
+        sys.exit(128 + {"SIGINT": 2, "SIGTERM": 15}[exc.signal_name])
+    except LoptError as exc:
+        if os.path.isdir(folder.partial) and folder.finished():
+            raise LoptError(f"{exc}{kept.format(partial=folder.partial)}") from None
+        raise
+    finally:
+        if log is not None:
+            log.close()
+
+
+def plan_of(runs, kind, data_info):
+    """What ``--resume`` must find unchanged: the runs' parameters (threads aside) and data."""
+    return {"kind": kind, "data": data_info,
+            "runs": {r.name: {k: v for k, v in r.params.items() if k != "threads"}
+                     for r in runs}}
 
 
 @main.command()
 @data_options()
 @training_options
 @grid_options
+@sweep_options
 @friendly_errors
-def grid(out_dir, overwrite, lambdas, jobs, **opts):
+def grid(out_dir, overwrite, lambdas, jobs, scheduler, resume, log_json, quiet, **opts):
     """MF-λFix grid search over a global λ: one training per value, selection by the validation
-    --early-stopping metric, test metrics of every value; writes grid.csv/grid.json and the
-    selected model to --out."""
-    from lopt_np.grid import check_lambdas, fixed_lambda_params, grid_search, save_grid
-    from lopt_np.io import atomic_output_dir, check_output_dir
+    --early-stopping metric, test metrics of every value; writes grid.csv/grid.json, each value's
+    run under runs/ and the selected model to --out."""
+    from lopt_np.grid import check_grid, grid_runs, grid_search, save_grid
+    from lopt_np.sweep import SweepProgress
+
+    data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
+    lambdas, cfg = check_grid(lambdas, opts, jobs, scheduler)   # every option before the data
+    t0 = time.perf_counter()
+    with sweep_session(out_dir, overwrite, resume, jobs, scheduler, cfg.threads,
+                       log_json) as (folder, executor, log):
+        split, data_info = load_data(**data)
+        click.echo(format_summary(data_info))
+        folder.check_plan(plan_of(grid_runs(opts, lambdas), "grid", data_info))
+        done = len(folder.finished())
+        click.echo(f"grid of {len(lambdas)} λ values ({opts['optimizer']}, K={opts['dim']}, "
+                   f"{opts['epochs']} epochs each, {executor.slots} at a time) on "
+                   f"{opts['device']}" + (f"; {done} already finished" if done else ""))
+        progress = SweepProgress(len(lambdas), executor.slots, done, cfg.early_stopping,
+                                 log=log, quiet=quiet)
+        result, model = grid_search(split, lambdas, executor=executor, folder=folder,
+                                    data_info=data_info, progress=progress, **opts)
+        text = save_grid(folder.partial, result, model, split, data_info, opts,
+                         time.perf_counter() - t0, sweep=folder)
+        folder.commit()
+    click.echo(text, nl=False)
+    click.echo(f"wrote {out_dir}/ (grid.csv, grid.json, summary.txt, runs/ with every λ, and "
+               f"the selected model: config.json, metrics.json, model.npz, split.npz, "
+               f"lambda_trajectory.npz)")
+
+
+def dataset_names(paths):
+    """A short, distinct name per data file (its name without extensions)."""
+    names = []
+    for path in paths:
+        base = os.path.basename(os.path.normpath(path)).split(".")[0] or "data"
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}{n}", n + 1
+        names.append(name)
+    return names
+
+
+@main.command()
+@data_options(multiple=True)
+@training_options
+@option_group("Model", [
+    click.option("--granularity", default=D.granularity, show_default=True,
+                 type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
+                 help="Which indices Λ carries (SPEC §3).")])
+@lambda_options
+@option_group("Sweep", [
+    click.option("--set", "settings", multiple=True, metavar="NAME=V1,V2,…",
+                 help="Vary a training option over these values (repeatable: the runs are "
+                      "every combination), e.g. --set granularity=D,DU,DUI --set "
+                      "lambda_lr=0.01,0.1."),
+    click.option("--seeds", default=None, metavar="S1,S2,…",
+                 help="Train every combination with each of these seeds (default: --seed)."),
+])
+@sweep_options
+@friendly_errors
+def sweep(out_dir, overwrite, settings, seeds, jobs, scheduler, resume, log_json, quiet,
+          **opts):
+    """Train every combination of --set values and --seeds, on each --data: one folder per run
+    under runs/ (written as it finishes), sweep.csv with a row per run, summary.txt with each
+    setting's mean ± std over the seeds."""
+    from lopt_np.io import write_json
+    from lopt_np.sweep import SweepProgress, parse_setting, product_runs, run_plan, \
+        split_values, summarize
     from lopt_np.trainer import LambdaOpt
 
-    check_output_dir(out_dir, overwrite)
-    data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
-    lambdas = check_lambdas(lambdas)
-    LambdaOpt(**fixed_lambda_params(opts, 0.0))   # validates every option before the data
+    apply_preset(opts)
+    paths = opts.pop("data_path") or (None,)
+    data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters if k in opts}
+    opts["lambda_clip"] = clip_value(opts.pop("lambda_clip"))
+    seeds = split_values(seeds) if seeds is not None else [opts["seed"]]
+    varied = [parse_setting(text, D) for text in settings]
+    names = dataset_names(paths) if paths != (None,) else ["synthetic"]
+    runs = product_runs(opts, varied, seeds, names)
+    for run in runs:
+        LambdaOpt(**run.params)                       # every combination valid before the data
+    if jobs > 1 and any(r.params["device"] != "cpu" for r in runs):
+        raise LoptError("--jobs > 1 trains several runs at once on the CPU cores; with "
+                        "--device cuda use --jobs 1 (or --scheduler with GPU workers)")
     t0 = time.perf_counter()
-    split, data_info = load_data(**data)
-    click.echo(format_summary(data_info))
-    click.echo(f"grid of {len(lambdas)} λ values ({opts['optimizer']}, K={opts['dim']}, "
-               f"{opts['epochs']} epochs each, {jobs} at a time) on {opts['device']}")
-
-    def report(run, done, total):
-        click.echo(f"[{done}/{total}] λ={run.lam:g}: valid {opts['early_stopping']} "
-                   f"{run.valid_text(opts['early_stopping'])}, test "
-                   f"{format_metrics(run.test) or run.failed} ({run.wall_seconds:.1f} s)",
-                   err=True)
-
-    with atomic_output_dir(out_dir, overwrite) as tmp:
-        result, model = grid_search(split, lambdas, jobs=jobs, on_run=report, **opts)
-        text = save_grid(tmp, result, model, split, data_info, opts, time.perf_counter() - t0)
+    with sweep_session(out_dir, overwrite, resume, jobs, scheduler, opts["threads"],
+                       log_json) as (folder, executor, log):
+        splits, infos = {}, {}
+        for name, path in zip(names, paths):
+            splits[name], infos[name] = load_data(data_path=path, **data)
+            click.echo(f"{name}: {format_summary(infos[name])}")
+        folder.check_plan(plan_of(runs, "sweep", infos))
+        done = len(folder.finished())
+        click.echo(f"sweep of {len(runs)} runs ({len(varied)} option(s) varied, {len(seeds)} "
+                   f"seed(s), {len(names)} dataset(s)), {executor.slots} at a time" +
+                   (f"; {done} already finished" if done else ""))
+        os.makedirs(os.path.join(folder.partial, "splits"), exist_ok=True)
+        for name, split in splits.items():
+            split.save(os.path.join(folder.partial, "splits", f"{name}.npz"))
+        progress = SweepProgress(len(runs), executor.slots, done, opts["early_stopping"],
+                                 log=log, quiet=quiet)
+        outcomes = run_plan(executor, folder, runs, splits, infos, progress=progress,
+                            title="MF-BPR sweep run")
+        text, table = summarize(outcomes, runs, opts["early_stopping"], infos)
+        folder.write_table("sweep.csv", table)
+        folder.write_text("summary.txt", text)
+        write_json(os.path.join(folder.partial, "results.json"),
+                   {"runs": [outcomes[r.name].record() for r in runs],
+                    "wall_seconds": time.perf_counter() - t0, "jobs": jobs,
+                    "scheduler": scheduler})
+        folder.commit()
     click.echo(text, nl=False)
-    click.echo(f"wrote {out_dir}/ (grid.csv, grid.json, summary.txt, and the selected model: "
-               f"config.json, metrics.json, model.npz, split.npz, lambda_trajectory.npz)")
+    failed = sum(bool(o.failed) for o in outcomes.values())
+    click.echo(f"wrote {out_dir}/ (sweep.csv, summary.txt, results.json, sweep.json, splits/, "
+               f"runs/ with {len(runs)} run folders)" + (f"; {failed} run(s) failed" if failed else ""))
 
 
 def parse_names(ctx, param, value):
@@ -605,6 +743,7 @@ def parse_names(ctx, param, value):
 @data_options(min_count=PAPER_MIN_COUNT)
 @training_options
 @grid_options
+@sweep_options
 @lambda_options
 @click.option("--methods", default=",".join(METHOD_NAMES), show_default=True,
               callback=parse_names, help="Rows of Table 2 to run (MF-λFix always runs; "
@@ -627,14 +766,14 @@ def parse_names(ctx, param, value):
 @click.option("--neumf-layers", default="64,32,16", show_default=True, callback=parse_ks,
               help="NeuMF: hidden widths of the MLP tower.")
 @friendly_errors
-def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, amf_eps, **opts):
+def reproduce(out_dir, overwrite, lambdas, jobs, scheduler, resume, log_json, quiet, methods,
+              sgda_lrs, amf_eps, **opts):
     """Table 2 on one dataset: MF-λFix (grid), SGDA, AMF, NeuMF and MF-λOpt-D/DU/DI/DUI with
     one protocol; writes table2.csv/.md/.json and every method's run to --out."""
-    from lopt_np.io import atomic_output_dir, check_output_dir
-    from lopt_np.reproduce import check_settings, markdown_table
+    from lopt_np.reproduce import check_settings, markdown_table, planned_runs
     from lopt_np.reproduce import reproduce as run_reproduction
+    from lopt_np.sweep import SweepProgress
 
-    check_output_dir(out_dir, overwrite)
     apply_preset(opts)
     data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
     lopt = {k: opts.pop(k) for k in ("valid_batch_size", "lambda_init", "lambda_optimizer",
@@ -652,15 +791,28 @@ def reproduce(out_dir, overwrite, lambdas, jobs, methods, sgda_lrs, amf_eps, **o
                 "ks": opts["ks"]}
     methods, lambdas = check_settings(opts, lopt, sgda_lrs, baseline, lambdas, methods,
                                       amf_eps)
-    split, data_info = load_data(**data)
-    data_info["selection"] = selection_count(split, opts["selection_frac"])
-    click.echo(format_summary(data_info))
-    with atomic_output_dir(out_dir, overwrite) as tmp:
-        rows = run_reproduction(split, tmp, data_info, opts, lopt, sgda_lrs, baseline, lambdas,
-                                jobs, methods, amf_eps, log=lambda msg: click.echo(msg, err=True))
+    if jobs > 1 and opts["device"] != "cpu":
+        raise LoptError("--jobs > 1 trains several runs at once on the CPU cores; with "
+                        "--device cuda use --jobs 1")
+    with sweep_session(out_dir, overwrite, resume, jobs, scheduler, opts["threads"],
+                       log_json) as (folder, executor, log):
+        split, data_info = load_data(**data)
+        data_info["selection"] = selection_count(split, opts["selection_frac"])
+        click.echo(format_summary(data_info))
+        plan = plan_of(planned_runs(opts, lopt, lambdas, methods), "reproduce", data_info)
+        folder.check_plan({**plan, "methods": list(methods), "sgda_lrs": list(sgda_lrs),
+                           "amf_eps": list(amf_eps), "baseline": baseline})
+        progress = SweepProgress(0, executor.slots, len(folder.finished()),
+                                 opts["early_stopping"], log=log, quiet=quiet)
+        rows = run_reproduction(split, folder.partial, data_info, opts, lopt, sgda_lrs,
+                                baseline, lambdas, jobs, methods, amf_eps,
+                                log=(lambda msg: None) if quiet else
+                                (lambda msg: click.echo(msg, err=True)),
+                                executor=executor, sweep=folder, progress=progress)
+        folder.commit()
     click.echo(markdown_table(rows), nl=False)
-    click.echo(f"wrote {out_dir}/ (table2.csv, table2.md, table2.json and one folder per "
-               f"method)")
+    click.echo(f"wrote {out_dir}/ (table2.csv, table2.md, table2.json, one folder per method "
+               f"and runs/ with every MF training)")
 
 
 @main.command()
