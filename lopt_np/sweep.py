@@ -237,7 +237,7 @@ class SweepFolder:
         self.path = os.fspath(path)
         self.partial = os.path.abspath(self.path).rstrip(os.sep) + ".partial"
         self.overwrite, self.resume = overwrite, resume
-        self.lock = None
+        self.lock, self.created = None, False
 
     def __enter__(self):
         plan_file = os.path.join(self.partial, "sweep.json")
@@ -255,6 +255,7 @@ class SweepFolder:
         elif self.resume:
             raise ConfigError(f"nothing to resume: {self.partial} does not exist (a sweep "
                               f"that was stopped leaves its finished runs there)")
+        self.created = not os.path.isdir(self.partial)
         os.makedirs(os.path.join(self.partial, "runs"), exist_ok=True)
         self.lock = open(os.path.join(self.partial, ".lock"), "w")
         if fcntl is not None:
@@ -269,6 +270,8 @@ class SweepFolder:
         if self.lock is not None:
             self.lock.close()
             self.lock = None
+            if exc and exc[0] is not None and self.created and not self.finished():
+                shutil.rmtree(self.partial, ignore_errors=True)    # nothing worth keeping
         return False
 
     def check_plan(self, plan):

@@ -203,10 +203,9 @@ def test_ctrl_c_in_a_parallel_grid_is_one_line_and_leaves_no_worker(tmp_path, si
            "--out", str(tmp_path / "grid")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)          # its own process group
-    for line in proc.stdout:
-        if line.startswith("grid of"):
+    for line in proc.stderr:
+        if line.startswith("[1/3 done"):                     # one λ finished, two training
             break
-    time.sleep(4)                                            # the workers are training
     sig = getattr(signal, signal_name)
     if to_group:
         os.killpg(proc.pid, sig)                             # what Ctrl-C in a terminal does

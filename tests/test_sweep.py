@@ -253,3 +253,17 @@ def test_settings_take_the_options_types_and_names():
     for bad in ("x", "1,1", "-1", ""):
         with pytest.raises(ConfigError):
             split_values(bad)
+
+
+def test_a_sweep_stopped_before_any_run_finished_leaves_nothing(tmp_path):
+    from lopt_np.sweep import SweepFolder
+    with pytest.raises(KeyboardInterrupt):
+        with SweepFolder(tmp_path / "s") as folder:
+            folder.check_plan({"kind": "sweep", "runs": {}})
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ConfigError, match="another sweep is writing"):
+        with SweepFolder(tmp_path / "t") as first:
+            first.check_plan({"kind": "sweep", "runs": {}})
+            with SweepFolder(tmp_path / "t", resume=True):
+                pass

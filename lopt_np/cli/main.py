@@ -592,8 +592,9 @@ def sweep_session(out_dir, overwrite, resume, jobs, scheduler, threads, log_json
         with folder, interrupt_on_signals(), Executor(jobs, scheduler, threads) as executor:
             yield folder, executor, log
     except Interrupted as exc:
-        click.echo(f"\n{exc.signal_name}: stopped{kept.format(partial=folder.partial)}",
-                   err=True)
+        where = (kept.format(partial=folder.partial) if os.path.isdir(folder.partial) else
+                 " before any run had finished")
+        click.echo(f"\n{exc.signal_name}: stopped{where}", err=True)
         sys.exit(128 + {"SIGINT": 2, "SIGTERM": 15}[exc.signal_name])
     except LoptError as exc:
         if os.path.isdir(folder.partial) and folder.finished():
