@@ -5,19 +5,18 @@ the rows its batch B touches and keeps its gradient compact; the lookahead holds
 validation batch V touches and computes ḡ, Θ̄, G_Θ̄ and ∂Θ̄/∂Λ on those rows only (SPEC §5.4).
 Nothing is allocated per step. Each step is one compiled call that runs the kernels in SPEC
 order (``kernels.cpu.hypergradient.lookahead_step``, ``kernels.cpu.optimizers.theta_step``
-per Θ optimizer), then the Λ update (step 5) runs here.
+per Θ optimizer), then the Λ update (step 5) of ``backends.kernel``.
 """
 import math
 
 import numpy as np
 
 from ..granularity import learned_blocks
+from ..kernels.cpu import lambda_update
 from ..kernels.cpu.bpr import column_blocks
 from ..kernels.cpu.hypergradient import lookahead_step, release_rows
-from ..kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
 from ..kernels.cpu.optimizers import absorb_assumed_gradient, theta_step
-from ..math.lambda_update import clip_scale
-from .base import Backend
+from .kernel import KernelBackend
 
 
 class _Table:
@@ -30,6 +29,7 @@ class _Table:
         self.m, self.v = np.zeros_like(T), np.zeros_like(T)
         self.identity = np.arange(n, dtype=np.int64)     # slot map of the whole table
         self.slot = np.full(n, -1, np.int64)             # slot map of the held rows
+        self.capacity = capacity
         self.held = np.zeros(capacity, np.int64)
         self.n_held = 0
         self.buf = np.zeros((2, capacity, K), f)         # [g or ḡ, G_Θ̄] on held rows
@@ -62,26 +62,9 @@ def _layout(lam):
     return lam.shape[0] > 1, lam.shape[1] > 1
 
 
-class _LambdaBlock:
-    """One learned Λ array, its optimizer state and its compact gradient."""
+class CpuBackend(KernelBackend):
+    lambda_kernels = lambda_update
 
-    def __init__(self, lam, table, owners):
-        self.lam = lam
-        self.table = table            # the table whose held rows index G (per-row Λ), or None
-        self.tables = owners          # every table this Λ regularizes (both when tied)
-        per_row = table is not None
-        rows = table.held.shape[0] if per_row else 1
-        self.G = np.zeros((rows, lam.shape[1]), lam.dtype)
-        self.m, self.v, self.vmax = (np.zeros_like(lam) for _ in range(3))
-        self.shared_slot = np.zeros(1, np.int64)
-
-    def slot_held(self):
-        if self.table is not None:
-            return self.table.slot, self.table.held, self.table.n_held
-        return self.shared_slot, self.shared_slot, 1
-
-
-class CpuBackend(Backend):
     def __init__(self, P, Q, lam_P, lam_Q, *args, max_batch=1024, max_valid_batch=1024,
                  **kwargs):
         super().__init__(P, Q, lam_P, lam_Q, *args, **kwargs)
@@ -91,16 +74,12 @@ class CpuBackend(Backend):
         self.tP = _Table(np.ascontiguousarray(P, dtype=self.dtype), lam_P, min(P.shape[0], rows))
         self.tQ = _Table(np.ascontiguousarray(Q, dtype=self.dtype), lam_Q,
                          min(Q.shape[0], 2 * rows))
-        self.blocks = []
-        if self.learn_lambda:
-            for lam in learned_blocks(self.granularity, lam_P, lam_Q):
-                owners = [t for t in (self.tP, self.tQ) if t.lam is lam]
-                per_row = lam.shape[0] > 1
-                self.blocks.append(_LambdaBlock(lam, owners[0] if per_row else None, owners))
-        G_of = {id(t): b.G for b in self.blocks for t in b.tables}
+        self._build_lambda_blocks(
+            learned_blocks(self.granularity, lam_P, lam_Q) if self.learn_lambda else [],
+            np.zeros)
         self._no_G = np.zeros((1, 1), self.dtype)
-        self._G_P = G_of.get(id(self.tP), self._no_G)
-        self._G_Q = G_of.get(id(self.tQ), self._no_G)
+        self._G_P, self._G_Q = (self.block_of[id(t)].G if id(t) in self.block_of else self._no_G
+                                for t in (self.tP, self.tQ))
         self._layouts = _layout(self.tP.lam), _layout(self.tQ.lam)
         nb = max(max_batch, max_valid_batch)
         self.delta = np.zeros(nb, self.dtype)
@@ -123,27 +102,14 @@ class CpuBackend(Backend):
                                     column_blocks())
             self.t += 1
         # 5. clip, Λ-optimizer step, projection
-        self._update_lambda()
+        norm = None
+        if math.isfinite(self.lambda_opt.clip):
+            norm = math.sqrt(sum(lambda_update.sum_of_squares(b.G, b.slot_held()[2])
+                                 for b in self.blocks))
+        self._update_lambda(norm)
         tP.release()
         tQ.release()
         return float(val_loss)
-
-    def _update_lambda(self):
-        f = self.dtype.type
-        lo = self.lambda_opt
-        scale = f(1.0)
-        if math.isfinite(lo.clip):
-            norm = math.sqrt(sum(sum_of_squares(b.G, b.slot_held()[2]) for b in self.blocks))
-            scale = f(clip_scale(norm, lo.clip))
-        self.lambda_t += 1
-        alpha, eps_in, eps_out = self._adam_scalars(lo, self.lambda_t, lo.eps_placement)
-        for b in self.blocks:
-            slot, held, n = b.slot_held()
-            if lo.name == "sgd":
-                lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
-            else:
-                lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, alpha,
-                                   *self._lambda_betas, eps_in, eps_out, lo.name == "amsgrad")
 
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
@@ -156,16 +122,8 @@ class CpuBackend(Backend):
                                      column_blocks())
         return float(loss)
 
-    def parameters(self):
-        return self.tP.T.copy(), self.tQ.T.copy(), self.tP.lam.copy(), self.tQ.lam.copy()
-
     def mean_lambda(self):
         return float(self.tP.lam.mean()), float(self.tQ.lam.mean())
-
-    def all_finite(self):
-        arrays = [self.tP.T, self.tQ.T, self.tP.m, self.tQ.m, self.tP.v, self.tQ.v,
-                  self.tP.lam, self.tQ.lam]
-        return all(np.isfinite(a).all() for a in arrays)
 
     def state_arrays(self):
         out = {"P": self.tP.T, "Q": self.tQ.T, "lam_P": self.tP.lam, "lam_Q": self.tQ.lam,

@@ -11,14 +11,12 @@ import numpy as np
 
 from ..granularity import learned_blocks
 from ..kernels.cpu.hypergradient import hold_rows as order_held_rows, release_rows as host_release
+from ..kernels.cuda import lambda_update
 from ..kernels.cuda.bpr import batch_sum, bpr_forward, bpr_grad_scatter
 from ..kernels.cuda.hypergradient import (accumulate_lambda_grad, hold_rows, lookahead_rows,
                                           release_rows, zero_matrix_rows, zero_rows)
-from ..kernels.cuda.lambda_update import (lambda_adam_update, lambda_sgd_update, row_sums,
-                                          sum_of_squares)
 from ..kernels.cuda.optimizers import adam_update, lazy_adam_update, sgd_update
-from ..math.lambda_update import clip_scale
-from .base import Backend
+from .kernel import KernelBackend
 from .cuda_support import cuda_module
 
 
@@ -35,6 +33,7 @@ class _DeviceTable:
         self.host_slot = np.full(n, -1, np.int64)     # decides the held order on the host
         self.host_held = np.zeros(capacity, np.int64)
         self.held = cuda.to_device(self.host_held)
+        self.capacity = capacity
         self.n_held = 0
         self.buf = cuda.to_device(np.zeros((2, capacity, K), f))   # [g or ḡ, G_Θ̄]
         self.count = cuda.to_device(np.zeros(capacity, np.int64))
@@ -59,26 +58,9 @@ class _DeviceTable:
         self.n_held = 0
 
 
-class _LambdaBlock:
-    """One learned Λ array on the device, its optimizer state and its compact gradient."""
+class CudaBackend(KernelBackend):
+    lambda_kernels = lambda_update
 
-    def __init__(self, cuda, lam, table, owners):
-        self.lam = lam
-        self.table = table            # the table whose held rows index G (per-row Λ), or None
-        self.tables = owners
-        rows = table.host_held.shape[0] if table is not None else 1
-        z = np.zeros(lam.shape, lam.dtype)
-        self.G = cuda.to_device(np.zeros((rows, lam.shape[1]), lam.dtype))
-        self.m, self.v, self.vmax = (cuda.to_device(z) for _ in range(3))
-        self.shared_slot = cuda.to_device(np.zeros(1, np.int64))
-
-    def slot_held(self):
-        if self.table is not None:
-            return self.table.slot, self.table.held, self.table.n_held
-        return self.shared_slot, self.shared_slot, 1
-
-
-class CudaBackend(Backend):
     def __init__(self, P, Q, lam_P, lam_Q, *args, max_batch=1024, max_valid_batch=1024,
                  **kwargs):
         cuda = cuda_module()
@@ -93,16 +75,11 @@ class CudaBackend(Backend):
                                min(P.shape[0], rows))
         self.tQ = _DeviceTable(cuda, np.ascontiguousarray(Q, dtype=self.dtype), self.lam_Q,
                                min(Q.shape[0], 2 * rows))
-        self.blocks = []
-        if self.learn_lambda:
-            device_of = {id(host_lam_P): self.lam_P, id(host_lam_Q): self.lam_Q}
-            for host in learned_blocks(self.granularity, host_lam_P, host_lam_Q):
-                lam = device_of[id(host)]
-                owners = [t for t in (self.tP, self.tQ) if t.lam is lam]
-                per_row = lam.shape[0] > 1
-                self.blocks.append(_LambdaBlock(cuda, lam, owners[0] if per_row else None,
-                                                owners))
-        self.G_of = {id(t): b for b in self.blocks for t in b.tables}
+        device_of = {id(host_lam_P): self.lam_P, id(host_lam_Q): self.lam_Q}
+        learned = learned_blocks(self.granularity, host_lam_P, host_lam_Q)
+        self._build_lambda_blocks(
+            [device_of[id(h)] for h in learned] if self.learn_lambda else [],
+            lambda shape, dtype: cuda.to_device(np.zeros(shape, dtype)))
         self.delta = cuda.to_device(np.zeros(rows, self.dtype))
         self.loss = cuda.to_device(np.zeros(rows, self.dtype))
         # device index arrays of the training batch (B or B̄) and of the validation batch V
@@ -161,7 +138,7 @@ class CudaBackend(Backend):
                          tQ.scratch_count, False)
         # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
         for t in (tP, tQ):
-            b = self.G_of.get(id(t))
+            b = self.block_of.get(id(t))
             if b is not None:
                 accumulate_lambda_grad(t.buf[1], t.dTbar_dlam, t.n_held, b.table is not None,
                                        b.G)
@@ -169,26 +146,12 @@ class CudaBackend(Backend):
         clip = math.isfinite(self.lambda_opt.clip)
         if clip:
             for b in self.blocks:
-                sum_of_squares(b.G, b.slot_held()[2], self.scalars, 1)
+                lambda_update.sum_of_squares(b.G, b.slot_held()[2], self.scalars, 1)
         loss_sum, sq_norm = self._fetch_scalars()
         self._update_lambda(math.sqrt(sq_norm) if clip else None)
         tP.release()
         tQ.release()
         return loss_sum / nv
-
-    def _update_lambda(self, norm):
-        f = self.dtype.type
-        lo = self.lambda_opt
-        scale = f(1.0) if norm is None else f(clip_scale(norm, lo.clip))
-        self.lambda_t += 1
-        alpha, eps_in, eps_out = self._adam_scalars(lo, self.lambda_t, lo.eps_placement)
-        for b in self.blocks:
-            slot, held, n = b.slot_held()
-            if lo.name == "sgd":
-                lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
-            else:
-                lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, alpha,
-                                   *self._lambda_betas, eps_in, eps_out, lo.name == "amsgrad")
 
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
@@ -222,18 +185,12 @@ class CudaBackend(Backend):
         loss_sum, _ = self._fetch_scalars()
         return loss_sum / n
 
-    def parameters(self):
-        return (self.tP.T.copy_to_host(), self.tQ.T.copy_to_host(), self.lam_P.copy_to_host(),
-                self.lam_Q.copy_to_host())
+    def _to_host(self, a):
+        return a.copy_to_host()
 
     def mean_lambda(self):
         self.scalars.copy_to_device(self._zeros)
-        row_sums(self.lam_P, self.scalars, 0)
-        row_sums(self.lam_Q, self.scalars, 1)
+        lambda_update.row_sums(self.lam_P, self.scalars, 0)
+        lambda_update.row_sums(self.lam_Q, self.scalars, 1)
         sP, sQ = self._fetch_scalars()
         return sP / self.lam_P.size, sQ / self.lam_Q.size
-
-    def all_finite(self):
-        arrays = [self.tP.T, self.tQ.T, self.tP.m, self.tQ.m, self.tP.v, self.tQ.v,
-                  self.lam_P, self.lam_Q]
-        return all(np.isfinite(a.copy_to_host()).all() for a in arrays)

@@ -4,7 +4,7 @@ import numpy as np
 from ..granularity import learned_blocks, replace_blocks
 from ..math.hypergradient import (OptimizerState, absorb_assumed_gradient,
                                   lambda_hypergradient, real_step)
-from ..math.lambda_update import init_lambda_optimizer_state, lambda_step
+from ..math.lambda_update import init_lambda_optimizer_state, lambda_step, validation_rows
 from .base import Backend
 
 
@@ -30,7 +30,9 @@ class ReferenceBackend(Backend):
                                                  self.lookahead)
             self.t = self.state.t
         blocks = learned_blocks(self.granularity, self.lam_P, self.lam_Q)
-        blocks, self.lambda_state = lambda_step(blocks, grads, self.lambda_state, self.lambda_opt)
+        rows = validation_rows(self.granularity, self.lam_P, self.lam_Q, valid_batch)
+        blocks, self.lambda_state = lambda_step(blocks, grads, self.lambda_state, self.lambda_opt,
+                                                rows)
         blocks = [b.astype(self.dtype) for b in blocks]
         self.lam_P, self.lam_Q = replace_blocks(self.granularity, self.lam_P, self.lam_Q, blocks)
         self.lambda_t = self.lambda_state["t"]

@@ -1,12 +1,21 @@
 """Λ update with the KKT slack of Eq. 8 (SPEC §5 step 5): clip G_Λ by its global L2 norm, one
-step of the Λ optimizer (SGD, Adam or AMSGrad), then project ``Λ ← max(Λ, 0)``."""
+step of the Λ optimizer (SGD, Adam or AMSGrad), then project ``Λ ← max(Λ, 0)``.
+
+``rows`` says which entries an Adam/AMSGrad step updates: ``all`` (SPEC §5: the moments decay and
+Λ moves on every entry, with G = 0 off the validation batch) or ``batch`` (only the rows of a
+per-user or per-item Λ whose user or item is in the validation batch V; every other row keeps
+its value and moments, as lazy Adam does for Θ; the bias correction counts every Λ step). SGD
+moves only those rows either way, so both settings give it the same numbers.
+"""
 from typing import NamedTuple
 
 import numpy as np
 
+from ..granularity import learned_blocks
 from .optimizers import adam_step, amsgrad_step, sgd_step
 
 LAMBDA_OPTIMIZERS = ("sgd", "adam", "amsgrad")
+LAMBDA_ROWS = ("all", "batch")
 
 
 class LambdaOptimizer(NamedTuple):
@@ -17,6 +26,7 @@ class LambdaOptimizer(NamedTuple):
     eps: float = 1e-8
     clip: float = float("inf")   # max global L2 norm of G_Λ (inf: no clipping)
     eps_placement: str = "inside"   # Adam/AMSGrad's ε inside or outside the root (SPEC §4)
+    rows: str = "all"               # entries Adam/AMSGrad update: all, or V's rows (batch)
 
 
 def global_norm(grads):
@@ -50,12 +60,38 @@ def init_lambda_optimizer_state(blocks):
             "vmax": [np.zeros_like(b) for b in blocks], "t": 0}
 
 
-def lambda_step(blocks, grads, state, opt):
-    """Clip, optimizer step, projection (SPEC §5 step 5). Returns ``(new blocks, new state)``."""
+def validation_rows(granularity, lam_P, lam_Q, valid_batch):
+    """Per learned block (:func:`granularity.learned_blocks` order), the boolean mask of its rows
+    whose user (Λ^P) or item (Λ^Q: positive or negative) is in the validation batch, or None for
+    a Λ shared by all rows: the rows ``rows="batch"`` updates."""
+    users, pos, neg = (np.asarray(a) for a in valid_batch)
+    masks = []
+    for lam in learned_blocks(granularity, lam_P, lam_Q):
+        if lam.shape[0] == 1:
+            masks.append(None)
+            continue
+        mask = np.zeros(lam.shape[0], bool)
+        if lam is lam_P:
+            mask[users] = True
+        else:
+            mask[pos] = True
+            mask[neg] = True
+        masks.append(mask)
+    return masks
+
+
+def lambda_step(blocks, grads, state, opt, row_masks=None):
+    """Clip, optimizer step, projection (SPEC §5 step 5). ``row_masks`` (with ``opt.rows ==
+    "batch"``): per block, the rows to update (:func:`validation_rows`; None: all). Returns
+    ``(new blocks, new state)``."""
     grads = clip_by_global_norm(grads, opt.clip)
+    if opt.rows == "all" or row_masks is None:
+        row_masks = [None] * len(blocks)
     t = state["t"] + 1
     new_blocks, m_new, v_new, vmax_new = [], [], [], []
-    for lam, g, m, v, vmax in zip(blocks, grads, state["m"], state["v"], state["vmax"]):
+    for lam, g, m, v, vmax, mask in zip(blocks, grads, state["m"], state["v"], state["vmax"],
+                                        row_masks):
+        old = lam, m, v, vmax
         if opt.name == "sgd":
             lam2 = sgd_step(lam, g, opt.lr)
         elif opt.name == "adam":
@@ -64,7 +100,11 @@ def lambda_step(blocks, grads, state, opt):
         else:
             lam2, m, v, vmax = amsgrad_step(lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2,
                                             opt.eps, opt.eps_placement)
-        new_blocks.append(project_nonnegative(lam2))
+        lam2 = project_nonnegative(lam2)
+        if mask is not None:            # rows off the batch keep value and moments
+            keep = ~np.asarray(mask, bool)[:, None]
+            lam2, m, v, vmax = (np.where(keep, a, b) for a, b in zip(old, (lam2, m, v, vmax)))
+        new_blocks.append(lam2)
         m_new.append(m)
         v_new.append(v)
         vmax_new.append(vmax)

@@ -8,7 +8,7 @@ row r (no row: G = 0), ``held[s]`` the reverse map. A Λ shared by all rows (glo
 import numpy as np
 from numba import prange
 
-from ._jit import adam_moments, adam_update, fast_reduction, pjit, sgd_update
+from ._jit import adam_moments, adam_update, fast_reduction, jit, pjit, sgd_update
 
 
 @fast_reduction
@@ -21,25 +21,45 @@ def sum_of_squares(G, n_rows):
     return s
 
 
+@jit
+def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out,
+                      amsgrad):
+    """In place, element (r, k): Λ ← max(Adam/AMSGrad(Λ, g), 0) with its moments
+    (``math.lambda_update.lambda_step``; ε terms as ``math.optimizers.adam_eps_terms``)."""
+    m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
+    m[r, k] = m2
+    v[r, k] = v2
+    if amsgrad:
+        v2 = max(vmax[r, k], v2)
+        vmax[r, k] = v2
+    lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), lam.dtype.type(0.0))
+
+
 @pjit
 def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
                        eps_out, amsgrad):
-    """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0) on every element (dense: moments decay
-    where G = 0, as ``math.lambda_update.lambda_step``); ε terms as
-    ``math.optimizers.adam_eps_terms``."""
+    """In place: :func:`lambda_adam_entry` on every element with gradient scale·G (dense, rows
+    ``all``: moments decay where G = 0)."""
     zero = lam.dtype.type(0.0)
     K = lam.shape[1]
     for r in prange(lam.shape[0]):
         s = slot[r]
         for k in range(K):
             g = scale * G[s, k] if s >= 0 else zero
-            m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
-            m[r, k] = m2
-            v[r, k] = v2
-            if amsgrad:
-                v2 = max(vmax[r, k], v2)
-                vmax[r, k] = v2
-            lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), zero)
+            lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
+                              eps_out, amsgrad)
+
+
+@pjit
+def lambda_adam_update_rows(lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
+                            c2, eps_in, eps_out, amsgrad):
+    """In place: :func:`lambda_adam_entry` on the rows with a gradient only (rows ``batch``:
+    every other row keeps its value and moments)."""
+    for s in prange(n_held):
+        r = held[s]
+        for k in range(lam.shape[1]):
+            lambda_adam_entry(lam, m, v, vmax, r, k, scale * G[s, k], alpha, beta1, beta2, c1,
+                              c2, eps_in, eps_out, amsgrad)
 
 
 @pjit

@@ -10,7 +10,7 @@ validation loss.
 import numpy as np
 from numba import cuda
 
-from ._jit import adam_moments, adam_update, kernel, launch, sgd_update
+from ._jit import adam_moments, adam_update, device, kernel, launch, sgd_update
 
 
 @kernel
@@ -44,6 +44,20 @@ def row_sums(A, out, slot=0):
     _row_sums[launch(A.shape[0])](A, out, slot)
 
 
+@device
+def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out,
+                      amsgrad):
+    """In place, element (r, k): Λ ← max(Adam/AMSGrad(Λ, g), 0) with its moments (as the CPU's
+    ``lambda_adam_entry``)."""
+    m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
+    m[r, k] = m2
+    v[r, k] = v2
+    if amsgrad:
+        v2 = max(vmax[r, k], v2)
+        vmax[r, k] = v2
+    lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), lam.dtype.type(0.0))
+
+
 @kernel
 def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
                         eps_out, amsgrad):
@@ -54,21 +68,35 @@ def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1
         k = e - r * K
         s = slot[r]
         g = scale * G[s, k] if s >= 0 else lam.dtype.type(0.0)
-        m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
-        m[r, k] = m2
-        v[r, k] = v2
-        if amsgrad:
-            v2 = max(vmax[r, k], v2)
-            vmax[r, k] = v2
-        lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out),
-                        lam.dtype.type(0.0))
+        lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
+                          eps_out, amsgrad)
 
 
 def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
                        eps_out, amsgrad):
-    """In place: Λ ← max(Adam/AMSGrad(Λ, scale·G), 0) on every element (dense)."""
+    """In place: ``lambda_adam_entry`` on every element (dense, rows ``all``)."""
     _lambda_adam_update[launch(lam.shape[0] * lam.shape[1])](
         lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad)
+
+
+@kernel
+def _lambda_adam_update_rows(lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
+                             c2, eps_in, eps_out, amsgrad):
+    K = lam.shape[1]
+    e = cuda.grid(1)
+    if e < n_held * K:
+        s = e // K
+        k = e - s * K
+        lambda_adam_entry(lam, m, v, vmax, held[s], k, scale * G[s, k], alpha, beta1, beta2,
+                          c1, c2, eps_in, eps_out, amsgrad)
+
+
+def lambda_adam_update_rows(lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
+                            c2, eps_in, eps_out, amsgrad):
+    """In place: ``lambda_adam_entry`` on the rows with a gradient only (rows ``batch``)."""
+    _lambda_adam_update_rows[launch(n_held * lam.shape[1])](
+        lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out,
+        amsgrad)
 
 
 @kernel
