@@ -52,8 +52,10 @@ def load_checkpoint(folder):
 
 
 def check_same_run(meta, config):
-    """The checkpoint must come from the same training configuration."""
-    saved = meta.get("config", {})
+    """The checkpoint must come from the same training configuration (an option the writing
+    version did not have counts as its default)."""
+    from .trainer import TrainConfig
+    saved = {**TrainConfig().to_dict(), **meta.get("config", {})}
     differ = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k)
                     and k not in ("epochs", "threads"))
     if differ:

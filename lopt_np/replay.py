@@ -39,6 +39,8 @@ def trace_config(trace, preset="authors", **overrides):
         granularity=LAMBDA_NETWORKS[o["lambda_network_type"]],
         lambda_optimizer="amsgrad" if o["lambda_network_amsgrad"] else "adam",
         lambda_lr=float(o["lambda_network_lr"]), lambda_clip=float(o["lambda_network_grad_clip"]),
+        lambda_beta1=float(o["lambda_network_betas"][0]),
+        lambda_beta2=float(o["lambda_network_betas"][1]),
         lambda_init=float(o["lambda_network_init"]), dtype="float64", eval_every=0,
         patience=0)
     return TrainConfig.from_preset(preset, **{**settings, **overrides}).validate()

@@ -21,7 +21,7 @@ from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, ev
                          group_of)
 from .granularity import get_granularity, init_lambda
 from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
-from .math.lambda_update import LAMBDA_OPTIMIZERS, LambdaOptimizer
+from .math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS, LambdaOptimizer
 from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
 from .data.split import EMPTY_PAIRS, Split, hold_out_selection
@@ -78,7 +78,11 @@ class TrainConfig:
     lambda_optimizer: str = "amsgrad"
     lambda_lr: float = 1e-3
     lambda_clip: float = 100.0
+    lambda_beta1: float = 0.9                # Λ's Adam/AMSGrad moments (its own, not Θ's)
+    lambda_beta2: float = 0.999
+    lambda_eps: float = 1e-8
     lambda_update_interval: int = 1
+    lambda_rows: str = "all"               # Λ entries Adam/AMSGrad update: all, or V's rows
     scope: str = "batch"
     # the variants of SPEC §8 (the authors' choices measured best; ``PRESETS["spec"]``: §3-§5)
     eps_placement: str = "outside"           # Θ's Adam: ε inside or outside the root
@@ -108,10 +112,11 @@ class TrainConfig:
     INTEGERS = ("dim", "final_epochs", "batch_size", "epochs", "lambda_update_interval",
                 "valid_batch_size", "threads", "eval_every", "patience", "lambda_warmup_steps",
                 "seed")
-    NUMBERS = ("lr", "lambda_lr", "init_std", "eps", "beta1", "beta2", "lambda_init",
-               "lambda_clip", "theta_clip", "selection_frac")
-    STRINGS = ("optimizer", "granularity", "lambda_optimizer", "scope", "device", "dtype",
-               "early_stopping", "final_lambda")
+    NUMBERS = ("lr", "lambda_lr", "init_std", "eps", "beta1", "beta2", "lambda_beta1",
+               "lambda_beta2", "lambda_eps", "lambda_init", "lambda_clip", "theta_clip",
+               "selection_frac")
+    STRINGS = ("optimizer", "granularity", "lambda_optimizer", "lambda_rows", "scope", "device",
+               "dtype", "early_stopping", "final_lambda")
 
     def validate(self):
         """Every value checked, types first, as a :class:`ConfigError` naming the option."""
@@ -142,11 +147,11 @@ class TrainConfig:
              f"final_epochs must be a positive integer, got {self.final_epochs!r}")
         need(self.final_lambda in FINAL_LAMBDAS, f"final_lambda must be one of "
              f"{', '.join(FINAL_LAMBDAS)}, got {self.final_lambda!r}")
-        for name in ("lr", "lambda_lr", "init_std", "eps"):
+        for name in ("lr", "lambda_lr", "init_std", "eps", "lambda_eps"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
                  f"{name} must be a positive number, got {v!r}")
-        for name in ("beta1", "beta2"):
+        for name in ("beta1", "beta2", "lambda_beta1", "lambda_beta2"):
             v = getattr(self, name)
             need(0 <= v < 1, f"{name} must be in [0, 1), got {v!r}")
         need(self.lambda_init >= 0 and math.isfinite(self.lambda_init),
@@ -160,7 +165,8 @@ class TrainConfig:
                               ("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
                               ("lookahead_scope", ("same",) + SCOPES),
                               ("lookahead_count", LOOKAHEAD_COUNTS),
-                              ("lookahead_batches", LOOKAHEAD_BATCHES)):
+                              ("lookahead_batches", LOOKAHEAD_BATCHES),
+                              ("lambda_rows", LAMBDA_ROWS)):
             need(getattr(self, name) in allowed, f"unknown {name} {getattr(self, name)!r}; "
                                                  f"expected one of {', '.join(allowed)}")
         for name in ("assumed_penalty", "shared_assumed_state"):
@@ -240,8 +246,9 @@ class TrainConfig:
                               self.eps_placement, self.theta_clip)
 
     def lambda_optimizer_settings(self):
-        return LambdaOptimizer(self.lambda_optimizer, self.lambda_lr, self.beta1, self.beta2,
-                               self.eps, self.lambda_clip, self.lambda_eps_placement)
+        return LambdaOptimizer(self.lambda_optimizer, self.lambda_lr, self.lambda_beta1,
+                               self.lambda_beta2, self.lambda_eps, self.lambda_clip,
+                               self.lambda_eps_placement, self.lambda_rows)
 
     def lookahead_rule(self):
         """The :class:`Lookahead` these settings describe, "same" resolved."""

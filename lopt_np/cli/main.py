@@ -23,7 +23,7 @@ from lopt_np.data.preprocess import SPLITS
 from lopt_np.errors import LoptError
 from lopt_np.granularity import GRANULARITIES
 from lopt_np.io import format_metrics, format_summary, metric_label
-from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
+from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS
 from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
 from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
@@ -198,7 +198,7 @@ def training_options(fn):
         click.option("--lr", default=D.lr, show_default=True, type=POSITIVE,
                      help="Θ learning rate."),
         click.option("--eps", default=D.eps, show_default=True, type=POSITIVE,
-                     help="Adam's ε (Θ and Λ)."),
+                     help="Θ's Adam ε (Λ's: --lambda-eps)."),
         click.option("--eps-placement", default=D.eps_placement, show_default=True,
                      type=click.Choice(EPS_PLACEMENTS),
                      help="Θ's Adam: ε inside the root, √(v + ε) (SPEC §4, Eq. 12), or outside "
@@ -275,6 +275,13 @@ def lambda_options(fn):
         click.option("--lambda-update-interval", default=D.lambda_update_interval,
                      show_default=True,
                      type=click.IntRange(min=1), help="Update Λ every N steps."),
+        click.option("--lambda-eps", default=D.lambda_eps, show_default=True, type=POSITIVE,
+                     help="Λ's Adam/AMSGrad ε (its own; Θ's is --eps)."),
+        click.option("--lambda-rows", default=D.lambda_rows, show_default=True,
+                     type=click.Choice(LAMBDA_ROWS),
+                     help="Λ entries an Adam/AMSGrad step updates: all (every entry: moments "
+                          "decay where G_Λ = 0) or batch (only the users and items of the "
+                          "validation batch; the rest keep value and moments, like lazy Adam)."),
         click.option("--lambda-eps-placement", default=D.lambda_eps_placement,
                      show_default=True,
                      type=click.Choice(EPS_PLACEMENTS),
@@ -779,7 +786,8 @@ def reproduce(out_dir, overwrite, lambdas, jobs, scheduler, resume, log_json, qu
     data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
     lopt = {k: opts.pop(k) for k in ("valid_batch_size", "lambda_init", "lambda_optimizer",
                                      "lambda_lr", "lambda_update_interval",
-                                     "lambda_eps_placement", "lookahead_scope",
+                                     "lambda_eps_placement", "lambda_rows", "lambda_eps",
+                                     "lookahead_scope",
                                      "lookahead_eps_placement", "lookahead_count",
                                      "assumed_penalty", "lambda_warmup_steps",
                                      "lookahead_batches", "shared_assumed_state")}
