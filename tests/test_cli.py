@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import independent_metrics, run_cli as run
+from helpers import independent_metrics, run_cli as run
 from lopt_np.cli.main import main
 
 TINY = ["--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",

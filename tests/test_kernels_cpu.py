@@ -1,4 +1,5 @@
-"""Every Numba CPU kernel against the NumPy reference (SPEC §2-5, §7).
+"""Every Numba CPU kernel against the NumPy reference (SPEC §2-5, §7); the cases and checks
+both kernel layers share are in ``kernel_cases.py``.
 
 float32 kernels are compared with the float64 reference at rtol 1e-4 / atol 1e-6 (a few float32
 roundings of O(1) values); float64 kernels must agree to 1e-12 (same formulas, same order).
@@ -7,34 +8,27 @@ import numba
 import numpy as np
 import pytest
 
-from conftest import random_triplets
+from helpers import random_triplets
+from kernel_cases import (F32, assert_user_metrics, check_fused_theta_updates,
+                          check_lambda_update_rows, lambda_update_case, random_tables,
+                          rank_case, run_backends)
 from lopt_np.backends import make_backend
-from lopt_np.granularity import get_granularity, init_lambda
+from lopt_np.granularity import init_lambda
 from lopt_np.kernels.cpu.bpr import bpr_forward, bpr_grad_scatter
 from lopt_np.kernels.cpu.evaluation import rank_block
-from lopt_np.kernels.cpu.hypergradient import hold_rows
 from lopt_np.kernels.cpu.lambda_update import (lambda_adam_update, lambda_sgd_update,
                                                sum_of_squares)
 from lopt_np.kernels.cpu import optimizers as cpu_optimizers
 from lopt_np.math import bpr as ref_bpr
 from lopt_np.math.evaluation import evaluate_users
-from lopt_np.math.hypergradient import ThetaOptimizer, theta_update_full
-from lopt_np.math.lambda_update import (LambdaOptimizer, init_lambda_optimizer_state,
-                                        lambda_step)
-from lopt_np.math.lambda_update import clip_scale
-from lopt_np.math.optimizers import EPS_PLACEMENTS, adam_eps_terms, adam_step_size
-from lopt_np.math.penalty import batch_row_weights, penalty_grad
-
-F32 = dict(rtol=1e-4, atol=1e-6)
-
-
-def _tables(rng, nU=11, nI=13, K=6, dtype=np.float32):
-    return (rng.normal(0, 0.5, (nU, K)).astype(dtype), rng.normal(0, 0.5, (nI, K)).astype(dtype))
+from lopt_np.math.hypergradient import ThetaOptimizer
+from lopt_np.math.lambda_update import LambdaOptimizer, clip_scale
+from lopt_np.math.optimizers import EPS_PLACEMENTS
 
 
 def test_bpr_kernels_match_reference_with_repeated_rows():
     rng = np.random.default_rng(0)
-    P, Q = _tables(rng)
+    P, Q = random_tables(rng)
     u, i, j = random_triplets(rng, 11, 13, 200)   # every row repeats many times
     n = len(u)
     delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
@@ -60,7 +54,7 @@ def test_bpr_kernels_match_reference_with_repeated_rows():
 
 def test_bpr_scatter_is_identical_for_any_thread_count():
     rng = np.random.default_rng(1)
-    P, Q = _tables(rng, K=16)
+    P, Q = random_tables(rng, K=16)
     u, i, j = random_triplets(rng, 11, 13, 300)
     delta = rng.uniform(-1, 0, 300).astype(np.float32)
     idP, idQ = np.arange(11), np.arange(13)
@@ -75,82 +69,9 @@ def test_bpr_scatter_is_identical_for_any_thread_count():
         np.testing.assert_array_equal(gQ, out[0][1])
 
 
-def _held(rows, n):
-    """Slot map, held rows and counts of ``rows`` (the real step's compact layout)."""
-    slot = np.full(n, -1, np.int64)
-    held = np.zeros(n, np.int64)
-    n_held = hold_rows(rows, slot, held, 0)
-    return slot, held, n_held, np.bincount(rows, minlength=n)[held[:n_held]].astype(np.int64)
-
-
-def check_fused_theta_updates(kernels, granularity, optimizer, scope, eps_placement="inside"):
-    """The fused penalty + Θ-optimizer kernels of module ``kernels`` (CPU or CUDA, same
-    arguments) against ``math.hypergradient.theta_update_full``."""
-    rng = np.random.default_rng(2)
-    P, _ = _tables(rng)
-    g = get_granularity(granularity)
-    lam = rng.uniform(0, 0.5, g.P.shape(11, 6)).astype(np.float32)
-    u, i, j = random_triplets(rng, 11, 13, 8)
-    u[u == 10] = 9                                  # row 10 is never touched
-    grad = rng.normal(0, 0.1, P.shape).astype(np.float32)
-    grad[np.bincount(u, minlength=11) == 0] = 0.0   # untouched rows have no data gradient
-    w, _ = batch_row_weights(u, i, j, 11, 13, scope)
-    d = grad.astype(np.float64) + penalty_grad(P.astype(np.float64), np.broadcast_to(lam, P.shape), w)
-    slot, held, n_held, count = _held(u, 11)
-    g_compact = grad[held[:n_held]].copy()
-    m = rng.normal(0, 0.01, P.shape).astype(np.float32)
-    v = rng.uniform(1e-4, 1e-3, P.shape).astype(np.float32)
-    opt = ThetaOptimizer(optimizer, 0.01 if optimizer != "sgd" else 0.1,
-                         eps_placement=eps_placement)
-    ref = theta_update_full(P.astype(np.float64), d, opt, m, v, 4, w > 0)
-    T, m2, v2 = P.copy(), m.copy(), v.copy()
-    f = np.float32
-    eps_terms = adam_eps_terms(1e-8, eps_placement, 0.999, 4)
-    consts = (f(0.9), f(0.999), f(0.1), f(1 - 0.999), *map(f, eps_terms))
-    alpha = f(adam_step_size(0.01, 0.9, 0.999, 4))
-    if optimizer == "adam":
-        kernels.adam_update(T, m2, v2, slot, g_compact, count, lam, f(1 / 8), scope == "full", alpha,
-                    *consts)
-    elif optimizer == "lazy_adam":
-        kernels.lazy_adam_update(T, m2, v2, held, n_held, g_compact, count, lam, f(1 / 8), alpha, *consts)
-    else:
-        kernels.sgd_update(T, slot, held, n_held, g_compact, count, lam, f(1 / 8), scope == "full",
-                   f(0.1))
-    for got, want in zip((T, m2, v2), ref):
-        np.testing.assert_allclose(got, want, **F32)
-    if optimizer != "adam" and scope == "batch":
-        np.testing.assert_array_equal(T[10], P[10])     # untouched row did not move
-
-
 @pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
 def test_fused_theta_updates_match_reference(granularity, optimizer, scope, eps_placement):
     check_fused_theta_updates(cpu_optimizers, granularity, optimizer, scope, eps_placement)
-
-
-def lambda_update_case(lambda_optimizer, eps_placement="inside"):
-    """Λ, a compact gradient (rows 2 and 5 have none), optimizer state and the reference
-    ``math.lambda_update.lambda_step`` result (clip 1.5, projection exercised)."""
-    rng = np.random.default_rng(3)
-    lam = rng.uniform(0, 0.01, (7, 5))
-    G = rng.normal(0, 1, (7, 5))
-    G[[2, 5]] = 0.0                                 # rows without a gradient
-    opt = LambdaOptimizer(lambda_optimizer, 0.02, clip=1.5, eps_placement=eps_placement)
-    state = init_lambda_optimizer_state([lam])
-    state["t"] = 2
-    state["m"] = [rng.normal(0, 0.1, lam.shape)]
-    state["v"] = [rng.uniform(0, 0.1, lam.shape)]
-    state["vmax"] = [state["v"][0] + rng.uniform(0, 0.05, lam.shape)]
-    (want,), _ = lambda_step([lam], [G], state, opt)
-    assert (want >= 0).all() and (want == 0).any()   # the projection is exercised
-    rows = np.array([6, 0, 3, 1, 4])                 # compact gradient of the rows that have one
-    slot, held, n_held, _ = _held(rows, 7)
-    f = np.float32
-    Gc = G[held[:n_held]].astype(f)
-    state32 = [state[k][0].astype(f) for k in ("m", "v", "vmax")]
-    consts = (f(adam_step_size(0.02, 0.9, 0.999, 3)), f(0.9), f(0.999), f(0.1), f(1 - 0.999),
-              *map(f, adam_eps_terms(1e-8, eps_placement, 0.999, 3)),
-              lambda_optimizer == "amsgrad")
-    return lam.astype(f), slot, held, n_held, Gc, state32, consts, want
 
 
 @pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
@@ -165,33 +86,42 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
     np.testing.assert_allclose(got, want, **F32)
 
 
-def _run_backends(granularity, optimizer, scope, lambda_optimizer, dtype, steps,
-                  names=("reference", "cpu")):
-    rng = np.random.default_rng(4)
-    nU, nI, K = 13, 17, 6
-    P, Q = _tables(rng, nU, nI, K, dtype)
-    lP, lQ = init_lambda(granularity, nU, nI, K, 0.05, dtype)
-    args = (granularity, ThetaOptimizer(optimizer, 0.05), LambdaOptimizer(lambda_optimizer, 0.05,
-                                                                          clip=0.5))
-    backends = [make_backend(n, P, Q, lP, lQ, *args, scope=scope) for n in names]
-    losses = []
-    for _ in range(steps):
-        B, Bbar, V = (random_triplets(rng, nU, nI, 9) for _ in range(3))
-        losses.append([(b.lambda_step(Bbar, V), b.theta_step(B)) for b in backends])
-    return backends, losses
+@pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
+@pytest.mark.parametrize("lambda_optimizer", ["adam", "amsgrad"])
+def test_lambda_update_rows_kernel_matches_reference(lambda_optimizer, eps_placement):
+    from lopt_np.kernels.cpu import lambda_update
+    check_lambda_update_rows(lambda_update, lambda_optimizer, eps_placement,
+                             lambda G, n: clip_scale(np.sqrt(sum_of_squares(G, n)), 1.5))
 
 
 def test_cpu_backend_matches_reference_float64(granularity, optimizer, scope):
     for lam_opt in ("adam", "amsgrad", "sgd"):
-        backends, losses = _run_backends(granularity, optimizer, scope, lam_opt, np.float64, 4)
+        backends, losses = run_backends(granularity, optimizer, scope, lam_opt, np.float64, 4)
         for ref, cpu in losses:
             np.testing.assert_allclose(cpu, ref, rtol=1e-12)
         for a, b in zip(*(bk.parameters() for bk in backends)):
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
 
 
+def test_cpu_backend_matches_reference_with_lambda_rows_batch(granularity, optimizer, scope):
+    """rows "batch" through the CPU backend (held rows of V) equals the reference (rows of V's
+    users and items), and for a per-row Λ it is another result than rows "all"."""
+    runs = {rows: run_backends(granularity, optimizer, scope, "amsgrad", np.float64, 4,
+                                names=("reference", "cpu"), lambda_rows=rows)
+            for rows in ("all", "batch")}
+    backends, losses = runs["batch"]
+    for ref, cpu in losses:
+        np.testing.assert_allclose(cpu, ref, rtol=1e-12)
+    for a, b in zip(*(bk.parameters() for bk in backends)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    dense = runs["all"][0][0].parameters()
+    moved = max(np.abs(a - b).max() for a, b in zip(dense[2:], backends[0].parameters()[2:]))
+    per_row = any(b.lam.shape[0] > 1 for b in backends[1].blocks)
+    assert (moved > 1e-8) == per_row
+
+
 def test_cpu_backend_matches_reference_float32(granularity, optimizer, scope):
-    backends, losses = _run_backends(granularity, optimizer, scope, "adam", np.float32, 3)
+    backends, losses = run_backends(granularity, optimizer, scope, "adam", np.float32, 3)
     for ref, cpu in losses:
         np.testing.assert_allclose(cpu, ref, rtol=1e-5)
     for a, b in zip(*(bk.parameters() for bk in backends)):
@@ -208,17 +138,17 @@ def test_compiled_steps_have_one_version_for_every_layout():
     from lopt_np.kernels.cpu.hypergradient import lookahead_step
     from lopt_np.kernels.cpu.optimizers import theta_step_adam
     names = list(GRANULARITIES)
-    _run_backends(names[0], "adam", "batch", "adam", np.float32, 1, names=("cpu",))
+    run_backends(names[0], "adam", "batch", "adam", np.float32, 1, names=("cpu",))
     before = [list(step.signatures) for step in (lookahead_step, theta_step_adam)]
     for name in names[1:]:
-        _run_backends(name, "adam", "batch", "adam", np.float32, 1, names=("cpu",))
+        run_backends(name, "adam", "batch", "adam", np.float32, 1, names=("cpu",))
     assert [list(step.signatures) for step in (lookahead_step, theta_step_adam)] == before
 
 
 def test_lookahead_touches_only_validation_rows():
     """SPEC §5.4: Λ rows of users absent from V get no hypergradient (SGD on Λ, no momentum)."""
     rng = np.random.default_rng(5)
-    P, Q = _tables(rng, 20, 15, 4, np.float32)
+    P, Q = random_tables(rng, 20, 15, 4, np.float32)
     lP, lQ = init_lambda("DUI", 20, 15, 4, 0.1, np.float32)
     b = make_backend("cpu", P, Q, lP, lQ, "DUI", ThetaOptimizer("adam", 0.05),
                      LambdaOptimizer("sgd", 1.0))
@@ -228,32 +158,6 @@ def test_lookahead_touches_only_validation_rows():
     lam_P = b.parameters()[2]
     changed = np.flatnonzero(np.any(lam_P != np.float32(0.1), axis=1))
     assert set(changed) <= {1, 3} and len(changed) > 0
-
-
-def rank_case():
-    """Scores with ties, each user's seen items and targets (user 4 has none), and the
-    reference ``math.evaluation.evaluate_users`` per user."""
-    rng = np.random.default_rng(6)
-    nU, nI = 9, 40
-    P, Q = rng.normal(size=(nU, 5)), rng.normal(size=(nI, 5))
-    Q[7] = Q[3]   # ties: strictly-higher counting must hold
-    seen = {u: sorted(rng.choice(nI, 8, replace=False)) for u in range(nU)}
-    targets = {u: seen[u][:3] for u in range(nU) if u != 4}   # user 4 has no targets
-    ks = np.array([1, 5, 10])
-    t_indptr = np.zeros(nU + 1, np.int64)
-    t_indptr[1:] = np.cumsum([len(targets.get(u, [])) for u in range(nU)])
-    t_items = np.concatenate([targets.get(u, []) for u in range(nU)]).astype(np.int64)
-    s_indptr = np.r_[0, np.cumsum([8] * nU)].astype(np.int64)
-    s_items = np.concatenate([seen[u] for u in range(nU)]).astype(np.int64)
-    return P, Q, t_indptr, t_items, s_indptr, s_items, ks, evaluate_users(P, Q, targets, seen, ks)
-
-
-def assert_user_metrics(auc, hr, nd, ks, ref):
-    for u, row in ref.items():
-        assert auc[u] == pytest.approx(row["auc"], abs=1e-12)
-        for q, k in enumerate(ks):
-            assert hr[u, q] == pytest.approx(row[f"hr@{k}"], abs=1e-12)
-            assert nd[u, q] == pytest.approx(row[f"ndcg@{k}"], abs=1e-12)
 
 
 def test_rank_block_matches_reference_evaluation():

@@ -19,9 +19,10 @@ numba_cuda = pytest.importorskip(
 from numba import config as numba_config  # noqa: E402
 from numba import cuda  # noqa: E402
 
-from conftest import random_triplets  # noqa: E402
-from test_kernels_cpu import (F32, _held, _run_backends, _tables, assert_user_metrics,  # noqa
-                              check_fused_theta_updates, lambda_update_case, rank_case)
+from helpers import random_triplets  # noqa: E402
+from kernel_cases import (F32, assert_user_metrics, check_fused_theta_updates,  # noqa: E402
+                          check_lambda_update_rows, held_rows, lambda_update_case, random_tables,
+                          rank_case, run_backends)
 from lopt_np.kernels import ADAM, LAZY_ADAM, SGD, OPTIMIZER_CODES  # noqa: E402
 from lopt_np.kernels.cpu import hypergradient as cpu_hg  # noqa: E402
 from lopt_np.kernels.cuda import _jit  # noqa: E402
@@ -46,7 +47,7 @@ def several_blocks(monkeypatch):
 
 def test_bpr_kernels_match_reference_with_repeated_rows():
     rng = np.random.default_rng(0)
-    P, Q = _tables(rng)
+    P, Q = random_tables(rng)
     u, i, j = random_triplets(rng, 11, 13, 60)   # every row repeats: atomics must lose nothing
     n = len(u)
     delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
@@ -71,12 +72,12 @@ def test_bpr_kernels_match_reference_with_repeated_rows():
 def test_bpr_scatter_through_compact_slot_maps():
     """Only held rows accumulate, each into its compact buffer row (the lookahead's layout)."""
     rng = np.random.default_rng(1)
-    P, Q = _tables(rng, K=5)
+    P, Q = random_tables(rng, K=5)
     u, i, j = random_triplets(rng, 11, 13, 30)
     delta = rng.uniform(-1, 0, 30).astype(np.float32)
     idP, idQ = np.arange(11), np.arange(13)
-    slotP, heldP, nP, _ = _held(np.array([3, 7, 1]), 11)
-    slotQ, heldQ, nQ, _ = _held(np.array([0, 12, 5, 6]), 13)
+    slotP, heldP, nP, _ = held_rows(np.array([3, 7, 1]), 11)
+    slotQ, heldQ, nQ, _ = held_rows(np.array([0, 12, 5, 6]), 13)
     args = (P, Q, idP, idQ, u, i, j, delta, np.float32(0.1), slotP, slotQ)
     want = [np.zeros((11, 5), np.float32), np.zeros((13, 5), np.float32)]
     from lopt_np.kernels.cpu.bpr import bpr_grad_scatter as cpu_scatter
@@ -107,7 +108,7 @@ def test_lookahead_and_lambda_reduction_match_cpu_kernels(optimizer, layout, ful
     T = rng.normal(0, 0.5, (n, K))
     m, v = rng.normal(0, 0.01, (n, K)), rng.uniform(1e-4, 1e-3, (n, K))
     lam = rng.uniform(0, 0.3, layout)
-    slot, held, n_held, _ = _held(np.array([4, 1, 8, 4, 0]), n)
+    slot, held, n_held, _ = held_rows(np.array([4, 1, 8, 4, 0]), n)
     gbar = rng.normal(0, 0.1, (cap, K))
     count = np.array([2, 1, 0, 1, 0, 0], np.int64)   # row 8 (slot 2) is in V but not in B̄
     Gbar = rng.normal(0, 0.1, (cap, K))
@@ -159,6 +160,18 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
     np.testing.assert_allclose(sums[1], got.astype(np.float64).sum(), rtol=1e-12)
 
 
+def _cuda_clip_scale(G, n_rows):
+    sq = np.zeros(1)
+    cuda_lu.sum_of_squares(G, n_rows, sq)
+    return clip_scale(np.sqrt(sq[0]), 1.5)
+
+
+@pytest.mark.parametrize("eps_placement", ["inside", "outside"])
+@pytest.mark.parametrize("lambda_optimizer", ["adam", "amsgrad"])
+def test_lambda_update_rows_kernel_matches_reference(lambda_optimizer, eps_placement):
+    check_lambda_update_rows(cuda_lu, lambda_optimizer, eps_placement, _cuda_clip_scale)
+
+
 @pytest.mark.parametrize("block_size", [2, 64])
 def test_rank_users_matches_reference_evaluation(block_size):
     P, Q, t_indptr, t_items, s_indptr, s_items, ks, ref = rank_case()
@@ -173,7 +186,7 @@ def test_rank_users_matches_reference_evaluation(block_size):
 
 def test_cuda_backend_matches_reference_float64(granularity, optimizer, scope):
     for lam_opt in ("adam", "sgd"):
-        backends, losses = _run_backends(granularity, optimizer, scope, lam_opt, np.float64, 2,
+        backends, losses = run_backends(granularity, optimizer, scope, lam_opt, np.float64, 2,
                                          names=("reference", "cuda"))
         for ref, got in losses:
             np.testing.assert_allclose(got, ref, rtol=1e-10)
@@ -181,8 +194,18 @@ def test_cuda_backend_matches_reference_float64(granularity, optimizer, scope):
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("granularity", ["DUI", "UI", "D"])
+def test_cuda_backend_matches_reference_with_lambda_rows_batch(granularity):
+    backends, losses = run_backends(granularity, "adam", "batch", "amsgrad", np.float64, 2,
+                                     names=("reference", "cuda"), lambda_rows="batch")
+    for ref, got in losses:
+        np.testing.assert_allclose(got, ref, rtol=1e-10)
+    for a, b in zip(*(bk.parameters() for bk in backends)):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
+
+
 def test_cuda_backend_matches_reference_float32(granularity, optimizer, scope):
-    backends, losses = _run_backends(granularity, optimizer, scope, "amsgrad", np.float32, 2,
+    backends, losses = run_backends(granularity, optimizer, scope, "amsgrad", np.float32, 2,
                                      names=("reference", "cuda"))
     for ref, got in losses:
         np.testing.assert_allclose(got, ref, rtol=1e-5)
@@ -226,9 +249,22 @@ def test_every_kernel_compiles_for_a_real_gpu_without_float64_in_float32_kernels
         pytest.skip(r.stderr.strip())
     assert r.returncode == 0, r.stderr[-3000:]
     f64 = json.loads(r.stdout)
-    assert len(f64) == 20
+    assert len(f64) == 21
     for name in ("bpr._bpr_grad_scatter", "optimizers._adam_update",
                  "optimizers._lazy_adam_update", "optimizers._sgd_update",
                  "hypergradient._lookahead_rows", "lambda_update._lambda_adam_update",
+                 "lambda_update._lambda_adam_update_rows",
                  "lambda_update._lambda_sgd_update"):
         assert f64[f"lopt_np.kernels.cuda.{name}"]["float32"] == 0, name
+
+
+def test_lambda_update_kernels_have_one_signature_in_both_layers():
+    """``backends.kernel.KernelBackend`` runs SPEC §5 step 5 by calling these names on either
+    layer's module: each exists in both with the same parameters, in the same order."""
+    import inspect
+
+    from lopt_np.kernels.cpu import lambda_update as cpu_lu
+    for name in ("lambda_sgd_update", "lambda_adam_update", "lambda_adam_update_rows"):
+        cpu_fn, cuda_fn = getattr(cpu_lu, name), getattr(cuda_lu, name)
+        cpu_params = list(inspect.signature(cpu_fn.py_func).parameters)
+        assert list(inspect.signature(cuda_fn).parameters) == cpu_params, name

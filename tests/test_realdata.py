@@ -4,7 +4,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import independent_metrics, shared_file
+from helpers import independent_metrics, shared_file
 from lopt_np.cli.main import main
 from lopt_np.data.loaders import load_interactions
 

@@ -362,3 +362,15 @@ def test_lopt_train_resume_after_sigterm_reaches_the_uninterrupted_model(tmp_pat
     r = subprocess.run(lopt + ["--resume", str(out), "--lr", "0.1"], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "--resume continues a run with its own settings" in r.stderr
+
+
+def test_a_checkpoint_without_a_newer_option_resumes_at_its_default():
+    """An option the writing version did not have counts as its default when resuming."""
+    from lopt_np.checkpoint import check_same_run
+    from lopt_np.trainer import TrainConfig
+    old = TrainConfig().to_dict()
+    for key in ("lambda_rows", "lambda_beta1", "lambda_eps"):
+        del old[key]
+    check_same_run({"config": old}, TrainConfig().to_dict())
+    with pytest.raises(ConfigError, match="other settings.*lambda_rows"):
+        check_same_run({"config": old}, TrainConfig(lambda_rows="batch").to_dict())

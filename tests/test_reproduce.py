@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli as run
+from helpers import run_cli as run
 from lopt_np.errors import ConfigError
 from lopt_np.plots import group_gain, plot_run
 from lopt_np.reproduce import METHODS, TABLE_METRICS, check_methods, folder_name

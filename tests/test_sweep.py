@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import run_cli as run
+from helpers import run_cli as run
 from lopt_np.errors import ConfigError
 from lopt_np.sweep import Executor, parse_setting, product_runs, split_values
 from lopt_np.trainer import TrainConfig

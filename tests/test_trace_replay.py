@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from conftest import reference_trace
+from helpers import reference_trace
 from lopt_np.replay import load_trace, replay, trace_config
 
 pytestmark = pytest.mark.realdata

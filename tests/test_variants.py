@@ -20,6 +20,8 @@ CASES = {
     "independent-batches": {"lookahead_batches": "independent"},
     "sgd": {"optimizer": "sgd", "lr": 0.2},
     "granularity-D": {"granularity": "D"},
+    "lambda-rows-batch": {"lambda_rows": "batch"},
+    "lambda-rows-batch-UI": {"lambda_rows": "batch", "granularity": "UI"},
 }
 
 
@@ -53,6 +55,7 @@ def test_every_variant_changes_the_model(small_split):
     ({"lookahead_scope": "rows"}, "lookahead_scope"),
     ({"eps_placement": "middle"}, "eps_placement"),
     ({"lookahead_batches": "random"}, "lookahead_batches"),
+    ({"lambda_rows": "some"}, "lambda_rows"),
 ])
 def test_invalid_variant_settings_are_one_clear_error(params, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -62,3 +65,18 @@ def test_invalid_variant_settings_are_one_clear_error(params, needle):
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown preset 'authorz'"):
         LambdaOpt("authorz")
+
+
+def test_lambda_optimizer_has_its_own_betas_and_eps(small_split):
+    from lopt_np.trainer import TrainConfig
+    cfg = TrainConfig(lambda_beta1=0.5, lambda_beta2=0.9, lambda_eps=1e-6)
+    lo, to = cfg.lambda_optimizer_settings(), cfg.theta_optimizer()
+    assert (lo.beta1, lo.beta2, lo.eps) == (0.5, 0.9, 1e-6)
+    assert (to.beta1, to.beta2, to.eps) == (0.9, 0.999, 1e-8)
+    base = LambdaOpt("authors", **SMALL).fit(small_split)
+    other = LambdaOpt("authors", **SMALL, lambda_beta2=0.9).fit(small_split)
+    assert np.abs(other.lambda_P - base.lambda_P).max() > 1e-6
+    with pytest.raises(ConfigError, match="lambda_beta1"):
+        LambdaOpt(lambda_beta1=1.0)
+    with pytest.raises(ConfigError, match="lambda_eps"):
+        LambdaOpt(lambda_eps=0.0)
