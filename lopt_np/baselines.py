@@ -37,6 +37,9 @@ def sgda_params(params, lr=None):
     return out
 
 
+AMF_EPS_GRID = (0.05, 0.2, 0.5)       # the AMF ε values lopt reproduce tries (best by validation)
+
+
 @dataclass
 class BaselineConfig:
     """Settings shared by AMF and NeuMF (the model-specific ones are ignored by the other)."""
@@ -46,9 +49,9 @@ class BaselineConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     batch_size: int = 1024
-    epochs: int = 20
+    epochs: int = 30
     seed: int = 0
-    patience: int = 0                 # 0: keep the last epoch
+    patience: int = 5                 # epochs without improvement before stopping (0: off)
     early_stopping: str = "hr@100"
     ks: tuple = field(default=DEFAULT_KS)
     adv_eps: float = 0.5              # AMF: ε, the norm of each row's perturbation

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
+from .baselines import AMF_EPS_GRID, BaselineConfig, fit_amf, fit_neumf, sgda_params
 from .errors import ConfigError, TrainingDivergedError
 from .grid import (DEFAULT_LAMBDAS, check_lambdas, fixed_lambda_params, grid_runs, save_grid,
                    select_grid, selected_model)
@@ -26,6 +26,7 @@ from .trainer import LambdaOpt
 
 TABLE_METRICS = ("auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100")
 LOPT_GRANULARITIES = ("D", "DU", "DI", "DUI")
+SGDA_LRS = (10.0, 30.0, 100.0)       # SGD step sizes tried for SGDA (select_sgd_lr)
 METHODS = ("MF-λFix", "SGDA", "AMF", "NeuMF") + tuple(f"MF-λOpt-{g}" for g in LOPT_GRANULARITIES)
 
 
@@ -53,7 +54,7 @@ def _seconds(per_epoch):
     return float(sum(per_epoch)), float(np.median(per_epoch)), len(per_epoch)
 
 
-def check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods, amf_eps=(0.5,)):
+def check_settings(train, lopt, sgda_lrs, baseline, lambdas, methods, amf_eps=AMF_EPS_GRID):
     """Validate every setting of :func:`reproduce` (before any data is read); returns the
     checked ``(methods, lambdas)``."""
     methods = check_methods(methods)
@@ -104,8 +105,8 @@ def select_sgd_lr(outcomes, runs, select, log=print):
 
 
 def reproduce(split, folder, data_info, train, lopt, sgda_lrs, baseline, lambdas=DEFAULT_LAMBDAS,
-              jobs=1, methods=METHODS, amf_eps=(0.5,), log=print, *, executor=None, sweep=None,
-              progress=None):
+              jobs=1, methods=METHODS, amf_eps=AMF_EPS_GRID, log=print, *, executor=None,
+              sweep=None, progress=None):
     """Run the methods on ``split``, write their files into ``folder`` and the table; returns
     the table's rows (dicts).
 

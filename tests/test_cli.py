@@ -400,3 +400,25 @@ def test_compare_prints_lambda_opt_against_the_best_fixed_lambda(tmp_path):
     test = json.loads((tmp_path / "c" / "metrics.json").read_text())["test"]
     np.testing.assert_allclose(table.lambda_opt, [test[m] for m in table.metric])
     np.testing.assert_allclose(table.gain, table.lambda_opt / table.best_lambda_fix - 1)
+
+
+def test_cli_defaults_come_from_the_configurations():
+    """Every option of lopt train and lopt reproduce that sets a TrainConfig or BaselineConfig
+    field shows that field's default (one source of defaults)."""
+    from lopt_np.baselines import AMF_EPS_GRID, BaselineConfig
+    from lopt_np.cli.main import main
+    from lopt_np.reproduce import SGDA_LRS
+    from lopt_np.trainer import TrainConfig
+    train, base = TrainConfig(), BaselineConfig()
+    for command in ("train", "reproduce"):
+        params = {p.name: p.default for p in main.commands[command].params}
+        for name, default in params.items():
+            if name in TrainConfig.__dataclass_fields__ and name not in ("lambda_clip", "ks"):
+                assert default == getattr(train, name), (command, name)
+    params = {p.name: p.default for p in main.commands["reproduce"].params}
+    assert params["baseline_epochs"] == base.epochs and params["baseline_patience"] == base.patience
+    assert params["baseline_lr"] == base.lr and params["amf_reg"] == base.reg_adv
+    assert params["neumf_mlp_dim"] == base.mlp_dim
+    assert params["neumf_layers"] == ",".join(map(str, base.layers))
+    assert [float(x) for x in params["amf_eps"].split(",")] == list(AMF_EPS_GRID)
+    assert [float(x) for x in params["sgda_lrs"].split(",")] == list(SGDA_LRS)

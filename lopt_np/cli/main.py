@@ -27,12 +27,14 @@ from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS
 from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
 from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES
-from lopt_np.reproduce import METHODS, folder_name
+from lopt_np.baselines import AMF_EPS_GRID, BaselineConfig
+from lopt_np.reproduce import METHODS, SGDA_LRS, folder_name
 from lopt_np.progress import ConsoleProgress, JsonLinesLog, StopOnSignal, Tee
 from lopt_np.trainer import FINAL_LAMBDAS, LOOKAHEAD_BATCHES, PRESETS, TrainConfig
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
 D = TrainConfig()          # every training option's default comes from here
+B = BaselineConfig()       # and AMF's and NeuMF's (lopt reproduce)
 DATA = DataConfig()        # and every data option's
 METHOD_NAMES = tuple(folder_name(m) for m in METHODS)      # ASCII spellings (MF-lOpt-DUI)
 
@@ -756,22 +758,28 @@ def parse_names(ctx, param, value):
 @click.option("--methods", default=",".join(METHOD_NAMES), show_default=True,
               callback=parse_names, help="Rows of Table 2 to run (MF-λFix always runs; "
                                          "write lOpt for λOpt, e.g. MF-lOpt-DUI).")
-@click.option("--sgda-lrs", default="10,30,100", show_default=True, callback=parse_lambdas,
+@click.option("--sgda-lrs", default=",".join(f"{x:g}" for x in SGDA_LRS), show_default=True,
+              callback=parse_lambdas,
               help="SGD step sizes tried for SGDA (chosen by SGD MF-λFix's validation metric).")
-@click.option("--baseline-lr", default=1e-3, show_default=True, type=POSITIVE,
+@click.option("--baseline-lr", default=B.lr, show_default=True, type=POSITIVE,
               help="Adam learning rate of AMF and NeuMF.")
-@click.option("--baseline-epochs", default=30, show_default=True, type=click.IntRange(min=1),
+@click.option("--baseline-epochs", default=B.epochs, show_default=True,
+              type=click.IntRange(min=1),
               help="Epochs of AMF and NeuMF after MF-λFix.")
-@click.option("--baseline-patience", default=5, show_default=True, type=click.IntRange(min=0),
+@click.option("--baseline-patience", default=B.patience, show_default=True,
+              type=click.IntRange(min=0),
               help="Early-stopping patience of AMF and NeuMF (0: off).")
-@click.option("--amf-eps", default="0.05,0.2,0.5", show_default=True, callback=parse_lambdas,
+@click.option("--amf-eps", default=",".join(f"{x:g}" for x in AMF_EPS_GRID), show_default=True,
+              callback=parse_lambdas,
               help="AMF: norms ε of each embedding row's adversarial perturbation to try "
                    "(the best by the validation metric is kept).")
-@click.option("--amf-reg", default=1.0, show_default=True, type=NONNEG,
+@click.option("--amf-reg", default=B.reg_adv, show_default=True, type=NONNEG,
               help="AMF: weight γ of the adversarial BPR loss.")
-@click.option("--neumf-mlp-dim", default=32, show_default=True, type=click.IntRange(min=1),
+@click.option("--neumf-mlp-dim", default=B.mlp_dim, show_default=True,
+              type=click.IntRange(min=1),
               help="NeuMF: width of the MLP tower's embeddings.")
-@click.option("--neumf-layers", default="64,32,16", show_default=True, callback=parse_ks,
+@click.option("--neumf-layers", default=",".join(map(str, B.layers)), show_default=True,
+              callback=parse_ks,
               help="NeuMF: hidden widths of the MLP tower.")
 @friendly_errors
 def reproduce(out_dir, overwrite, lambdas, jobs, scheduler, resume, log_json, quiet, methods,
