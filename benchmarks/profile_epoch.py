@@ -15,14 +15,17 @@ import numba
 import numpy as np
 
 import lopt_np.backends.cpu as cpu_backend
+import lopt_np.kernels.cpu.lambda_update as lambda_kernels
 from bench_epoch import SHAPES, shaped_split
 from lopt_np.trainer import LambdaOpt, Progress
 from report import save_report
 
 # the calls the CPU backend makes per step: lookahead_step (SPEC §5 steps 1-4: two BPR passes and
 # the lookahead rows) and theta_step (a BPR pass and the Θ update) are one compiled call each
-KERNELS = ("lookahead_step", "theta_step", "lambda_adam_update", "lambda_sgd_update",
-           "sum_of_squares", "release_rows")
+# (the Λ update's kernels are looked up in their module at each call)
+KERNELS = {"lookahead_step": cpu_backend, "theta_step": cpu_backend, "release_rows": cpu_backend,
+           "lambda_adam_update": lambda_kernels, "lambda_adam_update_rows": lambda_kernels,
+           "lambda_sgd_update": lambda_kernels, "sum_of_squares": lambda_kernels}
 
 
 class EpochTimer(Progress):
@@ -45,12 +48,12 @@ def instrument(totals):
             return out
         return timed
 
-    for name in KERNELS:
-        fn = getattr(cpu_backend, name)
+    for name, module in KERNELS.items():
+        fn = getattr(module, name)
         if isinstance(fn, dict):           # one compiled function per optimizer code
-            setattr(cpu_backend, name, {code: timer(f, name) for code, f in fn.items()})
+            setattr(module, name, {code: timer(f, name) for code, f in fn.items()})
         else:
-            setattr(cpu_backend, name, timer(fn, name))
+            setattr(module, name, timer(fn, name))
 
 
 def profile(split, repeats, totals, **params):
@@ -69,7 +72,8 @@ def main():
     ap.add_argument("--shape", choices=SHAPES, default="ml-1m")
     ap.add_argument("--granularity", default="DUI")
     ap.add_argument("--optimizer", default="adam")
-    ap.add_argument("--lambda-optimizer", default="adam")
+    ap.add_argument("--lambda-optimizer", default="amsgrad")
+    ap.add_argument("--lambda-rows", default="all", choices=("all", "batch"))
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -80,7 +84,8 @@ def main():
     instrument(totals)
     split = shaped_split(*SHAPES[a.shape])
     common = dict(dim=a.dim, optimizer=a.optimizer, granularity=a.granularity,
-                  lambda_optimizer=a.lambda_optimizer, threads=a.threads, lr=1e-3,
+                  lambda_optimizer=a.lambda_optimizer, lambda_rows=a.lambda_rows,
+                  threads=a.threads, lr=1e-3,
                   lambda_lr=0.1)
     rows = {}
     for mode, learn in (("fixed-λ", False), (f"λOpt-{a.granularity}", True)):
@@ -88,7 +93,8 @@ def main():
     names = sorted({k for _, ks in rows.values() for k in ks},
                    key=lambda k: -max(ks.get(k, 0) for _, ks in rows.values()))
     modes = list(rows)
-    lines = [f"{a.shape} shape, K={a.dim}, {a.optimizer} (Λ: {a.lambda_optimizer}), "
+    lines = [f"{a.shape} shape, K={a.dim}, {a.optimizer} (Λ: {a.lambda_optimizer}, rows "
+             f"{a.lambda_rows}), "
              f"{a.threads} threads, median of {a.repeats} epochs; seconds per epoch", "",
              "| part | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for k in names:
@@ -101,7 +107,8 @@ def main():
     lines += ["", f"{modes[1]} ÷ fixed-λ: {ratio:.2f}"]
     text = "\n".join(lines)
     print(text)
-    save_report(a.out, f"profile_epoch-{a.shape}", {
+    suffix = "" if a.lambda_rows == "all" else f"-rows-{a.lambda_rows}"
+    save_report(a.out, f"profile_epoch-{a.shape}{suffix}", {
         "shape": a.shape, "settings": vars(a), "ratio": ratio,
         "modes": {m: {"epoch_seconds": s, "kernels": ks} for m, (s, ks) in rows.items()}}, text)
 
