@@ -268,3 +268,28 @@ def test_lambda_update_kernels_have_one_signature_in_both_layers():
         cpu_fn, cuda_fn = getattr(cpu_lu, name), getattr(cuda_lu, name)
         cpu_params = list(inspect.signature(cpu_fn.py_func).parameters)
         assert list(inspect.signature(cuda_fn).parameters) == cpu_params, name
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "cuda"])
+@pytest.mark.parametrize("field, value, needle", [
+    ("theta", "adagrad", "unknown optimizer 'adagrad'; expected one of sgd, adam, lazy_adam"),
+    ("lambda", "rmsprop", "unknown lambda_optimizer 'rmsprop'; expected one of sgd, adam, "
+                          "amsgrad"),
+    ("rows", "some", "unknown lambda_rows 'some'; expected one of all, batch"),
+    ("eps", "middle", "unknown eps_placement 'middle'"),
+])
+def test_an_unknown_name_is_the_same_clear_error_on_every_backend(backend, field, value, needle):
+    """No backend falls back to another optimizer for a name it does not know."""
+    from lopt_np.backends import make_backend
+    from lopt_np.errors import ConfigError
+    from lopt_np.granularity import init_lambda
+    from lopt_np.math.hypergradient import ThetaOptimizer
+    from lopt_np.math.lambda_update import LambdaOptimizer
+    P, Q = random_tables(np.random.default_rng(0))
+    lP, lQ = init_lambda("DUI", *P.shape[:1], Q.shape[0], P.shape[1], 0.01, np.float32)
+    theta = ThetaOptimizer(value if field == "theta" else "adam",
+                           eps_placement=value if field == "eps" else "inside")
+    lam = LambdaOptimizer(value if field == "lambda" else "adam",
+                          rows=value if field == "rows" else "all")
+    with pytest.raises(ConfigError, match=needle):
+        make_backend(backend, P, Q, lP, lQ, "DUI", theta, lam)

@@ -4,9 +4,28 @@ import numpy as np
 from ..errors import ConfigError
 from ..granularity import get_granularity, learned_blocks
 from ..kernels import OPTIMIZER_CODES
-from ..math.hypergradient import Lookahead, ThetaOptimizer
-from ..math.lambda_update import LambdaOptimizer
-from ..math.optimizers import adam_eps_terms, adam_step_size
+from ..math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
+from ..math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS, LambdaOptimizer
+from ..math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, adam_eps_terms, adam_step_size
+from ..math.penalty import SCOPES
+
+
+def check_settings(theta_opt, lambda_opt, scope, lookahead):
+    """Every name a backend dispatches on must be one of its registry's (``THETA_OPTIMIZERS``,
+    ``LAMBDA_OPTIMIZERS``, …): an unknown one is a :class:`ConfigError` naming the choices, on
+    every backend alike, never a fallback to another optimizer."""
+    for what, value, allowed in (
+            ("optimizer", theta_opt.name, THETA_OPTIMIZERS),
+            ("eps_placement", theta_opt.eps_placement, EPS_PLACEMENTS),
+            ("lambda_optimizer", lambda_opt.name, LAMBDA_OPTIMIZERS),
+            ("lambda_eps_placement", lambda_opt.eps_placement, EPS_PLACEMENTS),
+            ("lambda_rows", lambda_opt.rows, LAMBDA_ROWS),
+            ("scope", scope, SCOPES),
+            ("lookahead scope", lookahead.scope, SCOPES),
+            ("lookahead eps_placement", lookahead.eps_placement, EPS_PLACEMENTS),
+            ("lookahead_count", lookahead.count, LOOKAHEAD_COUNTS)):
+        if value not in allowed:
+            raise ConfigError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
 
 
 class Backend:
@@ -29,6 +48,7 @@ class Backend:
         self.scope = scope
         self.lookahead = lookahead or Lookahead(scope=scope,
                                                 eps_placement=theta_opt.eps_placement)
+        check_settings(theta_opt, lambda_opt, scope, self.lookahead)
         self.learn_lambda = learn_lambda and bool(learned_blocks(self.granularity, lam_P, lam_Q))
         self.dtype = np.dtype(P.dtype)
         self.t = 0          # Θ updates done

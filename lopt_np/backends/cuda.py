@@ -178,7 +178,7 @@ class CudaBackend(KernelBackend):
             elif o.name == "lazy_adam":
                 lazy_adam_update(t.T, t.m, t.v, t.held, t.n_held, t.buf[0], t.count, t.lam, inv,
                                  alpha, *self._betas, eps_in, eps_out)
-            else:
+            else:               # "sgd" (check_settings admits no other name)
                 sgd_update(t.T, t.slot, t.held, t.n_held, t.buf[0], t.count, t.lam, inv, full,
                            self._lr)
             t.release()

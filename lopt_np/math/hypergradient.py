@@ -71,7 +71,9 @@ def theta_update_full(T, d, opt, m, v, t, active, eps_placement=None):
     if opt.name == "lazy_adam":
         return lazy_adam_step(T, m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps,
                               eps_placement)
-    return adam_step(T, m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement)
+    if opt.name == "adam":
+        return adam_step(T, m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement)
+    raise ValueError(f"unknown optimizer {opt.name!r}")
 
 
 def theta_update(T, d, opt, m, v, t, active, eps_placement=None):
@@ -87,7 +89,10 @@ def theta_update_jacobian(T, d, opt, m, v, t, active, eps_placement=None):
     if opt.name == "lazy_adam":
         return lazy_adam_step_jacobian(m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps,
                                        eps_placement)
-    return adam_step_jacobian(m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement)
+    if opt.name == "adam":
+        return adam_step_jacobian(m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps,
+                                  eps_placement)
+    raise ValueError(f"unknown optimizer {opt.name!r}")
 
 
 def reduce_to_shape(G, shape):

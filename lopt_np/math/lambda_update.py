@@ -97,9 +97,11 @@ def lambda_step(blocks, grads, state, opt, row_masks=None):
         elif opt.name == "adam":
             lam2, m, v = adam_step(lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps,
                                    opt.eps_placement)
-        else:
+        elif opt.name == "amsgrad":
             lam2, m, v, vmax = amsgrad_step(lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2,
                                             opt.eps, opt.eps_placement)
+        else:
+            raise ValueError(f"unknown lambda optimizer {opt.name!r}")
         lam2 = project_nonnegative(lam2)
         if mask is not None:            # rows off the batch keep value and moments
             keep = ~np.asarray(mask, bool)[:, None]
