@@ -109,7 +109,7 @@ def check_lambda_update_rows(kernels, lambda_optimizer, eps_placement, clip_scal
         lambda_optimizer, eps_placement, rows="batch")
     before = [a.copy() for a in (got, m, v, vmax)]
     scale = np.float32(clip_scale_of(Gc, n_held))
-    kernels.lambda_adam_update_rows(got, held, n_held, Gc, m, v, vmax, scale, *consts)
+    kernels.lambda_adam_update_rows(got, slot, Gc, m, v, vmax, scale, *consts)
     np.testing.assert_allclose(got, want, **F32)
     for new, old in zip((got, m, v, vmax), before):
         np.testing.assert_array_equal(new[[2, 5]], old[[2, 5]])

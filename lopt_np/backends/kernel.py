@@ -65,7 +65,7 @@ class KernelBackend(Backend):
             if lo.name == "sgd":
                 k.lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
             elif lo.rows == "batch":           # Adam or AMSGrad (base.check_settings)
-                k.lambda_adam_update_rows(b.lam, held, n, b.G, b.m, b.v, b.vmax, scale, *adam)
+                k.lambda_adam_update_rows(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, *adam)
             else:
                 k.lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, *adam)
 

@@ -51,15 +51,18 @@ def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
 
 
 @pjit
-def lambda_adam_update_rows(lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
-                            c2, eps_in, eps_out, amsgrad):
+def lambda_adam_update_rows(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2,
+                            eps_in, eps_out, amsgrad):
     """In place: :func:`lambda_adam_entry` on the rows with a gradient only (rows ``batch``:
-    every other row keeps its value and moments)."""
-    for s in prange(n_held):
-        r = held[s]
-        for k in range(lam.shape[1]):
-            lambda_adam_entry(lam, m, v, vmax, r, k, scale * G[s, k], alpha, beta1, beta2, c1,
-                              c2, eps_in, eps_out, amsgrad)
+    every other row keeps its value and moments). The rows are visited in table order, skipping
+    those without a slot, so that memory is read as a stream (the held order is random)."""
+    K = lam.shape[1]
+    for r in prange(lam.shape[0]):
+        s = slot[r]
+        if s >= 0:
+            for k in range(K):
+                lambda_adam_entry(lam, m, v, vmax, r, k, scale * G[s, k], alpha, beta1, beta2,
+                                  c1, c2, eps_in, eps_out, amsgrad)
 
 
 @pjit

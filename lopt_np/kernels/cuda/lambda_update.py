@@ -80,23 +80,24 @@ def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
 
 
 @kernel
-def _lambda_adam_update_rows(lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
-                             c2, eps_in, eps_out, amsgrad):
+def _lambda_adam_update_rows(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2,
+                             eps_in, eps_out, amsgrad):
     K = lam.shape[1]
     e = cuda.grid(1)
-    if e < n_held * K:
-        s = e // K
-        k = e - s * K
-        lambda_adam_entry(lam, m, v, vmax, held[s], k, scale * G[s, k], alpha, beta1, beta2,
-                          c1, c2, eps_in, eps_out, amsgrad)
+    if e < lam.shape[0] * K:
+        r = e // K
+        k = e - r * K
+        s = slot[r]
+        if s >= 0:
+            lambda_adam_entry(lam, m, v, vmax, r, k, scale * G[s, k], alpha, beta1, beta2, c1,
+                              c2, eps_in, eps_out, amsgrad)
 
 
-def lambda_adam_update_rows(lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
-                            c2, eps_in, eps_out, amsgrad):
+def lambda_adam_update_rows(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2,
+                            eps_in, eps_out, amsgrad):
     """In place: ``lambda_adam_entry`` on the rows with a gradient only (rows ``batch``)."""
-    _lambda_adam_update_rows[launch(n_held * lam.shape[1])](
-        lam, held, n_held, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out,
-        amsgrad)
+    _lambda_adam_update_rows[launch(lam.shape[0] * lam.shape[1])](
+        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad)
 
 
 @kernel
