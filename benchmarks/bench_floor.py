@@ -95,7 +95,7 @@ def main():
     def lambda_pass():
         for t in (tP, tQ):
             lambda_adam_update(t["lam"], t["slot"], t["g"], t["lam_m"], t["lam_v"], t["lam_v"],
-                               f(1.0), *consts, False)
+                               f(1.0), *consts, False, False)
 
     rows = {"BPR pass (forward + scatter, one batch)": timed(bpr_pass, a.repeats),
             "dense Adam pass over Θ": timed(theta_pass, a.repeats),

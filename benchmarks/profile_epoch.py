@@ -24,7 +24,7 @@ from report import save_report
 # the lookahead rows) and theta_step (a BPR pass and the Θ update) are one compiled call each
 # (the Λ update's kernels are looked up in their module at each call)
 KERNELS = {"lookahead_step": cpu_backend, "theta_step": cpu_backend, "release_rows": cpu_backend,
-           "lambda_adam_update": lambda_kernels, "lambda_adam_update_rows": lambda_kernels,
+           "lambda_adam_update": lambda_kernels,
            "lambda_sgd_update": lambda_kernels, "sum_of_squares": lambda_kernels}
 
 

@@ -102,14 +102,14 @@ def lambda_update_case(lambda_optimizer, eps_placement="inside", rows="all"):
 
 
 def check_lambda_update_rows(kernels, lambda_optimizer, eps_placement, clip_scale_of):
-    """``lambda_adam_update_rows`` of a kernel module against the reference with rows "batch":
-    the rows with a gradient as the reference, the others (2, 5) keep Λ and moments bit for
-    bit, where the dense update (rows "all") moves them."""
+    """``lambda_adam_update`` of a kernel module with ``batch_rows`` against the reference with
+    rows "batch": the rows with a gradient as the reference, the others (2, 5) keep Λ and
+    moments bit for bit, where the dense update (rows "all") moves them."""
     got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(
         lambda_optimizer, eps_placement, rows="batch")
     before = [a.copy() for a in (got, m, v, vmax)]
     scale = np.float32(clip_scale_of(Gc, n_held))
-    kernels.lambda_adam_update_rows(got, slot, Gc, m, v, vmax, scale, *consts)
+    kernels.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, True)
     np.testing.assert_allclose(got, want, **F32)
     for new, old in zip((got, m, v, vmax), before):
         np.testing.assert_array_equal(new[[2, 5]], old[[2, 5]])

@@ -82,7 +82,7 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
     if lambda_optimizer == "sgd":
         lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
     else:
-        lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts)
+        lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, False)
     np.testing.assert_allclose(got, want, **F32)
 
 

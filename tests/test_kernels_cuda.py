@@ -153,7 +153,7 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
     if lambda_optimizer == "sgd":
         cuda_lu.lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
     else:
-        cuda_lu.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts)
+        cuda_lu.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, False)
     np.testing.assert_allclose(got, want, **F32)
     sums = np.zeros(2)
     cuda_lu.row_sums(got, sums, 1)
@@ -249,11 +249,10 @@ def test_every_kernel_compiles_for_a_real_gpu_without_float64_in_float32_kernels
         pytest.skip(r.stderr.strip())
     assert r.returncode == 0, r.stderr[-3000:]
     f64 = json.loads(r.stdout)
-    assert len(f64) == 21
+    assert len(f64) == 20
     for name in ("bpr._bpr_grad_scatter", "optimizers._adam_update",
                  "optimizers._lazy_adam_update", "optimizers._sgd_update",
                  "hypergradient._lookahead_rows", "lambda_update._lambda_adam_update",
-                 "lambda_update._lambda_adam_update_rows",
                  "lambda_update._lambda_sgd_update"):
         assert f64[f"lopt_np.kernels.cuda.{name}"]["float32"] == 0, name
 
@@ -264,7 +263,7 @@ def test_lambda_update_kernels_have_one_signature_in_both_layers():
     import inspect
 
     from lopt_np.kernels.cpu import lambda_update as cpu_lu
-    for name in ("lambda_sgd_update", "lambda_adam_update", "lambda_adam_update_rows"):
+    for name in ("lambda_sgd_update", "lambda_adam_update"):
         cpu_fn, cuda_fn = getattr(cpu_lu, name), getattr(cuda_lu, name)
         cpu_params = list(inspect.signature(cpu_fn.py_func).parameters)
         assert list(inspect.signature(cuda_fn).parameters) == cpu_params, name

@@ -59,14 +59,13 @@ class KernelBackend(Backend):
         scale = f(1.0) if norm is None else f(clip_scale(norm, lo.clip))
         self.lambda_t += 1
         alpha, eps_in, eps_out = self._adam_scalars(lo, self.lambda_t, lo.eps_placement)
-        adam = (alpha, *self._lambda_betas, eps_in, eps_out, lo.name == "amsgrad")
+        adam = (alpha, *self._lambda_betas, eps_in, eps_out, lo.name == "amsgrad",
+                lo.rows == "batch")
         for b in self.blocks:
             slot, held, n = b.slot_held()
             if lo.name == "sgd":
                 k.lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
-            elif lo.rows == "batch":           # Adam or AMSGrad (base.check_settings)
-                k.lambda_adam_update_rows(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, *adam)
-            else:
+            else:                              # Adam or AMSGrad (base.check_settings)
                 k.lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, *adam)
 
     def _to_host(self, a):

@@ -37,32 +37,20 @@ def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps
 
 @pjit
 def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
-                       eps_out, amsgrad):
-    """In place: :func:`lambda_adam_entry` on every element with gradient scale·G (dense, rows
-    ``all``: moments decay where G = 0)."""
+                       eps_out, amsgrad, batch_rows):
+    """In place: :func:`lambda_adam_entry` with gradient scale·G on every row (rows ``all``:
+    moments decay where G = 0) or, with ``batch_rows``, on the rows with a gradient only (rows
+    ``batch``: every other row keeps its value and moments). Rows are visited in table order,
+    so memory is read as a stream either way."""
     zero = lam.dtype.type(0.0)
     K = lam.shape[1]
     for r in prange(lam.shape[0]):
         s = slot[r]
-        for k in range(K):
-            g = scale * G[s, k] if s >= 0 else zero
-            lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
-                              eps_out, amsgrad)
-
-
-@pjit
-def lambda_adam_update_rows(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2,
-                            eps_in, eps_out, amsgrad):
-    """In place: :func:`lambda_adam_entry` on the rows with a gradient only (rows ``batch``:
-    every other row keeps its value and moments). The rows are visited in table order, skipping
-    those without a slot, so that memory is read as a stream (the held order is random)."""
-    K = lam.shape[1]
-    for r in prange(lam.shape[0]):
-        s = slot[r]
-        if s >= 0:
+        if s >= 0 or not batch_rows:
             for k in range(K):
-                lambda_adam_entry(lam, m, v, vmax, r, k, scale * G[s, k], alpha, beta1, beta2,
-                                  c1, c2, eps_in, eps_out, amsgrad)
+                g = scale * G[s, k] if s >= 0 else zero
+                lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
+                                  eps_out, amsgrad)
 
 
 @pjit

@@ -60,44 +60,26 @@ def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps
 
 @kernel
 def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
-                        eps_out, amsgrad):
+                        eps_out, amsgrad, batch_rows):
     K = lam.shape[1]
     e = cuda.grid(1)
     if e < lam.shape[0] * K:
         r = e // K
         k = e - r * K
         s = slot[r]
-        g = scale * G[s, k] if s >= 0 else lam.dtype.type(0.0)
-        lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
-                          eps_out, amsgrad)
+        if s >= 0 or not batch_rows:
+            g = scale * G[s, k] if s >= 0 else lam.dtype.type(0.0)
+            lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
+                              eps_out, amsgrad)
 
 
 def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
-                       eps_out, amsgrad):
-    """In place: ``lambda_adam_entry`` on every element (dense, rows ``all``)."""
+                       eps_out, amsgrad, batch_rows):
+    """In place: ``lambda_adam_entry`` on every element (rows ``all``) or, with
+    ``batch_rows``, on the rows with a gradient only (rows ``batch``)."""
     _lambda_adam_update[launch(lam.shape[0] * lam.shape[1])](
-        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad)
-
-
-@kernel
-def _lambda_adam_update_rows(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2,
-                             eps_in, eps_out, amsgrad):
-    K = lam.shape[1]
-    e = cuda.grid(1)
-    if e < lam.shape[0] * K:
-        r = e // K
-        k = e - r * K
-        s = slot[r]
-        if s >= 0:
-            lambda_adam_entry(lam, m, v, vmax, r, k, scale * G[s, k], alpha, beta1, beta2, c1,
-                              c2, eps_in, eps_out, amsgrad)
-
-
-def lambda_adam_update_rows(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2,
-                            eps_in, eps_out, amsgrad):
-    """In place: ``lambda_adam_entry`` on the rows with a gradient only (rows ``batch``)."""
-    _lambda_adam_update_rows[launch(lam.shape[0] * lam.shape[1])](
-        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad)
+        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad,
+        batch_rows)
 
 
 @kernel
