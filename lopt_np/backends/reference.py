@@ -30,7 +30,8 @@ class ReferenceBackend(Backend):
                                                  self.lookahead)
             self.t = self.state.t
         blocks = learned_blocks(self.granularity, self.lam_P, self.lam_Q)
-        rows = validation_rows(self.granularity, self.lam_P, self.lam_Q, valid_batch)
+        rows = (validation_rows(self.granularity, self.lam_P, self.lam_Q, valid_batch)
+                if self.lambda_opt.rows == "batch" else None)
         blocks, self.lambda_state = lambda_step(blocks, grads, self.lambda_state, self.lambda_opt,
                                                 rows)
         blocks = [b.astype(self.dtype) for b in blocks]
