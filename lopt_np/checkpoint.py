@@ -51,11 +51,10 @@ def load_checkpoint(folder):
     return arrays, meta
 
 
-def check_same_run(meta, config):
-    """The checkpoint must come from the same training configuration (an option the writing
-    version did not have counts as its default)."""
-    from .trainer import TrainConfig
-    saved = {**TrainConfig().to_dict(), **meta.get("config", {})}
+def check_same_run(meta, config, defaults):
+    """The checkpoint must come from the same training configuration ``config``; an option the
+    writing version did not have counts as its value in ``defaults``."""
+    saved = {**defaults, **meta.get("config", {})}
     differ = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k)
                     and k not in ("epochs", "threads"))
     if differ:

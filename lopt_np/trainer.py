@@ -15,14 +15,15 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .backends import BACKENDS, make_backend
+from .backends.base import check_settings
 from .checkpoint import check_same_run, has_checkpoint, load_checkpoint, save_checkpoint
 from .errors import ConfigError, DataError, TrainingDivergedError, TrainingInterrupted
 from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, evaluation_device,
                          group_of)
 from .granularity import get_granularity, init_lambda
 from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
-from .math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS, LambdaOptimizer
-from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
+from .math.lambda_update import LambdaOptimizer
+from .math.optimizers import EPS_PLACEMENTS, check_optimizer_scope
 from .math.penalty import SCOPES
 from .data.split import EMPTY_PAIRS, Split, hold_out_selection
 from .model import Model
@@ -160,13 +161,10 @@ class TrainConfig:
         need(self.theta_clip > 0, f"theta_clip must be > 0, got {self.theta_clip!r}")
         need(isinstance(self.selection_frac, (int, float)) and 0 <= self.selection_frac < 1,
              f"selection_frac must be in [0, 1), got {self.selection_frac!r}")
-        for name, allowed in (("eps_placement", EPS_PLACEMENTS),
-                              ("lambda_eps_placement", EPS_PLACEMENTS),
-                              ("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
+        for name, allowed in (("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
                               ("lookahead_scope", ("same",) + SCOPES),
                               ("lookahead_count", LOOKAHEAD_COUNTS),
-                              ("lookahead_batches", LOOKAHEAD_BATCHES),
-                              ("lambda_rows", LAMBDA_ROWS)):
+                              ("lookahead_batches", LOOKAHEAD_BATCHES)):
             need(getattr(self, name) in allowed, f"unknown {name} {getattr(self, name)!r}; "
                                                  f"expected one of {', '.join(allowed)}")
         for name in ("assumed_penalty", "shared_assumed_state"):
@@ -193,13 +191,9 @@ class TrainConfig:
             need(isinstance(v, (int, np.integer)) and v >= 0,
                  f"{name} must be an integer ≥ 0, got {v!r}")
         get_granularity(self.granularity)
-        need(self.optimizer in THETA_OPTIMIZERS,
-             f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(THETA_OPTIMIZERS)}")
-        need(self.lambda_optimizer in LAMBDA_OPTIMIZERS,
-             f"unknown lambda_optimizer {self.lambda_optimizer!r}; expected one of "
-             f"{', '.join(LAMBDA_OPTIMIZERS)}")
-        need(self.scope in SCOPES, f"unknown scope {self.scope!r}; expected one of "
-                                   f"{', '.join(SCOPES)}")
+        # the optimizers' names, ε placements, rows and scope: the backends' own check
+        check_settings(self.theta_optimizer(), self.lambda_optimizer_settings(), self.scope,
+                       self.lookahead_rule())
         try:
             check_optimizer_scope(self.optimizer, self.scope)
         except ValueError as e:
@@ -465,7 +459,7 @@ class LambdaOpt:
                                       checkpoint_meta or {})
             if resume and has_checkpoint(checkpoints.folder):
                 resumed = load_checkpoint(checkpoints.folder)
-                check_same_run(resumed[1], cfg.to_dict())
+                check_same_run(resumed[1], cfg.to_dict(), TrainConfig().to_dict())
         elif resume:
             raise ConfigError("resume=True needs the checkpoint_dir to resume from")
         return self._fit(split, cfg, Tee(progress, console, control), checkpoints=checkpoints,

@@ -371,6 +371,7 @@ def test_a_checkpoint_without_a_newer_option_resumes_at_its_default():
     old = TrainConfig().to_dict()
     for key in ("lambda_rows", "lambda_beta1", "lambda_eps"):
         del old[key]
-    check_same_run({"config": old}, TrainConfig().to_dict())
+    defaults = TrainConfig().to_dict()
+    check_same_run({"config": old}, TrainConfig().to_dict(), defaults)
     with pytest.raises(ConfigError, match="other settings.*lambda_rows"):
-        check_same_run({"config": old}, TrainConfig(lambda_rows="batch").to_dict())
+        check_same_run({"config": old}, TrainConfig(lambda_rows="batch").to_dict(), defaults)
