@@ -74,6 +74,8 @@ def main():
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--lambda-optimizer", default="amsgrad")
     ap.add_argument("--lambda-rows", default="all", choices=("all", "batch"))
+    ap.add_argument("--lookahead-batches", default="stream",
+                    choices=("independent", "stream", "same"))
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -85,6 +87,7 @@ def main():
     split = shaped_split(*SHAPES[a.shape])
     common = dict(dim=a.dim, optimizer=a.optimizer, granularity=a.granularity,
                   lambda_optimizer=a.lambda_optimizer, lambda_rows=a.lambda_rows,
+                  lookahead_batches=a.lookahead_batches,
                   threads=a.threads, lr=1e-3,
                   lambda_lr=0.1)
     rows = {}
@@ -94,7 +97,7 @@ def main():
                    key=lambda k: -max(ks.get(k, 0) for _, ks in rows.values()))
     modes = list(rows)
     lines = [f"{a.shape} shape, K={a.dim}, {a.optimizer} (Λ: {a.lambda_optimizer}, rows "
-             f"{a.lambda_rows}), "
+             f"{a.lambda_rows}, B̄ and B {a.lookahead_batches}), "
              f"{a.threads} threads, median of {a.repeats} epochs; seconds per epoch", "",
              "| part | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for k in names:
@@ -107,7 +110,8 @@ def main():
     lines += ["", f"{modes[1]} ÷ fixed-λ: {ratio:.2f}"]
     text = "\n".join(lines)
     print(text)
-    suffix = "" if a.lambda_rows == "all" else f"-rows-{a.lambda_rows}"
+    suffix = ("" if a.lambda_rows == "all" else f"-rows-{a.lambda_rows}") + (
+        "" if a.lookahead_batches == "stream" else f"-batches-{a.lookahead_batches}")
     save_report(a.out, f"profile_epoch-{a.shape}{suffix}", {
         "shape": a.shape, "settings": vars(a), "ratio": ratio,
         "modes": {m: {"epoch_seconds": s, "kernels": ks} for m, (s, ks) in rows.items()}}, text)

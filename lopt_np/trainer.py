@@ -32,7 +32,7 @@ from .data.inputs import DATA_FIELDS, DataConfig, to_split
 from .sampling import STREAM_LOOKAHEAD, BatchStream, TripletSampler
 
 METRICS = ("auc", "hr", "ndcg")
-LOOKAHEAD_BATCHES = ("independent", "stream")
+LOOKAHEAD_BATCHES = ("independent", "stream", "same")
 
 # Named combinations of settings (SPEC §8). The defaults of :class:`TrainConfig` are the
 # combination that measured best (README, "Accuracy"): the authors' lookahead semantics with an
@@ -94,7 +94,7 @@ class TrainConfig:
     assumed_penalty: bool = True             # ḡ also holds B̄'s batch penalty at the current Λ
     theta_clip: float = math.inf             # global-norm clip of the Θ gradient
     lambda_warmup_steps: int = 1             # real steps before the first λ step
-    lookahead_batches: str = "stream"        # B̄ and B: independent streams, or one stream
+    lookahead_batches: str = "stream"        # B̄ and B: independent, one stream, or B̄ = B
     shared_assumed_state: bool = False       # ḡ also enters the real Adam's moments and t
     # share of each user's validation interactions held out from Λ for early stopping and model
     # selection (SPEC §8, last paragraph); 0: Λ and selection share the validation set
@@ -265,11 +265,16 @@ TRAIN, LOOKAHEAD, VALID = "train", "lookahead", "valid"
 def lambda_opt_iteration(backend, cfg, step, draw):
     """One λOpt iteration, the one place its order is written (SPEC §5; §8 variants): when a λ
     step is due, draw B̄ then V and take the λ step (steps 1-5); then draw B and take the real
-    step. ``draw(kind)`` returns the next batch of ``kind`` (TRAIN, LOOKAHEAD or VALID); the
-    trainer samples them, the trace replay reads them from a recording. Returns
+    step (``lookahead_batches="same"``: B is drawn first and serves as B̄). ``draw(kind)``
+    returns the next batch of ``kind`` (TRAIN, LOOKAHEAD or VALID); the trainer samples them,
+    the trace replay reads them from a recording. Returns
     ``(L_fit, L_val(Θ̄) or None)``."""
     valid_loss = None
     if backend.learn_lambda and cfg.lambda_due(step):
+        if cfg.lookahead_batches == "same":      # B̄ = B
+            batch = draw(TRAIN)
+            valid_loss = backend.lambda_step(batch, draw(VALID))
+            return backend.theta_step(batch), valid_loss
         lookahead_batch = draw(LOOKAHEAD)
         valid_loss = backend.lambda_step(lookahead_batch, draw(VALID))
     return backend.theta_step(draw(TRAIN)), valid_loss
@@ -344,14 +349,15 @@ class EpochBatches:
     """The batches of one epoch, by kind (what :func:`lambda_opt_iteration`'s ``draw`` returns):
     the real batches B in a fresh order of the training positives; B̄ from an independent order
     (``lookahead_batches="independent"``) or, with B, consecutive batches of one stream that runs
-    across epochs (``"stream"``); V from the validation positives Λ may see, cycled as needed."""
+    across epochs (``"stream"``), or B itself (``"same"``: no draw of its own); V from the
+    validation positives Λ may see, cycled as needed."""
 
     def __init__(self, sampler, cfg, epoch, stream, learning, valid_batch_size):
         self.cfg, self.stream = cfg, stream
         self.vbs = valid_batch_size
         if stream is None:
             self.train = sampler.train_triplets(epoch)
-            if learning:
+            if learning and cfg.lookahead_batches == "independent":
                 self.lookahead = sampler.train_triplets(epoch, STREAM_LOOKAHEAD)
         self.n = len(sampler.split.train)
         self.n_steps = -(-self.n // cfg.batch_size)

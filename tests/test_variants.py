@@ -18,6 +18,7 @@ CASES = {
     "count-next": {"lookahead_count": "next", "lambda_warmup_steps": 0},
     "no-assumed-penalty": {"assumed_penalty": False},
     "independent-batches": {"lookahead_batches": "independent"},
+    "same-batch": {"lookahead_batches": "same"},
     "sgd": {"optimizer": "sgd", "lr": 0.2},
     "granularity-D": {"granularity": "D"},
     "lambda-rows-batch": {"lambda_rows": "batch"},
@@ -80,3 +81,42 @@ def test_lambda_optimizer_has_its_own_betas_and_eps(small_split):
         LambdaOpt(lambda_beta1=1.0)
     with pytest.raises(ConfigError, match="lambda_eps"):
         LambdaOpt(lambda_eps=0.0)
+
+
+class _RecordingBackend:
+    """Records which batch each step of one λOpt iteration receives."""
+    learn_lambda = True
+
+    def __init__(self):
+        self.calls = []
+
+    def lambda_step(self, train_batch, valid_batch):
+        self.calls.append(("lambda", train_batch, valid_batch))
+        return 0.0
+
+    def theta_step(self, train_batch):
+        self.calls.append(("theta", train_batch))
+        return 0.0
+
+
+@pytest.mark.parametrize("lookahead_batches, drawn, lookahead_is_real", [
+    ("stream", ["lookahead", "valid", "train"], False),
+    ("independent", ["lookahead", "valid", "train"], False),
+    ("same", ["train", "valid"], True)])
+def test_lookahead_batches_decide_what_the_driver_draws(lookahead_batches, drawn,
+                                                        lookahead_is_real):
+    """``same``: one draw of B serves as B̄ and as the real step's batch; the others draw B̄ of
+    their own before V, then B."""
+    from lopt_np.trainer import TrainConfig, lambda_opt_iteration
+    cfg = TrainConfig(lookahead_batches=lookahead_batches, lambda_warmup_steps=0)
+    kinds = []
+
+    def draw(kind):
+        kinds.append(kind)
+        return (kind, len(kinds))                 # a distinct object per draw
+
+    backend = _RecordingBackend()
+    lambda_opt_iteration(backend, cfg, 0, draw)
+    assert kinds == drawn
+    (_, lookahead, _), (_, real) = backend.calls
+    assert (lookahead is real) == lookahead_is_real

@@ -316,8 +316,9 @@ def lambda_options(fn):
         click.option("--lookahead-batches", default=D.lookahead_batches,
                      show_default=True,
                      type=click.Choice(LOOKAHEAD_BATCHES),
-                     help="The lookahead's training batch: from an independent stream, or the "
-                          "batch before the real step's in one stream (the authors')."),
+                     help="The lookahead's training batch: from an independent stream, the "
+                          "batch before the real step's in one stream (the authors'), or the "
+                          "real step's own batch (same)."),
     ])
     fn = opts(fn)
     return option_group("λOpt", [click.option(
