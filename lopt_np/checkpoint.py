@@ -10,11 +10,10 @@ training configuration and the data options it belongs to).
 """
 import json
 import os
-import zipfile
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from .errors import NPZ_READ_ERRORS, ConfigError, DataError
 from .io import write_json, write_npz
 
 FORMAT = "lopt_np.checkpoint"
@@ -43,7 +42,7 @@ def load_checkpoint(folder):
             meta = json.load(fh)
         with np.load(os.path.join(folder, "checkpoint.npz"), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise DataError(f"cannot read the checkpoint in {folder} (damaged?): {exc}") from None
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{folder} holds no checkpoint this lopt_np reads (format "

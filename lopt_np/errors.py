@@ -1,4 +1,7 @@
 """lopt_np's own exception types. The CLI turns each into one ``Error: …`` line."""
+import zipfile
+import zlib
+
 
 MAX_SHOWN = 40          # characters of a user-given value echoed in an error message
 
@@ -32,3 +35,7 @@ class BackendUnavailableError(LoptError):
 
 class TrainingInterrupted(LoptError):
     """A signal (SIGINT, SIGTERM) stopped training before it had anything to keep."""
+
+
+# what ``np.load`` of a damaged or truncated .npz raises (zlib.error: a garbled compressed member)
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)

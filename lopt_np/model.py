@@ -15,13 +15,12 @@ search); see ``math.recommend`` for the order and the padding.
 """
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import ConfigError, DataError, shown
+from .errors import NPZ_READ_ERRORS, ConfigError, DataError, shown
 from .data.split import Split, plain_ids
 from .evaluation import evaluate, evaluation_device
 from .io import write_json, write_npz
@@ -247,7 +246,7 @@ class Model:
             try:
                 with np.load(traj_path, allow_pickle=False) as z:
                     trajectory = {k: z[k] for k in z.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            except NPZ_READ_ERRORS as exc:
                 raise DataError(f"cannot read {traj_path}: {exc}") from None
         model = cls(arrays["user_embeddings"], arrays["item_embeddings"], arrays["lambda_P"],
                     arrays["lambda_Q"], meta.get("config", {}), meta.get("history", []),
@@ -304,7 +303,7 @@ def _read_arrays(folder):
             return {k: z[k] for k in ARRAYS}
     except FileNotFoundError:
         raise DataError(f"{folder} is not a model folder: model.npz is missing") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise DataError(f"cannot read {path} (damaged or not a model file): {exc}") from None
 
 

@@ -1,11 +1,10 @@
 """The train/validation/test split every trainer and evaluator works on (SPEC §7)."""
 import dataclasses
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import NPZ_READ_ERRORS, DataError
 
 SPLIT_NAMES = ("train", "valid", "test")
 EMPTY_PAIRS = np.zeros((0, 2), np.int64)
@@ -102,7 +101,7 @@ class Split:
                 split = cls(int(z["n_users"]), int(z["n_items"]), z["train"].astype(np.int64),
                             z["valid"].astype(np.int64), z["test"].astype(np.int64),
                             z["user_ids"], z["item_ids"], dict(info or {}))
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (KeyError, *NPZ_READ_ERRORS) as exc:
             raise DataError(f"cannot read split file {path} (damaged or not a split): "
                             f"{exc}") from None
         return split.validate(str(path))
