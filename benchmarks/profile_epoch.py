@@ -73,7 +73,7 @@ def main():
     ap.add_argument("--granularity", default="DUI")
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--lambda-optimizer", default="amsgrad")
-    ap.add_argument("--lambda-rows", default="all", choices=("all", "batch"))
+    ap.add_argument("--lambda-rows", default="batch", choices=("all", "batch"))
     ap.add_argument("--lookahead-batches", default="stream",
                     choices=("independent", "stream", "same"))
     ap.add_argument("--dim", type=int, default=128)
@@ -110,7 +110,7 @@ def main():
     lines += ["", f"{modes[1]} ÷ fixed-λ: {ratio:.2f}"]
     text = "\n".join(lines)
     print(text)
-    suffix = ("" if a.lambda_rows == "all" else f"-rows-{a.lambda_rows}") + (
+    suffix = ("" if a.lambda_rows == "batch" else f"-rows-{a.lambda_rows}") + (
         "" if a.lookahead_batches == "stream" else f"-batches-{a.lookahead_batches}")
     save_report(a.out, f"profile_epoch-{a.shape}{suffix}", {
         "shape": a.shape, "settings": vars(a), "ratio": ratio,

@@ -369,9 +369,27 @@ def test_a_checkpoint_without_a_newer_option_resumes_at_its_default():
     from lopt_np.checkpoint import check_same_run
     from lopt_np.trainer import TrainConfig
     old = TrainConfig().to_dict()
-    for key in ("lambda_rows", "lambda_beta1", "lambda_eps"):
+    for key in ("lambda_beta1", "lambda_eps"):
         del old[key]
     defaults = TrainConfig().to_dict()
     check_same_run({"config": old}, TrainConfig().to_dict(), defaults)
+    with pytest.raises(ConfigError, match="other settings.*lambda_beta1"):
+        check_same_run({"config": old}, TrainConfig(lambda_beta1=0.5).to_dict(), defaults)
+
+
+def test_a_checkpoint_from_before_lambda_rows_resumes_only_with_the_dense_update(tmp_path,
+                                                                                small_split):
+    """Runs written before ``lambda_rows`` existed updated every Λ entry: resuming one with
+    today's default (``batch``) is refused, with ``all`` it continues."""
+    from lopt_np.checkpoint import load_checkpoint, save_checkpoint
+    from lopt_np.trainer import LambdaOpt
+    folder = tmp_path / "ck"
+    params = dict(dim=4, batch_size=256, epochs=2, eval_every=0)
+    LambdaOpt(**{**params, "epochs": 1}, lambda_rows="all").fit(
+        small_split, checkpoint_dir=folder, checkpoint_every=1)
+    arrays, meta = load_checkpoint(folder)[:2]
+    del meta["config"]["lambda_rows"]                    # as an older version wrote it
+    save_checkpoint(str(folder), arrays, meta)
     with pytest.raises(ConfigError, match="other settings.*lambda_rows"):
-        check_same_run({"config": old}, TrainConfig(lambda_rows="batch").to_dict(), defaults)
+        LambdaOpt(**params).fit(small_split, checkpoint_dir=folder, resume=True)
+    LambdaOpt(**params, lambda_rows="all").fit(small_split, checkpoint_dir=folder, resume=True)

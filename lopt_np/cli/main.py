@@ -281,9 +281,10 @@ def lambda_options(fn):
                      help="Λ's Adam/AMSGrad ε (its own; Θ's is --eps)."),
         click.option("--lambda-rows", default=D.lambda_rows, show_default=True,
                      type=click.Choice(LAMBDA_ROWS),
-                     help="Λ entries an Adam/AMSGrad step updates: all (every entry: moments "
-                          "decay where G_Λ = 0) or batch (only the users and items of the "
-                          "validation batch; the rest keep value and moments, like lazy Adam)."),
+                     help="Λ entries an Adam/AMSGrad step updates: batch (only the users and "
+                          "items of the validation batch; the rest keep value and moments, like "
+                          "lazy Adam) or all (every entry: moments decay where G_Λ = 0; the "
+                          "authors' and SPEC §5's)."),
         click.option("--lambda-eps-placement", default=D.lambda_eps_placement,
                      show_default=True,
                      type=click.Choice(EPS_PLACEMENTS),
