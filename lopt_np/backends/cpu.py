@@ -16,6 +16,7 @@ from ..kernels.cpu import lambda_update
 from ..kernels.cpu.bpr import column_blocks
 from ..kernels.cpu.hypergradient import lookahead_step, release_rows
 from ..kernels.cpu.optimizers import absorb_assumed_gradient, theta_step
+from ..kernels.groups import StepScalars, TableArrays
 from .kernel import KernelBackend
 
 
@@ -37,24 +38,26 @@ class _Table:
         self.scratch_count = np.zeros(capacity, np.int64)
         self.Tbar = np.zeros((capacity, K), f)
         self.dTbar_dlam = np.zeros((capacity, K), f)
-        # what the compiled steps take, in their order
-        self.kernel_args = (T, self.m, self.v, lam, self.identity, self.slot, self.held,
-                            self.buf, self.count, self.scratch_count, self.Tbar, self.dTbar_dlam)
+        # what the compiled steps take
+        self.arrays = TableArrays(T, self.m, self.v, lam, self.identity, self.slot, self.held,
+                                  self.buf, self.count, self.scratch_count, self.Tbar,
+                                  self.dTbar_dlam)
 
     def release(self):
         release_rows(self.slot, self.held, self.n_held)
         self.n_held = 0
 
-    def assumed_args(self):
-        """Like ``kernel_args[:9]`` with a second slot map and gradient buffer, for B̄'s rows
-        while V's rows are still held (``shared_assumed_state``); allocated on first use."""
-        if not hasattr(self, "_assumed_args"):
+    def assumed_arrays(self):
+        """:attr:`arrays` with a second slot map, reverse map, gradient buffer and counts, for
+        B̄'s rows while V's rows are still held (``shared_assumed_state``); allocated on first
+        use."""
+        if not hasattr(self, "_assumed_arrays"):
             n, K = self.T.shape
             cap = self.held.shape[0]
-            self._assumed_args = (self.T, self.m, self.v, self.lam, self.identity,
-                                  np.full(n, -1, np.int64), np.zeros(cap, np.int64),
-                                  np.zeros((1, cap, K), self.T.dtype), np.zeros(cap, np.int64))
-        return self._assumed_args
+            self._assumed_arrays = self.arrays._replace(
+                slot=np.full(n, -1, np.int64), held=np.zeros(cap, np.int64),
+                buf=np.zeros((1, cap, K), self.T.dtype), count=np.zeros(cap, np.int64))
+        return self._assumed_arrays
 
 
 def _layout(lam):
@@ -88,18 +91,16 @@ class CpuBackend(KernelBackend):
     # SPEC §5 steps 1-5 -------------------------------------------------------------------
     def lambda_step(self, train_batch, valid_batch):
         tP, tQ = self.tP, self.tQ
-        alpha, eps_in, eps_out = self._lookahead_scalars()
+        step = self._step_scalars(*self._lookahead_scalars())
         val_loss, tP.n_held, tQ.n_held = lookahead_step(
-            tP.kernel_args, tQ.kernel_args, train_batch, valid_batch, self.delta, self.loss,
+            tP.arrays, tQ.arrays, train_batch, valid_batch, self.delta, self.loss,
             self._G_P, self._G_Q, *self._layouts, self._G_P is not self._no_G,
             self._G_Q is not self._no_G, self.lookahead.scope == "full",
-            self.lookahead.assumed_penalty, self.code, alpha, self._lr, *self._betas, eps_in,
-            eps_out, column_blocks())
+            self.lookahead.assumed_penalty, self.code, step, column_blocks())
         if self.lookahead.shared_state:     # ḡ at the Λ of the assumed step, before step 5
-            absorb_assumed_gradient(tP.assumed_args(), tQ.assumed_args(), train_batch,
+            absorb_assumed_gradient(tP.assumed_arrays(), tQ.assumed_arrays(), train_batch,
                                     self.delta, self.loss, *self._layouts,
-                                    self.lookahead.assumed_penalty, *self._betas,
-                                    column_blocks())
+                                    self.lookahead.assumed_penalty, step, column_blocks())
             self.t += 1
         # 5. clip, Λ-optimizer step, projection
         norm = None
@@ -114,13 +115,16 @@ class CpuBackend(KernelBackend):
     # the real step ------------------------------------------------------------------------
     def theta_step(self, train_batch):
         self.t += 1
-        alpha, eps_in, eps_out = self._adam_scalars(self.theta_opt, self.t,
-                                                    self.theta_opt.eps_placement)
-        loss = theta_step[self.code](self.tP.kernel_args, self.tQ.kernel_args, train_batch,
-                                     self.delta, self.loss, *self._layouts, self.scope == "full",
-                                     alpha, self._lr, *self._betas, eps_in, eps_out,
+        step = self._step_scalars(*self._adam_scalars(self.theta_opt, self.t,
+                                                      self.theta_opt.eps_placement))
+        loss = theta_step[self.code](self.tP.arrays, self.tQ.arrays, train_batch, self.delta,
+                                     self.loss, *self._layouts, self.scope == "full", step,
                                      column_blocks())
         return float(loss)
+
+    def _step_scalars(self, alpha, eps_in, eps_out):
+        """The :class:`~lopt_np.kernels.groups.StepScalars` of one Θ step (real or assumed)."""
+        return StepScalars(alpha, self._lr, *self._betas, eps_in, eps_out)
 
     def mean_lambda(self):
         return float(self.tP.lam.mean()), float(self.tQ.lam.mean())

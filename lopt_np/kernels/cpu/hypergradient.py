@@ -132,51 +132,48 @@ _lookahead_rows_of = layout_switch(lookahead_rows)
 
 @jit
 def lookahead_step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, layout_P, layout_Q, learn_P, learn_Q,
-                   full_scope, assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2,
-                   eps_in, eps_out, nblocks):
+                   full_scope, assumed_penalty, optimizer, step, nblocks):
     """SPEC §5 steps 1-4 as one compiled call: the kernels above and in ``bpr`` in the order of
     the backend's ``lambda_step``, with no return to Python between them (a λ step is ~15
     kernels of 0.01-0.3 ms each, so per-call host overhead is a large share at ML-1M shape).
 
-    A table is ``t = (T, m, v, lam, identity, slot, held, buf, count, scratch_count, Tbar,
-    dTbar_dlam)``, a batch ``(users, pos, neg)``, a layout ``(per_row, per_dim)`` of Λ. Holds
+    ``tP``/``tQ`` are ``kernels.groups.TableArrays``, a batch ``(users, pos, neg)``, a layout
+    ``(per_row, per_dim)`` of Λ, ``step`` the lookahead's ``kernels.groups.StepScalars``. Holds
     V's rows (the caller releases them), fills ``G_P``/``G_Q`` (the same array when Λ is tied:
     both tables accumulate into it) and returns ``(L_val(Θ̄), rows held in P, rows held in Q)``.
-    ``full_scope``, ``assumed_penalty``, ``alpha`` and ``eps_in``/``eps_out`` are the lookahead's
-    (SPEC §8: they may differ from the real step's).
+    ``full_scope``, ``assumed_penalty`` and ``step`` are the lookahead's (SPEC §8: they may
+    differ from the real step's).
     """
-    TP, mP, vP, lamP, idP, slotP, heldP, bufP, countP, scratchP, TbarP, dTP = tP
-    TQ, mQ, vQ, lamQ, idQ, slotQ, heldQ, bufQ, countQ, scratchQ, TbarQ, dTQ = tQ
     ub, ib, jb = Bbar
     uv, iv, jv = V
-    f = TP.dtype.type
-    nP = hold_rows(uv, slotP, heldP, 0)
-    nQ = hold_rows(jv, slotQ, heldQ, hold_rows(iv, slotQ, heldQ, 0))
-    zero_rows(bufP, countP, nP)
-    zero_rows(bufQ, countQ, nQ)
+    f = tP.T.dtype.type
+    nP = hold_rows(uv, tP.slot, tP.held, 0)
+    nQ = hold_rows(jv, tQ.slot, tQ.held, hold_rows(iv, tQ.slot, tQ.held, 0))
+    zero_rows(tP.buf, tP.count, nP)
+    zero_rows(tQ.buf, tQ.count, nQ)
     G_P[:nP if layout_P[0] else 1] = 0.0
     G_Q[:nQ if layout_Q[0] else 1] = 0.0
     # 1. ḡ at Θ_t on the held rows, with their counts in B̄
     inv_b = f(1.0 / ub.shape[0])
-    bpr_forward(TP, TQ, idP, idQ, ub, ib, jb, delta, loss)
-    bpr_grad_scatter(TP, TQ, idP, idQ, ub, ib, jb, delta, inv_b, slotP, slotQ, bufP[0], bufQ[0],
-                     countP, countQ, True, nblocks)
+    bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, delta, loss)
+    bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, delta, inv_b, tP.slot,
+                     tQ.slot, tP.buf[0], tQ.buf[0], tP.count, tQ.count, True, nblocks)
     # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
-    _lookahead_rows_of(layout_P[0], layout_P[1], TP, mP, vP, bufP[0], countP, heldP, nP, lamP,
-                       inv_b, full_scope, assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1,
-                       c2, eps_in, eps_out, TbarP, dTP)
-    _lookahead_rows_of(layout_Q[0], layout_Q[1], TQ, mQ, vQ, bufQ[0], countQ, heldQ, nQ, lamQ,
-                       inv_b, full_scope, assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1,
-                       c2, eps_in, eps_out, TbarQ, dTQ)
+    for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
+        _lookahead_rows_of(per_row, per_dim, t.T, t.m, t.v, t.buf[0], t.count, t.held, n_held,
+                           t.lam, inv_b, full_scope, assumed_penalty, optimizer, step.alpha,
+                           step.lr, step.beta1, step.beta2, step.c1, step.c2, step.eps_in,
+                           step.eps_out, t.Tbar, t.dTbar_dlam)
     # 3. L_val(Θ̄) and G_Θ̄ (Θ̄ is compact: addressed through the slot maps)
     nv = uv.shape[0]
-    bpr_forward(TbarP, TbarQ, slotP, slotQ, uv, iv, jv, delta, loss)
+    bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, delta, loss)
     val_loss = sum_in_order(loss[:nv]) / nv
-    bpr_grad_scatter(TbarP, TbarQ, slotP, slotQ, uv, iv, jv, delta, f(1.0 / nv), slotP, slotQ,
-                     bufP[1], bufQ[1], scratchP, scratchQ, False, nblocks)
+    bpr_grad_scatter(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, delta, f(1.0 / nv),
+                     tP.slot, tQ.slot, tP.buf[1], tQ.buf[1], tP.scratch_count,
+                     tQ.scratch_count, False, nblocks)
     # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
     if learn_P:
-        accumulate_lambda_grad(bufP[1], dTP, nP, layout_P[0], G_P)
+        accumulate_lambda_grad(tP.buf[1], tP.dTbar_dlam, nP, layout_P[0], G_P)
     if learn_Q:
-        accumulate_lambda_grad(bufQ[1], dTQ, nQ, layout_Q[0], G_Q)
+        accumulate_lambda_grad(tQ.buf[1], tQ.dTbar_dlam, nQ, layout_Q[0], G_Q)
     return val_loss, nP, nQ

@@ -143,82 +143,77 @@ _sgd_update_of = layout_switch(sgd_update)
 @jit
 def batch_gradient(tP, tQ, B, delta, loss, nblocks):
     """The first half of the real step: hold B's rows and put the BPR gradient on them
-    (compact, with their counts). A table is ``t = (T, m, v, lam, identity, slot, held, buf,
-    count, …)`` (``backends.cpu``), a batch ``(users, pos, neg)``. Returns
-    ``(L_fit, 1/|B|, rows held in P, rows held in Q)``."""
-    TP, _, _, _, idP, slotP, heldP, bufP, countP = tP[:9]
-    TQ, _, _, _, idQ, slotQ, heldQ, bufQ, countQ = tQ[:9]
+    (compact, with their counts). ``tP``/``tQ`` are ``kernels.groups.TableArrays``, a batch
+    ``(users, pos, neg)``. Returns ``(L_fit, 1/|B|, rows held in P, rows held in Q)``."""
     u, i, j = B
     n = u.shape[0]
-    inv = TP.dtype.type(1.0 / n)
-    nP = hold_rows(u, slotP, heldP, 0)
-    nQ = hold_rows(j, slotQ, heldQ, hold_rows(i, slotQ, heldQ, 0))
-    zero_rows(bufP[:1], countP, nP)
-    zero_rows(bufQ[:1], countQ, nQ)
-    bpr_forward(TP, TQ, idP, idQ, u, i, j, delta, loss)
-    bpr_grad_scatter(TP, TQ, idP, idQ, u, i, j, delta, inv, slotP, slotQ, bufP[0], bufQ[0],
-                     countP, countQ, True, nblocks)
+    inv = tP.T.dtype.type(1.0 / n)
+    nP = hold_rows(u, tP.slot, tP.held, 0)
+    nQ = hold_rows(j, tQ.slot, tQ.held, hold_rows(i, tQ.slot, tQ.held, 0))
+    zero_rows(tP.buf[:1], tP.count, nP)
+    zero_rows(tQ.buf[:1], tQ.count, nQ)
+    bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, delta, loss)
+    bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, delta, inv, tP.slot,
+                     tQ.slot, tP.buf[0], tQ.buf[0], tP.count, tQ.count, True, nblocks)
     return sum_in_order(loss[:n]) / n, inv, nP, nQ
 
 
 # The real step (SPEC §5, last paragraph) as one compiled call per Θ optimizer (only the one in
 # use is compiled): ``batch_gradient``, the fused update of each table for its Λ layout
 # ``(per_row, per_dim)``, release of the held rows. All three take
-# ``(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1, beta2, c1, c2,
-# eps_in, eps_out, nblocks)`` and return L_fit (ε terms: ``math.optimizers.adam_eps_terms``).
+# ``(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks)`` (``step``: the
+# real step's ``kernels.groups.StepScalars``; ε terms: ``math.optimizers.adam_eps_terms``) and
+# return L_fit.
 
 @jit
-def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
-                    beta2, c1, c2, eps_in, eps_out, nblocks):
+def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
-        T, m, v, lam, _, slot, held, buf, count = t[:9]
-        _adam_update_of(per_row, per_dim, T, m, v, slot, buf[0], count, lam, inv, full_scope,
-                        alpha, beta1, beta2, c1, c2, eps_in, eps_out)
-    release_rows(tP[5], tP[6], nP)
-    release_rows(tQ[5], tQ[6], nQ)
+        _adam_update_of(per_row, per_dim, t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv,
+                        full_scope, step.alpha, step.beta1, step.beta2, step.c1, step.c2,
+                        step.eps_in, step.eps_out)
+    release_rows(tP.slot, tP.held, nP)
+    release_rows(tQ.slot, tQ.held, nQ)
     return fit_loss
 
 
 @jit
-def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr,
-                         beta1, beta2, c1, c2, eps_in, eps_out, nblocks):
+def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
-        T, m, v, lam, _, slot, held, buf, count = t[:9]
-        _lazy_adam_update_of(per_row, per_dim, T, m, v, held, n_held, buf[0], count, lam, inv,
-                             alpha, beta1, beta2, c1, c2, eps_in, eps_out)
-    release_rows(tP[5], tP[6], nP)
-    release_rows(tQ[5], tQ[6], nQ)
+        _lazy_adam_update_of(per_row, per_dim, t.T, t.m, t.v, t.held, n_held, t.buf[0], t.count,
+                             t.lam, inv, step.alpha, step.beta1, step.beta2, step.c1, step.c2,
+                             step.eps_in, step.eps_out)
+    release_rows(tP.slot, tP.held, nP)
+    release_rows(tQ.slot, tQ.held, nQ)
     return fit_loss
 
 
 @jit
-def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, alpha, lr, beta1,
-                   beta2, c1, c2, eps_in, eps_out, nblocks):
+def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
-        T, m, v, lam, _, slot, held, buf, count = t[:9]
-        _sgd_update_of(per_row, per_dim, T, slot, held, n_held, buf[0], count, lam, inv,
-                       full_scope, lr)
-    release_rows(tP[5], tP[6], nP)
-    release_rows(tQ[5], tQ[6], nQ)
+        _sgd_update_of(per_row, per_dim, t.T, t.slot, t.held, n_held, t.buf[0], t.count, t.lam,
+                       inv, full_scope, step.lr)
+    release_rows(tP.slot, tP.held, nP)
+    release_rows(tQ.slot, tQ.held, nQ)
     return fit_loss
 
 
 @jit
-def absorb_assumed_gradient(tP, tQ, Bbar, delta, loss, layout_P, layout_Q, with_penalty, beta1,
-                            beta2, c1, c2, nblocks):
+def absorb_assumed_gradient(tP, tQ, Bbar, delta, loss, layout_P, layout_Q, with_penalty, step,
+                            nblocks):
     """The assumed step's gradient ḡ on B̄ (BPR, plus B̄'s batch penalty when ``with_penalty``)
     entered into the real dense-Adam moments, as when the assumed copy shares the real
-    optimizer's state (SPEC §8, ``shared_assumed_state``); the caller counts the step."""
+    optimizer's state (SPEC §8, ``shared_assumed_state``); the caller counts the step. ``tP``/
+    ``tQ``: the tables with a second slot map and gradient buffer (``backends.cpu``)."""
     _, inv, nP, nQ = batch_gradient(tP, tQ, Bbar, delta, loss, nblocks)
     for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
-        T, m, v, lam, _, slot, held, buf, count = t[:9]
-        _adam_moments_update_of(per_row, per_dim, T, m, v, slot, buf[0], count, lam, inv,
-                                with_penalty, beta1, beta2, c1, c2)
-    release_rows(tP[5], tP[6], nP)
-    release_rows(tQ[5], tQ[6], nQ)
+        _adam_moments_update_of(per_row, per_dim, t.T, t.m, t.v, t.slot, t.buf[0], t.count,
+                                t.lam, inv, with_penalty, step.beta1, step.beta2, step.c1,
+                                step.c2)
+    release_rows(tP.slot, tP.held, nP)
+    release_rows(tQ.slot, tQ.held, nQ)
 
 
 theta_step = {ADAM: theta_step_adam, LAZY_ADAM: theta_step_lazy_adam, SGD: theta_step_sgd}
