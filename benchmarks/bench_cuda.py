@@ -13,6 +13,7 @@ cost) and reports seconds per full epoch as time ÷ f, for a CPU that would take
 the report says when it did. Without a usable GPU the CPU rows are written and the CUDA rows
 say why they are missing.
 """
+
 import argparse
 import os
 import platform
@@ -34,6 +35,7 @@ def epoch_seconds(split, device, **kw):
     def run():
         model = LambdaOpt(epochs=1, eval_every=0, device=device, **kw).fit(split)
         return model.history[0]["train_seconds"]
+
     return run
 
 
@@ -42,6 +44,7 @@ def eval_seconds(P, Q, split, device):
         t0 = time.perf_counter()
         evaluate(P, Q, split, "test", device=device)
         return time.perf_counter() - t0
+
     return run
 
 
@@ -51,8 +54,15 @@ def subsample(split, fraction, seed=0):
         return split
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(split.train), int(len(split.train) * fraction), replace=False))
-    return Split(split.n_users, split.n_items, split.train[keep], split.valid, split.test,
-                 split.user_ids, split.item_ids)
+    return Split(
+        split.n_users,
+        split.n_items,
+        split.train[keep],
+        split.valid,
+        split.test,
+        split.user_ids,
+        split.item_ids,
+    )
 
 
 def device_names():
@@ -64,6 +74,7 @@ def device_names():
         pass
     try:
         from lopt_np.backends.cuda_support import cuda_module
+
         gpu = cuda_module().get_current_device().name
         gpu = gpu.decode() if isinstance(gpu, bytes) else str(gpu)
         return cpu, gpu, None
@@ -78,10 +89,15 @@ def main():
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    ap.add_argument("--fraction", type=float, default=1.0,
-                    help="time epochs over this fraction of the training positives")
-    ap.add_argument("--cpu-fraction", type=float, default=None,
-                    help="a smaller --fraction for the CPU only")
+    ap.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="time epochs over this fraction of the training positives",
+    )
+    ap.add_argument(
+        "--cpu-fraction", type=float, default=None, help="a smaller --fraction for the CPU only"
+    )
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
     threads = a.threads or numba.config.NUMBA_NUM_THREADS
@@ -89,8 +105,14 @@ def main():
     n_users, n_items, n_pos = SHAPES[a.shape]
     split = shaped_split(n_users, n_items, n_pos)
     warm = shaped_split(500, 400, 20_000)
-    kw = dict(dim=a.dim, batch_size=a.batch_size, threads=threads, lr=1e-3, granularity="DUI",
-              optimizer="adam")
+    kw = dict(
+        dim=a.dim,
+        batch_size=a.batch_size,
+        threads=threads,
+        lr=1e-3,
+        granularity="DUI",
+        optimizer="adam",
+    )
     rng = np.random.default_rng(0)
     P = rng.normal(0, 0.1, (n_users, a.dim)).astype(np.float32)
     Q = rng.normal(0, 0.1, (n_items, a.dim)).astype(np.float32)
@@ -98,11 +120,11 @@ def main():
     devices = ["cpu"] + (["cuda"] if gpu_name else [])
     for device in devices:
         frac = a.cpu_fraction if (device == "cpu" and a.cpu_fraction) else a.fraction
-        epoch_seconds(warm, device, **kw)()                          # compile
+        epoch_seconds(warm, device, **kw)()  # compile
         med, runs = median_of(epoch_seconds(subsample(split, frac), device, **kw), a.repeats)
         rows[f"λOpt-DUI epoch, {device}"] = (med / frac, [r / frac for r in runs], frac)
         print(f"λOpt-DUI epoch on {device}: {med / frac:.2f} s (fraction {frac})", flush=True)
-        evaluate(P[:500], Q, shaped_split(500, n_items, 20_000), device=device)   # compile
+        evaluate(P[:500], Q, shaped_split(500, n_items, 20_000), device=device)  # compile
         med, runs = median_of(eval_seconds(P, Q, split, device), a.repeats)
         rows[f"full evaluation, {device}"] = (med, runs, 1.0)
         print(f"full evaluation on {device}: {med:.2f} s", flush=True)
@@ -110,15 +132,20 @@ def main():
 
 
 def write_report(a, split, threads, cpu_name, gpu_name, why, rows):
-    head = (f"shape {a.shape}: {split.n_users:,} users, {split.n_items:,} items, "
-            f"{len(split.train):,} training triplets per epoch, K={a.dim}, batch {a.batch_size}, "
-            f"λOpt-DUI with dense Adam (Λ: Adam); CPU: {cpu_name}, {threads} threads; "
-            f"GPU: {gpu_name or 'none'}; median of {a.repeats} after a warm-up")
-    lines = [head, "", "| run | median s | runs (s) | timed fraction of an epoch |",
-             "|---|---|---|---|"]
+    head = (
+        f"shape {a.shape}: {split.n_users:,} users, {split.n_items:,} items, "
+        f"{len(split.train):,} training triplets per epoch, K={a.dim}, batch {a.batch_size}, "
+        f"λOpt-DUI with dense Adam (Λ: Adam); CPU: {cpu_name}, {threads} threads; "
+        f"GPU: {gpu_name or 'none'}; median of {a.repeats} after a warm-up"
+    )
+    lines = [
+        head,
+        "",
+        "| run | median s | runs (s) | timed fraction of an epoch |",
+        "|---|---|---|---|",
+    ]
     for name, (med, runs, frac) in rows.items():
-        lines.append(f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | "
-                     f"{frac:g} |")
+        lines.append(f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | {frac:g} |")
     ratios = {}
     if gpu_name:
         for what in ("λOpt-DUI epoch", "full evaluation"):
@@ -129,13 +156,27 @@ def write_report(a, split, threads, cpu_name, gpu_name, why, rows):
         lines += ["", f"no CUDA rows: {why}"]
     text = "\n".join(lines)
     print(text)
-    meta = {"shape": a.shape, "users": split.n_users, "items": split.n_items,
-            "train_triplets": len(split.train), "dim": a.dim, "batch_size": a.batch_size,
-            "threads": threads, "cpu": cpu_name, "gpu": gpu_name, "cuda_unavailable": why,
-            "repeats": a.repeats, "date": time.strftime("%Y-%m-%d")}
-    out = {"meta": meta, "ratios_gpu_over_cpu": ratios,
-           "rows": {k: {"median_s": m, "runs_s": r, "timed_fraction": f}
-                    for k, (m, r, f) in rows.items()}}
+    meta = {
+        "shape": a.shape,
+        "users": split.n_users,
+        "items": split.n_items,
+        "train_triplets": len(split.train),
+        "dim": a.dim,
+        "batch_size": a.batch_size,
+        "threads": threads,
+        "cpu": cpu_name,
+        "gpu": gpu_name,
+        "cuda_unavailable": why,
+        "repeats": a.repeats,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    out = {
+        "meta": meta,
+        "ratios_gpu_over_cpu": ratios,
+        "rows": {
+            k: {"median_s": m, "runs_s": r, "timed_fraction": f} for k, (m, r, f) in rows.items()
+        },
+    }
     save_report(a.out, f"bench_cuda-{a.shape}", out, text)
 
 

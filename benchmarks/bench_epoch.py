@@ -13,6 +13,7 @@ every N-th in the ``--lambda-intervals`` rows); Λ by AMSGrad on the validation 
 the default ("rows all": the dense Λ update, ``--lambda-rows all``); the peers run on the
 triplets lopt_np sampled (their sampling is not timed; implicit samples its own).
 """
+
 import argparse
 import functools
 import os
@@ -32,8 +33,12 @@ from lopt_np import LambdaOpt, Split, evaluate  # noqa: E402
 from lopt_np.sampling import TripletSampler  # noqa: E402
 
 EVAL_ROW = "full evaluation (AUC, HR/NDCG@50,100)"
-SHAPES = {"ml-1m": (6040, 3706, 1_000_209), "ml-10m": (69_878, 10_677, 10_000_054),
-          "small": (2000, 1500, 100_000), "tiny": (678, 774, 13_946)}
+SHAPES = {
+    "ml-1m": (6040, 3706, 1_000_209),
+    "ml-10m": (69_878, 10_677, 10_000_054),
+    "small": (2000, 1500, 100_000),
+    "tiny": (678, 774, 13_946),
+}
 
 
 def shaped_split(n_users, n_items, n_train, seed=0):
@@ -46,19 +51,27 @@ def shaped_split(n_users, n_items, n_train, seed=0):
     codes = np.empty(0, np.int64)
     while len(codes) < total:
         draw = int((total - len(codes)) * 1.3) + 1000
-        new = (rng.choice(n_users, draw, p=uw / uw.sum()) * n_items
-               + rng.choice(n_items, draw, p=iw / iw.sum()))
+        new = rng.choice(n_users, draw, p=uw / uw.sum()) * n_items + rng.choice(
+            n_items, draw, p=iw / iw.sum()
+        )
         codes = np.unique(np.concatenate([codes, new]))
     codes = codes[rng.permutation(len(codes))[:total]]
     pairs = np.stack([codes // n_items, codes % n_items], 1)
     n_v = (total - n_train) // 2
     ids = np.arange(max(n_users, n_items)).astype(str)
-    return Split(n_users, n_items, pairs[:n_train], pairs[n_train:n_train + n_v],
-                 pairs[n_train + n_v:], ids[:n_users], ids[:n_items])
+    return Split(
+        n_users,
+        n_items,
+        pairs[:n_train],
+        pairs[n_train : n_train + n_v],
+        pairs[n_train + n_v :],
+        ids[:n_users],
+        ids[:n_items],
+    )
 
 
 def median_of(fn, repeats):
-    fn()                                          # warm-up
+    fn()  # warm-up
     runs = [fn() for _ in range(repeats)]
     return statistics.median(runs), runs
 
@@ -74,16 +87,19 @@ def round_robin(jobs, repeats):
     for r in range(repeats):
         for name, fn in jobs.items():
             runs[name].append(fn())
-        print(f"round {r + 1}/{repeats}: " + ", ".join(f"{runs[n][-1]:.3f}" for n in jobs),
-              flush=True)
+        print(
+            f"round {r + 1}/{repeats}: " + ", ".join(f"{runs[n][-1]:.3f}" for n in jobs), flush=True
+        )
     return {name: (statistics.median(x), x) for name, x in runs.items()}
 
 
 def lopt_epoch(split, **kw):
     """Seconds of one epoch, read from the trainer's own clock (sampling included)."""
+
     def run():
         model = LambdaOpt(epochs=1, eval_every=0, **kw).fit(split)
         return model.history[0]["train_seconds"]
+
     return run
 
 
@@ -95,9 +111,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="0: all cores")
     ap.add_argument("--no-peers", action="store_true", help="skip PyTorch and implicit")
-    ap.add_argument("--lambda-intervals", default="3",
-                    help="comma-separated N: also time λOpt-DUI (dense Adam) with a λ step every "
-                         "N real steps ('' for none)")
+    ap.add_argument(
+        "--lambda-intervals",
+        default="3",
+        help="comma-separated N: also time λOpt-DUI (dense Adam) with a λ step every "
+        "N real steps ('' for none)",
+    )
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
     threads = a.threads or numba.config.NUMBA_NUM_THREADS
@@ -108,25 +127,31 @@ def main():
         "fixed-λ, dense Adam": dict(learn_lambda=False, optimizer="adam", lambda_init=0.01),
         "fixed-λ, lazy Adam": dict(learn_lambda=False, optimizer="lazy_adam", lambda_init=0.01),
         "fixed-λ, SGD": dict(learn_lambda=False, optimizer="sgd", lambda_init=0.01, lr=0.05),
-        "λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)": dict(granularity="DUI",
-                                                             optimizer="adam"),
-        "λOpt-DUI, dense Adam (Λ: AMSGrad, rows all)": dict(granularity="DUI", optimizer="adam",
-                                                           lambda_rows="all"),
-        "λOpt-DUI, dense Adam (Λ: SGD)": dict(granularity="DUI", optimizer="adam",
-                                             lambda_optimizer="sgd"),
-        "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows batch)": dict(granularity="DUI",
-                                                            optimizer="lazy_adam"),
-        "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows all)": dict(granularity="DUI",
-                                                          optimizer="lazy_adam",
-                                                          lambda_rows="all"),
-        "λOpt-DUI, lazy Adam (Λ: SGD)": dict(granularity="DUI", optimizer="lazy_adam",
-                                            lambda_optimizer="sgd"),
-        "λOpt-DUI, SGD (Λ: SGD)": dict(granularity="DUI", optimizer="sgd", lr=0.05,
-                                      lambda_optimizer="sgd"),
+        "λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)": dict(granularity="DUI", optimizer="adam"),
+        "λOpt-DUI, dense Adam (Λ: AMSGrad, rows all)": dict(
+            granularity="DUI", optimizer="adam", lambda_rows="all"
+        ),
+        "λOpt-DUI, dense Adam (Λ: SGD)": dict(
+            granularity="DUI", optimizer="adam", lambda_optimizer="sgd"
+        ),
+        "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows batch)": dict(
+            granularity="DUI", optimizer="lazy_adam"
+        ),
+        "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows all)": dict(
+            granularity="DUI", optimizer="lazy_adam", lambda_rows="all"
+        ),
+        "λOpt-DUI, lazy Adam (Λ: SGD)": dict(
+            granularity="DUI", optimizer="lazy_adam", lambda_optimizer="sgd"
+        ),
+        "λOpt-DUI, SGD (Λ: SGD)": dict(
+            granularity="DUI", optimizer="sgd", lr=0.05, lambda_optimizer="sgd"
+        ),
     }
     for n in (int(x) for x in a.lambda_intervals.split(",") if x.strip()):
-        for base in ("λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)",
-                     "λOpt-DUI, dense Adam (Λ: SGD)"):
+        for base in (
+            "λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)",
+            "λOpt-DUI, dense Adam (Λ: SGD)",
+        ):
             lopt[f"{base}, λ step every {n}"] = {**lopt[base], "lambda_update_interval": n}
     jobs = {name: lopt_epoch(split, **{**common, **kw}) for name, kw in lopt.items()}
     rng = np.random.default_rng(0)
@@ -137,6 +162,7 @@ def main():
         t0 = time.perf_counter()
         evaluate(P, Q, split)
         return time.perf_counter() - t0
+
     jobs[EVAL_ROW] = run_eval
     peer_names, skipped = [], []
     if not a.no_peers:
@@ -144,18 +170,32 @@ def main():
         if peers.torch_available():
             for fused in (False, True):
                 name = f"PyTorch MF-BPR, Adam{'(fused=True)' if fused else ''}"
-                jobs[name] = functools.partial(peers.torch_epoch_seconds, n_users, n_items, tri,
-                                               a.dim, a.batch_size, 1e-3, 0.01, threads, fused)
+                jobs[name] = functools.partial(
+                    peers.torch_epoch_seconds,
+                    n_users,
+                    n_items,
+                    tri,
+                    a.dim,
+                    a.batch_size,
+                    1e-3,
+                    0.01,
+                    threads,
+                    fused,
+                )
                 peer_names.append(name)
         else:
             skipped.append("PyTorch (not installed)")
         if peers.implicit_available():
             import scipy.sparse as sp
-            ui = sp.csr_matrix((np.ones(len(split.train), np.float32),
-                                (split.train[:, 0], split.train[:, 1])), (n_users, n_items))
+
+            ui = sp.csr_matrix(
+                (np.ones(len(split.train), np.float32), (split.train[:, 0], split.train[:, 1])),
+                (n_users, n_items),
+            )
             name = "implicit BPR (Hogwild SGD)"
-            jobs[name] = functools.partial(peers.implicit_epoch_seconds, ui, a.dim, 0.01, 0.01,
-                                           threads)
+            jobs[name] = functools.partial(
+                peers.implicit_epoch_seconds, ui, a.dim, 0.01, 0.01, threads
+            )
             peer_names.append(name)
         else:
             skipped.append("implicit (not installed)")
@@ -168,39 +208,66 @@ def main():
 def write_report(a, split, threads, rows, peer_rows, skipped):
     n_users, n_items = split.n_users, split.n_items
     base = rows["fixed-λ, dense Adam"][0]
-    meta = {"shape": a.shape, "users": n_users, "items": n_items,
-            "train_triplets": len(split.train), "dim": a.dim, "batch_size": a.batch_size,
-            "threads": threads, "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "repeats": a.repeats, "skipped_peers": skipped,
-            "date": time.strftime("%Y-%m-%d")}
-    head = (f"shape {a.shape}: {n_users:,} users, {n_items:,} items, {len(split.train):,} "
-            f"training triplets per epoch, K={a.dim}, batch {a.batch_size}, {threads} threads, "
-            f"median of {a.repeats} rounds after a warm-up, all rows taking turns in each round")
-    lines = [head, "", "| lopt_np | median s | runs (s) | ÷ fixed-λ dense Adam |",
-             "|---|---|---|---|"]
+    meta = {
+        "shape": a.shape,
+        "users": n_users,
+        "items": n_items,
+        "train_triplets": len(split.train),
+        "dim": a.dim,
+        "batch_size": a.batch_size,
+        "threads": threads,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "repeats": a.repeats,
+        "skipped_peers": skipped,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    head = (
+        f"shape {a.shape}: {n_users:,} users, {n_items:,} items, {len(split.train):,} "
+        f"training triplets per epoch, K={a.dim}, batch {a.batch_size}, {threads} threads, "
+        f"median of {a.repeats} rounds after a warm-up, all rows taking turns in each round"
+    )
+    lines = [
+        head,
+        "",
+        "| lopt_np | median s | runs (s) | ÷ fixed-λ dense Adam |",
+        "|---|---|---|---|",
+    ]
     for name, (med, runs) in rows.items():
-        lines.append(f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | "
-                     f"{med / base:.2f} |")
+        lines.append(
+            f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | {med / base:.2f} |"
+        )
     ratios = {}
     if peer_rows:
         lines += ["", "| peer | median s | runs (s) | lopt_np ÷ peer |", "|---|---|---|---|"]
         for name, (med, runs) in peer_rows.items():
-            ours = (["λOpt-DUI, lazy Adam (Λ: SGD)",
-                     "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows batch)",
-                     "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows all)"]
-                    if name.startswith("implicit") else ["fixed-λ, dense Adam"])
+            ours = (
+                [
+                    "λOpt-DUI, lazy Adam (Λ: SGD)",
+                    "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows batch)",
+                    "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows all)",
+                ]
+                if name.startswith("implicit")
+                else ["fixed-λ, dense Adam"]
+            )
             ratios[name] = {"ratios": {o: rows[o][0] / med for o in ours}}
-            lines.append(f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | "
-                         + "; ".join(f"{o}: {rows[o][0] / med:.2f}" for o in ours) + " |")
+            lines.append(
+                f"| {name} | {med:.3f} | {', '.join(f'{r:.3f}' for r in runs)} | "
+                + "; ".join(f"{o}: {rows[o][0] / med:.2f}" for o in ours)
+                + " |"
+            )
     if skipped:
         lines += ["", "skipped: " + ", ".join(skipped)]
     text = "\n".join(lines)
     print(text)
-    out = {"meta": meta,
-           "lopt_np": {k: {"median_s": m, "runs_s": r, "ratio_to_fixed_dense_adam": m / base}
-                       for k, (m, r) in rows.items()},
-           "peers": {k: {"median_s": m, "runs_s": r, **ratios[k]}
-                     for k, (m, r) in peer_rows.items()}}
+    out = {
+        "meta": meta,
+        "lopt_np": {
+            k: {"median_s": m, "runs_s": r, "ratio_to_fixed_dense_adam": m / base}
+            for k, (m, r) in rows.items()
+        },
+        "peers": {k: {"median_s": m, "runs_s": r, **ratios[k]} for k, (m, r) in peer_rows.items()},
+    }
     save_report(a.out, f"bench_epoch-{a.shape}", out, text)
 
 

@@ -15,6 +15,7 @@ Every model is ranked on the future (SPEC §7 full ranking, every past interacti
 
 Results: ``benchmarks/results/bench_final_fit-<dataset>.{json,md}``.
 """
+
 import argparse
 import os
 import sys
@@ -37,7 +38,7 @@ def past_and_future(path):
     from lopt_np.data.split import EMPTY_PAIRS, Split
 
     df = load_interactions(path)
-    outer = build_split(df, min_count=PAPER_MIN_COUNT)    # the paper's filter, split by time
+    outer = build_split(df, min_count=PAPER_MIN_COUNT)  # the paper's filter, split by time
     future = {(outer.user_ids[u], outer.item_ids[i]) for u, i in outer.test}
     key = list(zip(df["user"], df["item"]))
     keep = np.array([k not in future for k in key])
@@ -45,13 +46,18 @@ def past_and_future(path):
     inner = build_split(df[keep].reset_index(drop=True), min_count=0)
     u_index = {x: k for k, x in enumerate(inner.user_ids)}
     i_index = {x: k for k, x in enumerate(inner.item_ids)}
-    pairs = np.array([(u_index[outer.user_ids[u]], i_index[outer.item_ids[i]])
-                      for u, i in outer.test
-                      if outer.user_ids[u] in u_index and outer.item_ids[i] in i_index],
-                     np.int64)
+    pairs = np.array(
+        [
+            (u_index[outer.user_ids[u]], i_index[outer.item_ids[i]])
+            for u, i in outer.test
+            if outer.user_ids[u] in u_index and outer.item_ids[i] in i_index
+        ],
+        np.int64,
+    )
     past = np.concatenate([inner.train, inner.valid, inner.test])
-    evaluation = Split(inner.n_users, inner.n_items, past, EMPTY_PAIRS, pairs, inner.user_ids,
-                       inner.item_ids)
+    evaluation = Split(
+        inner.n_users, inner.n_items, past, EMPTY_PAIRS, pairs, inner.user_ids, inner.item_ids
+    )
     return inner, evaluation, len(outer.test) - len(pairs)
 
 
@@ -68,9 +74,12 @@ def main():
     from lopt_np.trainer import LambdaOpt
 
     inner, evaluation, dropped = past_and_future(path)
-    print(f"past: train {len(inner.train):,} / valid {len(inner.valid):,} / test "
-          f"{len(inner.test):,}; future {len(evaluation.test):,} pairs ({dropped} with an item "
-          f"or user absent from the past left out)", flush=True)
+    print(
+        f"past: train {len(inner.train):,} / valid {len(inner.valid):,} / test "
+        f"{len(inner.test):,}; future {len(evaluation.test):,} pairs ({dropped} with an item "
+        f"or user absent from the past left out)",
+        flush=True,
+    )
     runs = []
     for seed in (int(s) for s in a.seeds.split(",")):
         est = LambdaOpt(seed=seed)
@@ -81,37 +90,68 @@ def main():
         t2 = time.perf_counter()
         learned = est.fit_final(model, inner, final_lambda="learned")
         fresh = est.fit_final(model, inner, warm_start=False, final_lambda="learned")
-        row = {"seed": seed, "best_epoch": model.best_epoch, "fit_s": t1 - t0,
-               "final_fit_s": t2 - t1}
+        row = {
+            "seed": seed,
+            "best_epoch": model.best_epoch,
+            "fit_s": t1 - t0,
+            "final_fit_s": t2 - t1,
+        }
         for name, m in zip(VARIANTS, (model, final, learned, fresh)):
             row[name] = evaluate(m.P, m.Q, evaluation, "test")["metrics"]
         runs.append(row)
-        print(f"seed {seed}: A (60 % of the past) HR@100 {row['model']['hr@100']:.4f}, "
-              f"B (final fit) {row['final']['hr@100']:.4f}; kept epoch {model.best_epoch}; "
-              f"{t1 - t0:.0f} s + {t2 - t1:.0f} s", flush=True)
-    lines = [f"{a.dataset}: the future = each user's latest 20 % ({len(evaluation.test):,} "
-             f"pairs); MF-λOpt-DUI, defaults; {time.strftime('%Y-%m-%d')}", "",
-             "| seed | model | " + " | ".join(m.upper() for m in METRICS) + " |",
-             "|---|---|" + "---|" * len(METRICS)]
+        print(
+            f"seed {seed}: A (60 % of the past) HR@100 {row['model']['hr@100']:.4f}, "
+            f"B (final fit) {row['final']['hr@100']:.4f}; kept epoch {model.best_epoch}; "
+            f"{t1 - t0:.0f} s + {t2 - t1:.0f} s",
+            flush=True,
+        )
+    lines = [
+        f"{a.dataset}: the future = each user's latest 20 % ({len(evaluation.test):,} "
+        f"pairs); MF-λOpt-DUI, defaults; {time.strftime('%Y-%m-%d')}",
+        "",
+        "| seed | model | " + " | ".join(m.upper() for m in METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
     for r in runs:
-        labels = ("A: trained on 60 % of the past", "B: A continued on all of the past, Λ = 0",
-                  "B, learned Λ", f"fresh start, learned Λ, {r['best_epoch']} epochs")
+        labels = (
+            "A: trained on 60 % of the past",
+            "B: A continued on all of the past, Λ = 0",
+            "B, learned Λ",
+            f"fresh start, learned Λ, {r['best_epoch']} epochs",
+        )
         for name, label in zip(VARIANTS, labels):
-            lines.append(f"| {r['seed']} | {label} | " +
-                         " | ".join(f"{r[name][m]:.4f}" for m in METRICS) + " |")
-    means = {name: {m: float(np.mean([r[name][m] for r in runs])) for m in METRICS}
-             for name in VARIANTS}
-    gain = {name: {m: means[name][m] / means["model"][m] - 1 for m in METRICS}
-            for name in VARIANTS[1:]}
+            lines.append(
+                f"| {r['seed']} | {label} | "
+                + " | ".join(f"{r[name][m]:.4f}" for m in METRICS)
+                + " |"
+            )
+    means = {
+        name: {m: float(np.mean([r[name][m] for r in runs])) for m in METRICS} for name in VARIANTS
+    }
+    gain = {
+        name: {m: means[name][m] / means["model"][m] - 1 for m in METRICS} for name in VARIANTS[1:]
+    }
     lines.append("")
     for name, label in zip(VARIANTS[1:], ("B", "B with learned Λ", "the fresh start")):
-        lines.append(f"mean gain of {label} over A: " +
-                     ", ".join(f"{m.upper()} {gain[name][m]:+.1%}" for m in METRICS))
+        lines.append(
+            f"mean gain of {label} over A: "
+            + ", ".join(f"{m.upper()} {gain[name][m]:+.1%}" for m in METRICS)
+        )
     text = "\n".join(lines)
     print(text)
-    save_report(a.out, f"bench_final_fit-{a.dataset}",
-                {"dataset": a.dataset, "runs": runs, "mean": means, "gain_over_model": gain,
-                 "future_pairs": len(evaluation.test), "dropped_future_pairs": dropped}, text)
+    save_report(
+        a.out,
+        f"bench_final_fit-{a.dataset}",
+        {
+            "dataset": a.dataset,
+            "runs": runs,
+            "mean": means,
+            "gain_over_model": gain,
+            "future_pairs": len(evaluation.test),
+            "dropped_future_pairs": dropped,
+        },
+        text,
+    )
 
 
 if __name__ == "__main__":

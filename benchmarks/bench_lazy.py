@@ -8,6 +8,7 @@ The runs go to ``<runs>/lazy-<dataset>-<optimizer>/`` (outside the repository: t
 license forbids redistributing it); the side-by-side table to
 ``benchmarks/results/bench_lazy-<dataset>.{json,md}``.
 """
+
 import argparse
 import json
 import os
@@ -35,8 +36,20 @@ def main():
     rows = {}
     for opt in OPTIMIZERS:
         out = os.path.join(a.runs, f"lazy-{a.dataset}-{opt}")
-        cmd = ["lopt", "reproduce", "--data", path, *SETTINGS, "--optimizer", opt,
-               "--methods", "MF-lFix,MF-lOpt-DUI", "--out", out, "--overwrite"]
+        cmd = [
+            "lopt",
+            "reproduce",
+            "--data",
+            path,
+            *SETTINGS,
+            "--optimizer",
+            opt,
+            "--methods",
+            "MF-lFix,MF-lOpt-DUI",
+            "--out",
+            out,
+            "--overwrite",
+        ]
         print("$", " ".join(cmd), flush=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
@@ -45,23 +58,40 @@ def main():
             table = json.load(fh)
         for row in table["rows"]:
             rows[(row["method"], opt)] = row
-    lines = [f"{a.dataset}, Table 2 settings (reproduce.SETTINGS), Θ by dense or lazy Adam",
-             "", "| method | Θ optimizer | HR@100 | NDCG@100 | AUC | best epoch | s per epoch |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{a.dataset}, Table 2 settings (reproduce.SETTINGS), Θ by dense or lazy Adam",
+        "",
+        "| method | Θ optimizer | HR@100 | NDCG@100 | AUC | best epoch | s per epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for method in METHODS:
         for opt in OPTIMIZERS:
             r = rows[(method, opt)]
             lam = f" (λ={r['lambda']:g})" if "lambda" in r else ""
-            lines.append(f"| {method}{lam} | {opt} | {r['hr@100']:.4f} | {r['ndcg@100']:.4f} | "
-                         f"{r['auc']:.4f} | {r['best_epoch']} | {r['seconds_per_epoch']:.3f} |")
+            lines.append(
+                f"| {method}{lam} | {opt} | {r['hr@100']:.4f} | {r['ndcg@100']:.4f} | "
+                f"{r['auc']:.4f} | {r['best_epoch']} | {r['seconds_per_epoch']:.3f} |"
+            )
     text = "\n".join(lines)
     print(text)
-    save_report(a.out, f"bench_lazy-{a.dataset}",
-                {"dataset": a.dataset, "settings": SETTINGS,
-                 "rows": [{"method": m, "optimizer": o,
-                           **{k: rows[(m, o)][k] for k in (*METRICS, "best_epoch",
-                                                            "seconds_per_epoch")}}
-                          for m in METHODS for o in OPTIMIZERS]}, text)
+    save_report(
+        a.out,
+        f"bench_lazy-{a.dataset}",
+        {
+            "dataset": a.dataset,
+            "settings": SETTINGS,
+            "rows": [
+                {
+                    "method": m,
+                    "optimizer": o,
+                    **{k: rows[(m, o)][k] for k in (*METRICS, "best_epoch", "seconds_per_epoch")},
+                }
+                for m in METHODS
+                for o in OPTIMIZERS
+            ],
+        },
+        text,
+    )
 
 
 if __name__ == "__main__":

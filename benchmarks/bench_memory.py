@@ -8,6 +8,7 @@ process (data generation included), the RSS before training, and the bytes of th
 (P, Q, Adam moments, Λ and its moments, step buffers). Every step buffer is allocated once,
 when the backend is built; the hot loop allocates nothing.
 """
+
 import argparse
 import os
 import resource
@@ -41,21 +42,32 @@ def main():
     split = shaped_split(n_users, n_items, n_pos)
     before = rss_mib()
     t0 = time.perf_counter()
-    model = LambdaOpt(dim=a.dim, epochs=a.epochs, eval_every=0, granularity="DUI",
-                      optimizer=a.optimizer).fit(split)
+    model = LambdaOpt(
+        dim=a.dim, epochs=a.epochs, eval_every=0, granularity="DUI", optimizer=a.optimizer
+    ).fit(split)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = (n_users + n_items) * a.dim * 4 / 2**20
-    res = {"shape": a.shape, "users": n_users, "items": n_items, "train": len(split.train),
-           "dim": a.dim, "optimizer": a.optimizer, "epochs": a.epochs,
-           "rss_before_training_mib": before, "peak_rss_mib": peak,
-           "one_float32_table_pair_mib": table,
-           "state_mib": table * 6,   # Θ, m, v, Λ, m_Λ, v_Λ (DUI, Adam on Θ and on Λ)
-           "train_seconds": seconds,
-           "epoch_seconds": [h["train_seconds"] for h in model.history]}
-    text = (f"{a.shape} λOpt-DUI ({a.optimizer}, K={a.dim}, {len(split.train):,} triplets/epoch):"
-            f" peak RSS {peak:,.0f} MiB (before training {before:,.0f} MiB; Θ+moments+Λ+moments "
-            f"{table * 6:,.0f} MiB of float32 state); epoch {res['epoch_seconds'][0]:.1f} s")
+    res = {
+        "shape": a.shape,
+        "users": n_users,
+        "items": n_items,
+        "train": len(split.train),
+        "dim": a.dim,
+        "optimizer": a.optimizer,
+        "epochs": a.epochs,
+        "rss_before_training_mib": before,
+        "peak_rss_mib": peak,
+        "one_float32_table_pair_mib": table,
+        "state_mib": table * 6,  # Θ, m, v, Λ, m_Λ, v_Λ (DUI, Adam on Θ and on Λ)
+        "train_seconds": seconds,
+        "epoch_seconds": [h["train_seconds"] for h in model.history],
+    }
+    text = (
+        f"{a.shape} λOpt-DUI ({a.optimizer}, K={a.dim}, {len(split.train):,} triplets/epoch):"
+        f" peak RSS {peak:,.0f} MiB (before training {before:,.0f} MiB; Θ+moments+Λ+moments "
+        f"{table * 6:,.0f} MiB of float32 state); epoch {res['epoch_seconds'][0]:.1f} s"
+    )
     print(text)
     save_report(a.out, f"bench_memory-{a.shape}", res, text)
 

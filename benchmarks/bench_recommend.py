@@ -11,6 +11,7 @@ user (ML-10M has 143 on average). Each side runs ``--repeats`` times after one w
 lists is printed as a check (float32 against float64 scores may swap near-ties). Results go to
 ``benchmarks/results/bench_recommend.{json,md}``.
 """
+
 import argparse
 import os
 import platform
@@ -33,7 +34,7 @@ def interactions(rng, n_users, n_items):
 
 
 def timed(fn, repeats):
-    fn()                                       # warm-up: compilation, first allocation
+    fn()  # warm-up: compilation, first allocation
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -62,21 +63,38 @@ def main():
     Q = rng.normal(0, 0.1, (a.items, a.dim)).astype(np.float32)
     indptr, seen = interactions(rng, a.users, a.items)
     user_ids, item_ids = np.arange(a.users), np.arange(a.items)
-    model = Model(P, Q, np.zeros((1, 1)), np.zeros((1, 1)), {}, [], {}, 1, user_ids, item_ids,
-                  indptr, seen)
+    model = Model(
+        P, Q, np.zeros((1, 1)), np.zeros((1, 1)), {}, [], {}, 1, user_ids, item_ids, indptr, seen
+    )
     lopt_s, lopt_times, (lopt_ids, _) = timed(lambda: model.recommend(user_ids, a.n), a.repeats)
-    print(f"lopt_np  recommend, all {a.users:,} users, n={a.n}: {lopt_s:.2f} s (median of "
-          f"{a.repeats})", flush=True)
-    result = {"shape": {"users": a.users, "items": a.items, "dim": a.dim, "n": a.n,
-                        "interactions": int(len(seen))},
-              "lopt_np": {"median_s": lopt_s, "times_s": lopt_times, "version": __version__},
-              "threads": numba.get_num_threads(), "cpu_count": os.cpu_count(),
-              "machine": platform.processor() or platform.machine(),
-              "date": time.strftime("%Y-%m-%d")}
-    lines = [f"All-users top-{a.n}, {a.users:,} × {a.items:,} items, K={a.dim}, "
-             f"{len(seen):,} interactions filtered; {os.cpu_count()} cores; "
-             f"{result['date']}", "", "| implementation | median s | ratio |", "|---|---|---|",
-             f"| lopt_np Model.recommend (float64) | {lopt_s:.2f} | 1.00 |"]
+    print(
+        f"lopt_np  recommend, all {a.users:,} users, n={a.n}: {lopt_s:.2f} s (median of "
+        f"{a.repeats})",
+        flush=True,
+    )
+    result = {
+        "shape": {
+            "users": a.users,
+            "items": a.items,
+            "dim": a.dim,
+            "n": a.n,
+            "interactions": int(len(seen)),
+        },
+        "lopt_np": {"median_s": lopt_s, "times_s": lopt_times, "version": __version__},
+        "threads": numba.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    lines = [
+        f"All-users top-{a.n}, {a.users:,} × {a.items:,} items, K={a.dim}, "
+        f"{len(seen):,} interactions filtered; {os.cpu_count()} cores; "
+        f"{result['date']}",
+        "",
+        "| implementation | median s | ratio |",
+        "|---|---|---|",
+        f"| lopt_np Model.recommend (float64) | {lopt_s:.2f} | 1.00 |",
+    ]
     try:
         import scipy.sparse as sp
         from implicit.cpu.als import AlternatingLeastSquares
@@ -85,23 +103,40 @@ def main():
         lines.append("| implicit recommend | not installed | |")
     else:
         import implicit
+
         peer = AlternatingLeastSquares(factors=a.dim)
         peer.user_factors, peer.item_factors = P, Q
-        X = sp.csr_matrix((np.ones(len(seen), np.float32), seen, indptr),
-                          shape=(a.users, a.items))
+        X = sp.csr_matrix((np.ones(len(seen), np.float32), seen, indptr), shape=(a.users, a.items))
         peer_s, peer_times, (peer_ids, _) = timed(
-            lambda: peer.recommend(user_ids, X, N=a.n, filter_already_liked_items=True),
-            a.repeats)
-        overlap = float(np.mean([len(np.intersect1d(lopt_ids[u], peer_ids[u])) / a.n
-                                 for u in range(0, a.users, max(1, a.users // 2000))]))
-        print(f"implicit recommend: {peer_s:.2f} s; lopt_np / implicit {lopt_s / peer_s:.2f}; "
-              f"top-n overlap {overlap:.4f}")
-        result["implicit"] = {"median_s": peer_s, "times_s": peer_times,
-                              "version": implicit.__version__, "overlap": overlap}
-        lines.append(f"| implicit {implicit.__version__} recommend (float32) | {peer_s:.2f} | "
-                     f"{peer_s / lopt_s:.2f} |")
-        lines += ["", f"ratio: implicit's time over lopt_np's; top-{a.n} lists overlap "
-                      f"{overlap:.2%} (sampled users)"]
+            lambda: peer.recommend(user_ids, X, N=a.n, filter_already_liked_items=True), a.repeats
+        )
+        overlap = float(
+            np.mean(
+                [
+                    len(np.intersect1d(lopt_ids[u], peer_ids[u])) / a.n
+                    for u in range(0, a.users, max(1, a.users // 2000))
+                ]
+            )
+        )
+        print(
+            f"implicit recommend: {peer_s:.2f} s; lopt_np / implicit {lopt_s / peer_s:.2f}; "
+            f"top-n overlap {overlap:.4f}"
+        )
+        result["implicit"] = {
+            "median_s": peer_s,
+            "times_s": peer_times,
+            "version": implicit.__version__,
+            "overlap": overlap,
+        }
+        lines.append(
+            f"| implicit {implicit.__version__} recommend (float32) | {peer_s:.2f} | "
+            f"{peer_s / lopt_s:.2f} |"
+        )
+        lines += [
+            "",
+            f"ratio: implicit's time over lopt_np's; top-{a.n} lists overlap "
+            f"{overlap:.2%} (sampled users)",
+        ]
     text = "\n".join(lines)
     print(text)
     save_report(a.out, "bench_recommend", result, text)

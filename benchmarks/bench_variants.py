@@ -8,6 +8,7 @@ A run is ``PRESET[:option=value,...]`` (options of ``TrainConfig``; values parse
 they can be, else kept as strings). Results: ``benchmarks/results/variants-<dataset>.json`` (one
 record per run, merged with the runs already there) and a Markdown table beside it.
 """
+
 import argparse
 import json
 import os
@@ -52,8 +53,11 @@ class TestCurve(Progress):
         if epoch % self.every == 0:
             m = evaluate(P, Q, self.split, "test", (50, 100))["metrics"]
             self.curve.append({"epoch": epoch, **{k: float(v) for k, v in m.items()}})
-            print(f"  [{self.label}] epoch {epoch}: test HR@100 {m['hr@100']:.4f} "
-                  f"NDCG@100 {m['ndcg@100']:.4f} AUC {m['auc']:.4f}", flush=True)
+            print(
+                f"  [{self.label}] epoch {epoch}: test HR@100 {m['hr@100']:.4f} "
+                f"NDCG@100 {m['ndcg@100']:.4f} AUC {m['auc']:.4f}",
+                flush=True,
+            )
 
 
 def main(argv=None):
@@ -76,11 +80,15 @@ def main(argv=None):
         t0 = time.perf_counter()
         model = LambdaOpt(preset, **params).fit(split, curve)
         best = max(curve.curve, key=lambda r: r["hr@100"]) if curve.curve else None
-        results[text] = {"preset": preset, "params": params, "curve": curve.curve,
-                         "final": curve.curve[-1] if curve.curve else None, "best": best,
-                         "mean_lambda": [float(model.lambda_P.mean()),
-                                         float(model.lambda_Q.mean())],
-                         "seconds": time.perf_counter() - t0}
+        results[text] = {
+            "preset": preset,
+            "params": params,
+            "curve": curve.curve,
+            "final": curve.curve[-1] if curve.curve else None,
+            "best": best,
+            "mean_lambda": [float(model.lambda_P.mean()), float(model.lambda_Q.mean())],
+            "seconds": time.perf_counter() - t0,
+        }
         tmp = out + ".tmp"
         with open(tmp, "w") as f:
             json.dump(results, f, indent=1)
@@ -91,9 +99,11 @@ def main(argv=None):
         f.write("|---|---|---|---|---|---|\n")
         for text, r in results.items():
             fin, b = r["final"] or {}, r["best"] or {}
-            f.write(f"| `{text}` | {r['params'].get('epochs')} | {fin.get('hr@100', np.nan):.4f} | "
-                    f"{fin.get('ndcg@100', np.nan):.4f} | {b.get('hr@100', np.nan):.4f} "
-                    f"({b.get('epoch')}) | {r['seconds']:.0f} |\n")
+            f.write(
+                f"| `{text}` | {r['params'].get('epochs')} | {fin.get('hr@100', np.nan):.4f} | "
+                f"{fin.get('ndcg@100', np.nan):.4f} | {b.get('hr@100', np.nan):.4f} "
+                f"({b.get('epoch')}) | {r['seconds']:.0f} |\n"
+            )
     return 0
 
 

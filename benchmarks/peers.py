@@ -7,6 +7,7 @@
 
 Install with ``pip install -e .[bench]``; a missing peer is reported and skipped.
 """
+
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 def torch_available():
     try:
         import torch  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -23,15 +25,18 @@ def torch_available():
 def implicit_available():
     try:
         import implicit  # noqa: F401
+
         return True
     except ImportError:
         return False
 
 
-def torch_epoch_seconds(n_users, n_items, triplets, dim, batch_size, lr, lam, threads, fused,
-                        seed=0):
+def torch_epoch_seconds(
+    n_users, n_items, triplets, dim, batch_size, lr, lam, threads, fused, seed=0
+):
     """Seconds for one epoch of PyTorch MF-BPR over ``triplets`` (users, pos, neg)."""
     import torch
+
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     P = torch.nn.Parameter(torch.randn(n_users, dim) * 0.1)
@@ -41,7 +46,7 @@ def torch_epoch_seconds(n_users, n_items, triplets, dim, batch_size, lr, lam, th
     n = len(u)
     t0 = time.perf_counter()
     for lo in range(0, n, batch_size):
-        ub, ib, jb = u[lo:lo + batch_size], i[lo:lo + batch_size], j[lo:lo + batch_size]
+        ub, ib, jb = u[lo : lo + batch_size], i[lo : lo + batch_size], j[lo : lo + batch_size]
         pu, qi, qj = P[ub], Q[ib], Q[jb]
         x = (pu * (qi - qj)).sum(1)
         loss = torch.nn.functional.softplus(-x).mean()
@@ -55,8 +60,15 @@ def torch_epoch_seconds(n_users, n_items, triplets, dim, batch_size, lr, lam, th
 def implicit_epoch_seconds(user_items, dim, lr, lam, threads, seed=0):
     """Seconds for one epoch (``iterations=1``) of ``implicit``'s CPU BPR."""
     from implicit.cpu.bpr import BayesianPersonalizedRanking
-    model = BayesianPersonalizedRanking(factors=dim, learning_rate=lr, regularization=lam,
-                                        iterations=1, num_threads=threads, random_state=seed)
+
+    model = BayesianPersonalizedRanking(
+        factors=dim,
+        learning_rate=lr,
+        regularization=lam,
+        iterations=1,
+        num_threads=threads,
+        random_state=seed,
+    )
     t0 = time.perf_counter()
     model.fit(user_items, show_progress=False)
     return time.perf_counter() - t0

@@ -6,6 +6,7 @@ the rest (Python orchestration, sampling), on generated data of a given shape.
 Each compiled call the CPU backend makes is wrapped by a timer; the epoch is the median of
 ``--repeats`` epochs after one warm-up epoch. Writes ``results/profile_epoch-<shape>.json/.md``.
 """
+
 import argparse
 import collections
 import os
@@ -23,9 +24,14 @@ from report import save_report
 # the calls the CPU backend makes per step: lookahead_step (SPEC §5 steps 1-4: two BPR passes and
 # the lookahead rows) and theta_step (a BPR pass and the Θ update) are one compiled call each
 # (the Λ update's kernels are looked up in their module at each call)
-KERNELS = {"lookahead_step": cpu_backend, "theta_step": cpu_backend, "release_rows": cpu_backend,
-           "lambda_adam_update": lambda_kernels,
-           "lambda_sgd_update": lambda_kernels, "sum_of_squares": lambda_kernels}
+KERNELS = {
+    "lookahead_step": cpu_backend,
+    "theta_step": cpu_backend,
+    "release_rows": cpu_backend,
+    "lambda_adam_update": lambda_kernels,
+    "lambda_sgd_update": lambda_kernels,
+    "sum_of_squares": lambda_kernels,
+}
 
 
 class EpochTimer(Progress):
@@ -46,11 +52,12 @@ def instrument(totals):
             out = fn(*args)
             totals[name] += time.perf_counter() - t0
             return out
+
         return timed
 
     for name, module in KERNELS.items():
         fn = getattr(module, name)
-        if isinstance(fn, dict):           # one compiled function per optimizer code
+        if isinstance(fn, dict):  # one compiled function per optimizer code
             setattr(module, name, {code: timer(f, name) for code, f in fn.items()})
         else:
             setattr(module, name, timer(fn, name))
@@ -60,7 +67,7 @@ def profile(split, repeats, totals, **params):
     totals.clear()
     timer = EpochTimer(totals)
     LambdaOpt(epochs=repeats + 1, eval_every=0, **params).fit(split, timer)
-    epochs = timer.per_epoch[1:]                       # drop the warm-up epoch
+    epochs = timer.per_epoch[1:]  # drop the warm-up epoch
     seconds = float(np.median([s for s, _ in epochs]))
     kernels = {k: float(np.median([t.get(k, 0.0) for _, t in epochs])) for k in KERNELS}
     kernels = {k: v for k, v in kernels.items() if v > 0}
@@ -74,8 +81,9 @@ def main():
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--lambda-optimizer", default="amsgrad")
     ap.add_argument("--lambda-rows", default="batch", choices=("all", "batch"))
-    ap.add_argument("--lookahead-batches", default="stream",
-                    choices=("independent", "stream", "same"))
+    ap.add_argument(
+        "--lookahead-batches", default="stream", choices=("independent", "stream", "same")
+    )
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -85,36 +93,59 @@ def main():
     totals = collections.defaultdict(float)
     instrument(totals)
     split = shaped_split(*SHAPES[a.shape])
-    common = dict(dim=a.dim, optimizer=a.optimizer, granularity=a.granularity,
-                  lambda_optimizer=a.lambda_optimizer, lambda_rows=a.lambda_rows,
-                  lookahead_batches=a.lookahead_batches,
-                  threads=a.threads, lr=1e-3,
-                  lambda_lr=0.1)
+    common = dict(
+        dim=a.dim,
+        optimizer=a.optimizer,
+        granularity=a.granularity,
+        lambda_optimizer=a.lambda_optimizer,
+        lambda_rows=a.lambda_rows,
+        lookahead_batches=a.lookahead_batches,
+        threads=a.threads,
+        lr=1e-3,
+        lambda_lr=0.1,
+    )
     rows = {}
     for mode, learn in (("fixed-λ", False), (f"λOpt-{a.granularity}", True)):
         rows[mode] = profile(split, a.repeats, totals, learn_lambda=learn, **common)
-    names = sorted({k for _, ks in rows.values() for k in ks},
-                   key=lambda k: -max(ks.get(k, 0) for _, ks in rows.values()))
+    names = sorted(
+        {k for _, ks in rows.values() for k in ks},
+        key=lambda k: -max(ks.get(k, 0) for _, ks in rows.values()),
+    )
     modes = list(rows)
-    lines = [f"{a.shape} shape, K={a.dim}, {a.optimizer} (Λ: {a.lambda_optimizer}, rows "
-             f"{a.lambda_rows}, B̄ and B {a.lookahead_batches}), "
-             f"{a.threads} threads, median of {a.repeats} epochs; seconds per epoch", "",
-             "| part | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    lines = [
+        f"{a.shape} shape, K={a.dim}, {a.optimizer} (Λ: {a.lambda_optimizer}, rows "
+        f"{a.lambda_rows}, B̄ and B {a.lookahead_batches}), "
+        f"{a.threads} threads, median of {a.repeats} epochs; seconds per epoch",
+        "",
+        "| part | " + " | ".join(modes) + " |",
+        "|---|" + "---|" * len(modes),
+    ]
     for k in names:
-        lines.append(f"| {k} | " + " | ".join(f"{rows[m][1].get(k, 0):.3f}" for m in modes)
-                     + " |")
-    lines.append("| rest (Python, sampling) | " + " | ".join(
-        f"{rows[m][0] - sum(rows[m][1].values()):.3f}" for m in modes) + " |")
+        lines.append(f"| {k} | " + " | ".join(f"{rows[m][1].get(k, 0):.3f}" for m in modes) + " |")
+    lines.append(
+        "| rest (Python, sampling) | "
+        + " | ".join(f"{rows[m][0] - sum(rows[m][1].values()):.3f}" for m in modes)
+        + " |"
+    )
     lines.append("| **epoch** | " + " | ".join(f"**{rows[m][0]:.3f}**" for m in modes) + " |")
     ratio = rows[modes[1]][0] / rows[modes[0]][0]
     lines += ["", f"{modes[1]} ÷ fixed-λ: {ratio:.2f}"]
     text = "\n".join(lines)
     print(text)
     suffix = ("" if a.lambda_rows == "batch" else f"-rows-{a.lambda_rows}") + (
-        "" if a.lookahead_batches == "stream" else f"-batches-{a.lookahead_batches}")
-    save_report(a.out, f"profile_epoch-{a.shape}{suffix}", {
-        "shape": a.shape, "settings": vars(a), "ratio": ratio,
-        "modes": {m: {"epoch_seconds": s, "kernels": ks} for m, (s, ks) in rows.items()}}, text)
+        "" if a.lookahead_batches == "stream" else f"-batches-{a.lookahead_batches}"
+    )
+    save_report(
+        a.out,
+        f"profile_epoch-{a.shape}{suffix}",
+        {
+            "shape": a.shape,
+            "settings": vars(a),
+            "ratio": ratio,
+            "modes": {m: {"epoch_seconds": s, "kernels": ks} for m, (s, ks) in rows.items()},
+        },
+        text,
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Where every benchmark writes its result: ``<out>/<stem>.json`` (the data) and
 ``<out>/<stem>.md`` (the table printed to the terminal)."""
+
 import json
 import os
 

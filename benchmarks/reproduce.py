@@ -8,6 +8,7 @@ split stay there, outside the repository: the data's license forbids redistribut
 ``lopt plot``; the tables (table2.csv/.md/.json) and the PNG figures are copied to
 ``benchmarks/results/reproduce-<dataset>/``. Same seed, same numbers.
 """
+
 import argparse
 import os
 import shutil
@@ -24,20 +25,58 @@ DATASETS = ("ml-100k", "ml-1m-u2999")
 # epochs with early stopping on validation HR@100 (patience 10); Λ by Adam, lr 0.1, from 0.
 # The settings of the Table 2 tables in docs/reproduction.rst: SPEC §3-§5's lookahead semantics (--preset spec),
 # Λ by Adam without a clip, no selection hold-out (the tables predate those defaults).
-SETTINGS = ["--preset", "spec", "--selection-frac", "0", "--lambda-clip", "inf",
-            "--min-count", "0", "--dim", "128", "--batch-size", "1024", "--lr", "0.002",
-            "--init-std", "0.1", "--epochs", "100", "--patience", "10", "--seed", "0",
-            "--lambda-optimizer", "adam", "--lambda-lr", "0.1", "--lambda-init", "0",
-            "--sgda-lrs", "10,30,100", "--amf-eps", "0.05,0.2,0.5", "--baseline-lr", "0.001",
-            "--baseline-epochs", "30", "--baseline-patience", "5"]
+SETTINGS = [
+    "--preset",
+    "spec",
+    "--selection-frac",
+    "0",
+    "--lambda-clip",
+    "inf",
+    "--min-count",
+    "0",
+    "--dim",
+    "128",
+    "--batch-size",
+    "1024",
+    "--lr",
+    "0.002",
+    "--init-std",
+    "0.1",
+    "--epochs",
+    "100",
+    "--patience",
+    "10",
+    "--seed",
+    "0",
+    "--lambda-optimizer",
+    "adam",
+    "--lambda-lr",
+    "0.1",
+    "--lambda-init",
+    "0",
+    "--sgda-lrs",
+    "10,30,100",
+    "--amf-eps",
+    "0.05,0.2,0.5",
+    "--baseline-lr",
+    "0.001",
+    "--baseline-epochs",
+    "30",
+    "--baseline-patience",
+    "5",
+]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=DATASETS, action="append",
-                        help="Dataset(s) to run (default: both).")
-    parser.add_argument("--runs", default=os.path.join(HERE, "..", "runs"),
-                        help="Folder for the full run output (default: ./runs, git-ignored).")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, action="append", help="Dataset(s) to run (default: both)."
+    )
+    parser.add_argument(
+        "--runs",
+        default=os.path.join(HERE, "..", "runs"),
+        help="Folder for the full run output (default: ./runs, git-ignored).",
+    )
     parser.add_argument("--results", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
     for name in args.dataset or DATASETS:

@@ -1,8 +1,15 @@
 """lopt_np: λOpt (Chen et al., KDD'19) with hand-derived gradients, NumPy reference and Numba
 kernels. See README.rst and SPEC.md."""
+
 from .data.split import Split
-from .errors import (BackendUnavailableError, ConfigError, DataError, LoptError,
-                     TrainingDivergedError, TrainingInterrupted)
+from .errors import (
+    BackendUnavailableError,
+    ConfigError,
+    DataError,
+    LoptError,
+    TrainingDivergedError,
+    TrainingInterrupted,
+)
 from .evaluation import evaluate
 from .model import Model, load
 from .progress import Progress
@@ -10,6 +17,19 @@ from .trainer import LambdaOpt, TrainConfig
 
 __version__ = "0.3.0"
 
-__all__ = ["LambdaOpt", "Model", "TrainConfig", "Split", "Progress", "evaluate", "load",
-           "LoptError", "ConfigError", "DataError", "TrainingDivergedError",
-           "TrainingInterrupted", "BackendUnavailableError", "__version__"]
+__all__ = [
+    "LambdaOpt",
+    "Model",
+    "TrainConfig",
+    "Split",
+    "Progress",
+    "evaluate",
+    "load",
+    "LoptError",
+    "ConfigError",
+    "DataError",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "BackendUnavailableError",
+    "__version__",
+]

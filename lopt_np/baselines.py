@@ -12,6 +12,7 @@ those of plain NumPy, not of the engine. Both use dense Adam (Eq. 12-14 as in SP
 fixed λ of the selected MF-λFix model on the embedding rows of each batch (SPEC §3, ``batch``
 scope), the same MF configuration as the other rows of Table 2.
 """
+
 import dataclasses
 import math
 import time
@@ -37,13 +38,14 @@ def sgda_params(params, lr=None):
     return out
 
 
-AMF_EPS_GRID = (0.05, 0.2, 0.5)       # the AMF ε values lopt reproduce tries (best by validation)
+AMF_EPS_GRID = (0.05, 0.2, 0.5)  # the AMF ε values lopt reproduce tries (best by validation)
 
 
 @dataclass
 class BaselineConfig:
     """Settings shared by AMF and NeuMF (the model-specific ones are ignored by the other)."""
-    lam: float = 0.0                  # fixed L2 coefficient on the batch's embedding rows
+
+    lam: float = 0.0  # fixed L2 coefficient on the batch's embedding rows
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
@@ -51,13 +53,13 @@ class BaselineConfig:
     batch_size: int = 1024
     epochs: int = 30
     seed: int = 0
-    patience: int = 5                 # epochs without improvement before stopping (0: off)
+    patience: int = 5  # epochs without improvement before stopping (0: off)
     early_stopping: str = "hr@100"
     ks: tuple = field(default=DEFAULT_KS)
-    adv_eps: float = 0.5              # AMF: ε, the norm of each row's perturbation
-    reg_adv: float = 1.0              # AMF: γ, the weight of the adversarial loss
-    mlp_dim: int = 32                 # NeuMF: MLP embedding width
-    layers: tuple = (64, 32, 16)      # NeuMF: hidden widths of the MLP tower
+    adv_eps: float = 0.5  # AMF: ε, the norm of each row's perturbation
+    reg_adv: float = 1.0  # AMF: γ, the weight of the adversarial loss
+    mlp_dim: int = 32  # NeuMF: MLP embedding width
+    layers: tuple = (64, 32, 16)  # NeuMF: hidden widths of the MLP tower
 
     def validate(self):
         for name in ("lr", "adv_eps"):
@@ -84,6 +86,7 @@ class BaselineConfig:
 @dataclass
 class BaselineModel:
     """A trained AMF or NeuMF: parameters (plain arrays), history, kept epoch, config."""
+
     name: str
     params: dict
     history: list
@@ -95,8 +98,13 @@ class BaselineModel:
         users (it holds users × items × width activations)."""
         ks = ks or self.config["ks"]
         if self.name == "NeuMF":
-            return evaluate_scores(lambda users: neumf_score_matrix(self.params, users), split,
-                                   target, ks, block_size=128)
+            return evaluate_scores(
+                lambda users: neumf_score_matrix(self.params, users),
+                split,
+                target,
+                ks,
+                block_size=128,
+            )
         return evaluate(self.params["P"], self.params["Q"], split, target, ks)
 
 
@@ -106,8 +114,7 @@ def fit_amf(split, P, Q, config=None, progress=None):
 
     def grad(params, users, pos, neg):
         loss = bpr_loss(params["P"], params["Q"], users, pos, neg)
-        gP, gQ, _, _ = apr_grad(params["P"], params["Q"], users, pos, neg, cfg.adv_eps,
-                                cfg.reg_adv)
+        gP, gQ, _, _ = apr_grad(params["P"], params["Q"], users, pos, neg, cfg.adv_eps, cfg.reg_adv)
         return loss, {"P": gP, "Q": gQ}
 
     params = {"P": np.array(P, np.float32), "Q": np.array(Q, np.float32)}
@@ -144,14 +151,19 @@ def _fit(name, params, embeddings, grad, split, cfg, progress):
             t += 1
             for k, theta in params.items():
                 m, v = state[k]
-                theta[...], m[...], v[...] = adam_step(theta, m, v, t, grads[k], cfg.lr,
-                                                       cfg.beta1, cfg.beta2, cfg.eps)
+                theta[...], m[...], v[...] = adam_step(
+                    theta, m, v, t, grads[k], cfg.lr, cfg.beta1, cfg.beta2, cfg.eps
+                )
             loss_sum += loss
         if not all(np.isfinite(v).all() for v in params.values()):
-            raise TrainingDivergedError(f"{name}: NaN or inf in the parameters at epoch {epoch}; "
-                                        f"lower lr")
-        record = {"epoch": epoch, "train_loss": loss_sum / n_steps,
-                  "train_seconds": time.perf_counter() - t0}
+            raise TrainingDivergedError(
+                f"{name}: NaN or inf in the parameters at epoch {epoch}; lower lr"
+            )
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / n_steps,
+            "train_seconds": time.perf_counter() - t0,
+        }
         t1 = time.perf_counter()
         record["valid"] = model.evaluate(split, "valid")["metrics"]
         record["eval_seconds"] = time.perf_counter() - t1

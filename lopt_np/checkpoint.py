@@ -8,6 +8,7 @@ of later epochs are a function of (seed, epoch), so nothing else is needed. File
 replaced whole: ``checkpoint.npz`` (arrays) and ``checkpoint.json`` (the rest, with the
 training configuration and the data options it belongs to).
 """
+
 import json
 import os
 
@@ -24,8 +25,10 @@ def save_checkpoint(folder, arrays, meta):
     """Write ``arrays`` (name → array) and ``meta`` (JSON-able) into ``folder``."""
     os.makedirs(folder, exist_ok=True)
     write_npz(os.path.join(folder, "checkpoint.npz"), arrays, compressed=False)
-    write_json(os.path.join(folder, "checkpoint.json"),
-               {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
+    write_json(
+        os.path.join(folder, "checkpoint.json"),
+        {"format": FORMAT, "format_version": FORMAT_VERSION, **meta},
+    )
 
 
 def has_checkpoint(folder):
@@ -45,8 +48,10 @@ def load_checkpoint(folder):
     except NPZ_READ_ERRORS as exc:
         raise DataError(f"cannot read the checkpoint in {folder} (damaged?): {exc}") from None
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{folder} holds no checkpoint this lopt_np reads (format "
-                        f"{meta.get('format')!r} version {meta.get('format_version')!r})")
+        raise DataError(
+            f"{folder} holds no checkpoint this lopt_np reads (format "
+            f"{meta.get('format')!r} version {meta.get('format_version')!r})"
+        )
     return arrays, meta
 
 
@@ -54,8 +59,13 @@ def check_same_run(meta, config, defaults):
     """The checkpoint must come from the same training configuration ``config``; an option the
     writing version did not have counts as its value in ``defaults``."""
     saved = {**defaults, **meta.get("config", {})}
-    differ = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k)
-                    and k not in ("epochs", "threads"))
+    differ = sorted(
+        k
+        for k in set(saved) | set(config)
+        if saved.get(k) != config.get(k) and k not in ("epochs", "threads")
+    )
     if differ:
-        raise ConfigError(f"the checkpoint was written with other settings "
-                          f"({', '.join(differ[:8])}); resume with the run's own settings")
+        raise ConfigError(
+            f"the checkpoint was written with other settings "
+            f"({', '.join(differ[:8])}); resume with the run's own settings"
+        )

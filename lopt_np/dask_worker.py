@@ -1,5 +1,6 @@
 """What lopt_np installs on the workers of the Dask ``LocalCluster`` it starts (imported only
 where Dask distributed is, by :class:`lopt_np.sweep.Executor`)."""
+
 import signal
 import threading
 

@@ -1,16 +1,17 @@
 """lopt_np's own exception types. The CLI turns each into one ``Error: …`` line."""
+
 import zipfile
 import zlib
 
 
-MAX_SHOWN = 40          # characters of a user-given value echoed in an error message
+MAX_SHOWN = 40  # characters of a user-given value echoed in an error message
 
 
 def shown(value):
     """``repr(value)`` capped at :data:`MAX_SHOWN` characters, for error messages (which never
     embed unbounded user data)."""
     text = repr(value)
-    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 
 class LoptError(Exception):

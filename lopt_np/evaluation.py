@@ -1,6 +1,7 @@
 """Evaluation driver (SPEC §7): scores in float64 by user blocks (memory O(block × |I|)), ranks
 by the Numba CPU kernel (or, with ``device="cuda"``, by ``kernels.cuda.evaluation``), means
 over users, and the per-frequency-group breakdown of Figure 6."""
+
 import numpy as np
 
 from .data.split import pairs_to_csr
@@ -37,33 +38,69 @@ def group_of(freq, edges):
     return np.searchsorted(np.asarray(edges), freq, side="right") - 1
 
 
-def evaluate(P, Q, split, target="test", ks=DEFAULT_KS, block_size=512,
-             group_edges=DEFAULT_GROUP_EDGES, device="cpu"):
+def evaluate(
+    P,
+    Q,
+    split,
+    target="test",
+    ks=DEFAULT_KS,
+    block_size=512,
+    group_edges=DEFAULT_GROUP_EDGES,
+    device="cpu",
+):
     """Mean AUC, HR@K and NDCG@K of MF (scores P_u·Q_i) over users with ``target`` items, plus
     per-group breakdowns. ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``."""
     for name, X in (("user", P), ("item", Q)):
         if not np.isfinite(X).all():
-            raise DataError(f"the {name} embeddings hold NaN or inf: such a model has no "
-                            f"ranking to evaluate (SPEC §7)")
+            raise DataError(
+                f"the {name} embeddings hold NaN or inf: such a model has no "
+                f"ranking to evaluate (SPEC §7)"
+            )
     if device != "cuda":
         Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
-        return evaluate_scores(lambda block: np.asarray(P[block], dtype=np.float64) @ Q64,
-                               split, target, ks, block_size, group_edges)
+        return evaluate_scores(
+            lambda block: np.asarray(P[block], dtype=np.float64) @ Q64,
+            split,
+            target,
+            ks,
+            block_size,
+            group_edges,
+        )
     ks = check_ks(ks, split.n_items)
     t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
     s_indptr, s_items = split.csr()
     users = np.flatnonzero(np.diff(t_indptr) > 0)
     ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
     from .backends.cuda_support import cuda_module
-    cuda_module()                                   # a one-line error when unavailable
+
+    cuda_module()  # a one-line error when unavailable
     from .kernels.cuda.evaluation import rank_users
-    rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, np.asarray(ks, np.int64), ranks,
-               auc, hr, nd)
+
+    rank_users(
+        P,
+        Q,
+        users,
+        t_indptr,
+        t_items,
+        s_indptr,
+        s_items,
+        np.asarray(ks, np.int64),
+        ranks,
+        auc,
+        hr,
+        nd,
+    )
     return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
 
 
-def evaluate_scores(score_users, split, target="test", ks=DEFAULT_KS, block_size=512,
-                    group_edges=DEFAULT_GROUP_EDGES):
+def evaluate_scores(
+    score_users,
+    split,
+    target="test",
+    ks=DEFAULT_KS,
+    block_size=512,
+    group_edges=DEFAULT_GROUP_EDGES,
+):
     """:func:`evaluate` for any model: ``score_users(users)`` returns the float64 scores of
     those users against every item, ``(len(users), n_items)``; ranked on the CPU."""
     ks = check_ks(ks, split.n_items)
@@ -73,19 +110,24 @@ def evaluate_scores(score_users, split, target="test", ks=DEFAULT_KS, block_size
     ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
     ks_arr = np.asarray(ks, np.int64)
     for start in range(0, len(users), block_size):
-        block = users[start:start + block_size]
+        block = users[start : start + block_size]
         scores = np.ascontiguousarray(score_users(block), dtype=np.float64)
         if not np.isfinite(scores).all():
-            raise DataError("the model's scores hold NaN or inf: such a model has no ranking "
-                            "to evaluate (SPEC §7)")
-        rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc,
-                   hr, nd)
+            raise DataError(
+                "the model's scores hold NaN or inf: such a model has no ranking "
+                "to evaluate (SPEC §7)"
+            )
+        rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc, hr, nd)
     return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
 
 
 def _metric_arrays(split, t_items, ks):
-    return (np.zeros(len(t_items), np.float64), np.zeros(split.n_users),
-            np.zeros((split.n_users, len(ks))), np.zeros((split.n_users, len(ks))))
+    return (
+        np.zeros(len(t_items), np.float64),
+        np.zeros(split.n_users),
+        np.zeros((split.n_users, len(ks))),
+        np.zeros((split.n_users, len(ks))),
+    )
 
 
 def _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges):
@@ -94,10 +136,17 @@ def _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges):
         metrics[f"hr@{k}"] = float(hr[users, q].mean())
     for q, k in enumerate(ks):
         metrics[f"ndcg@{k}"] = float(nd[users, q].mean())
-    per_user = {"auc": auc, **{f"hr@{k}": hr[:, q] for q, k in enumerate(ks)},
-                **{f"ndcg@{k}": nd[:, q] for q, k in enumerate(ks)}}
-    return {"metrics": metrics, "n_users": int(len(users)), "n_pairs": int(len(t_pairs)),
-            "groups": frequency_groups(split, users, t_pairs, per_user, group_edges)}
+    per_user = {
+        "auc": auc,
+        **{f"hr@{k}": hr[:, q] for q, k in enumerate(ks)},
+        **{f"ndcg@{k}": nd[:, q] for q, k in enumerate(ks)},
+    }
+    return {
+        "metrics": metrics,
+        "n_users": int(len(users)),
+        "n_pairs": int(len(t_pairs)),
+        "groups": frequency_groups(split, users, t_pairs, per_user, group_edges),
+    }
 
 
 def frequency_groups(split, users, t_pairs, per_user, edges=DEFAULT_GROUP_EDGES):
@@ -108,18 +157,31 @@ def frequency_groups(split, users, t_pairs, per_user, edges=DEFAULT_GROUP_EDGES)
     ug = group_of(split.user_frequency()[users], edges)
     for g, label in enumerate(labels):
         sel = users[ug == g]
-        out["users"].append({"group": label, "count": int(len(sel)),
-                             **{m: (float(v[sel].mean()) if len(sel) else None)
-                                for m, v in per_user.items()}})
+        out["users"].append(
+            {
+                "group": label,
+                "count": int(len(sel)),
+                **{m: (float(v[sel].mean()) if len(sel) else None) for m, v in per_user.items()},
+            }
+        )
     pair_items = t_pairs[:, 1]
     n_pairs_item = np.bincount(pair_items, minlength=split.n_items)
     items = np.flatnonzero(n_pairs_item > 0)
     ig = group_of(split.item_frequency()[items], edges)
-    item_values = {m: np.bincount(pair_items, weights=v[t_pairs[:, 0]], minlength=split.n_items)
-                   [items] / n_pairs_item[items] for m, v in per_user.items()}
+    item_values = {
+        m: np.bincount(pair_items, weights=v[t_pairs[:, 0]], minlength=split.n_items)[items]
+        / n_pairs_item[items]
+        for m, v in per_user.items()
+    }
     for g, label in enumerate(labels):
         sel = ig == g
-        out["items"].append({"group": label, "count": int(sel.sum()),
-                             **{m: (float(v[sel].mean()) if sel.any() else None)
-                                for m, v in item_values.items()}})
+        out["items"].append(
+            {
+                "group": label,
+                "count": int(sel.sum()),
+                **{
+                    m: (float(v[sel].mean()) if sel.any() else None) for m, v in item_values.items()
+                },
+            }
+        )
     return out

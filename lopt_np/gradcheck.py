@@ -7,6 +7,7 @@ to ``‖∇f‖`` (the largest ``⟨∇f, v⟩`` can be), so a direction nearly 
 cannot turn round-off into a false alarm. A vector-valued map F is
 checked through a random cotangent c: ``f = ⟨c, F⟩`` whose gradient is the vector-Jacobian product.
 """
+
 from typing import NamedTuple
 
 import numpy as np
@@ -14,10 +15,18 @@ import numpy as np
 from .granularity import get_granularity, learned_blocks, replace_blocks
 from .math.apr import apr_grad, apr_loss
 from .math.bpr import bpr_grad, bpr_loss
-from .math.hypergradient import (Lookahead, OptimizerState, ThetaOptimizer,
-                                 lambda_hypergradient, lookahead_jacobian_lambda,
-                                 reduce_to_shape, regularized_direction, theta_update,
-                                 theta_update_jacobian, validation_loss_after_lookahead)
+from .math.hypergradient import (
+    Lookahead,
+    OptimizerState,
+    ThetaOptimizer,
+    lambda_hypergradient,
+    lookahead_jacobian_lambda,
+    reduce_to_shape,
+    regularized_direction,
+    theta_update,
+    theta_update_jacobian,
+    validation_loss_after_lookahead,
+)
 from .math.neumf import init_neumf, neumf_bpr_grad, neumf_bpr_loss
 from .math.penalty import batch_row_weights, penalty, penalty_grad
 
@@ -67,6 +76,7 @@ def check_grads(f, x, grad, name="gradient", n_directions=4, rng=None, h=None, r
 
 class Problem(NamedTuple):
     """A small λOpt problem with repeated rows in every batch (for checks and tests)."""
+
     P: np.ndarray
     Q: np.ndarray
     lam_P: np.ndarray
@@ -76,8 +86,9 @@ class Problem(NamedTuple):
     valid_batch: tuple
 
 
-def make_problem(granularity="DUI", n_users=6, n_items=8, dim=4, batch=12, seed=0,
-                 dtype=np.float64):
+def make_problem(
+    granularity="DUI", n_users=6, n_items=8, dim=4, batch=12, seed=0, dtype=np.float64
+):
     """Random Θ, positive Λ, a nonzero Adam state (t = 3) and batches that repeat rows."""
     if n_users < 4 or n_items < 4:
         raise ValueError("make_problem needs at least 4 users and 4 items")
@@ -89,8 +100,10 @@ def make_problem(granularity="DUI", n_users=6, n_items=8, dim=4, batch=12, seed=
     lam_Q = lam_P if g.tied else rng.uniform(0.05, 0.5, g.Q.shape(n_items, dim)).astype(dtype)
 
     def moments(n):
-        return (rng.normal(0, 0.05, (n, dim)).astype(dtype),
-                rng.uniform(1e-3, 1e-2, (n, dim)).astype(dtype))
+        return (
+            rng.normal(0, 0.05, (n, dim)).astype(dtype),
+            rng.uniform(1e-3, 1e-2, (n, dim)).astype(dtype),
+        )
 
     mP, vP = moments(n_users)
     mQ, vQ = moments(n_items)
@@ -103,17 +116,24 @@ def make_problem(granularity="DUI", n_users=6, n_items=8, dim=4, batch=12, seed=
 
     # The last two users and items never appear in the training batch, so rows that the
     # validation batch touches but the training batch does not are always exercised.
-    return Problem(P, Q, lam_P, lam_Q, OptimizerState(mP, vP, mQ, vQ, 3),
-                   triplets(n_users - 2, n_items - 2), triplets(n_users, n_items))
+    return Problem(
+        P,
+        Q,
+        lam_P,
+        lam_Q,
+        OptimizerState(mP, vP, mQ, vQ, 3),
+        triplets(n_users - 2, n_items - 2),
+        triplets(n_users, n_items),
+    )
 
 
 def check_bpr_grad(pb, rng):
     """∂L_fit/∂P and ∂L_fit/∂Q (SPEC §2) on a batch with repeated rows."""
     gP, gQ = bpr_grad(pb.P, pb.Q, *pb.train_batch)
-    return [check_grads(lambda P: bpr_loss(P, pb.Q, *pb.train_batch), pb.P, gP, "dL_fit/dP",
-                        rng=rng),
-            check_grads(lambda Q: bpr_loss(pb.P, Q, *pb.train_batch), pb.Q, gQ, "dL_fit/dQ",
-                        rng=rng)]
+    return [
+        check_grads(lambda P: bpr_loss(P, pb.Q, *pb.train_batch), pb.P, gP, "dL_fit/dP", rng=rng),
+        check_grads(lambda Q: bpr_loss(pb.P, Q, *pb.train_batch), pb.Q, gQ, "dL_fit/dQ", rng=rng),
+    ]
 
 
 def _broadcast(lam, T):
@@ -126,8 +146,15 @@ def check_penalty_grad(pb, scope, rng):
     out = []
     for name, T, lam, w in (("P", pb.P, pb.lam_P, wP), ("Q", pb.Q, pb.lam_Q, wQ)):
         lam_b = _broadcast(lam, T)
-        out.append(check_grads(lambda X, lam_b=lam_b, w=w: penalty(X, lam_b, w), T,
-                               penalty_grad(T, lam_b, w), f"dOmega/d{name} [{scope}]", rng=rng))
+        out.append(
+            check_grads(
+                lambda X, lam_b=lam_b, w=w: penalty(X, lam_b, w),
+                T,
+                penalty_grad(T, lam_b, w),
+                f"dOmega/d{name} [{scope}]",
+                rng=rng,
+            )
+        )
     return out
 
 
@@ -144,41 +171,88 @@ def check_update_jacobians(pb, opt, scope, rng):
         active = w > 0
         jac = theta_update_jacobian(T, d0, opt, m, v, t, active)
         tag = f"{opt.name}, eps {opt.eps_placement}"
-        out.append(check_grads(
-            lambda d, T=T, m=m, v=v, c=c, a=active: float(np.sum(
-                c * theta_update(T, d, opt, m, v, t, a))),
-            d0, c * jac, f"d{name}'/dd [{tag}]", rng=rng))
-        jl = lookahead_jacobian_lambda(T, _broadcast(lam, T), (g, w, active), opt, m, v, t,
-                                       opt.eps_placement)
-        out.append(check_grads(
-            lambda L, T=T, g=g, w=w, m=m, v=v, c=c, a=active: float(np.sum(c * theta_update(
-                T, regularized_direction(g, T, _broadcast(L, T), w), opt, m, v, t, a))),
-            lam, reduce_to_shape(c * jl, lam.shape), f"d{name}'/dLambda [{tag}, {scope}]",
-            rng=rng))
+        out.append(
+            check_grads(
+                lambda d, T=T, m=m, v=v, c=c, a=active: float(
+                    np.sum(c * theta_update(T, d, opt, m, v, t, a))
+                ),
+                d0,
+                c * jac,
+                f"d{name}'/dd [{tag}]",
+                rng=rng,
+            )
+        )
+        jl = lookahead_jacobian_lambda(
+            T, _broadcast(lam, T), (g, w, active), opt, m, v, t, opt.eps_placement
+        )
+        out.append(
+            check_grads(
+                lambda L, T=T, g=g, w=w, m=m, v=v, c=c, a=active: float(
+                    np.sum(
+                        c
+                        * theta_update(
+                            T, regularized_direction(g, T, _broadcast(L, T), w), opt, m, v, t, a
+                        )
+                    )
+                ),
+                lam,
+                reduce_to_shape(c * jl, lam.shape),
+                f"d{name}'/dLambda [{tag}, {scope}]",
+                rng=rng,
+            )
+        )
     return out
 
 
 def check_hypergradient(pb, granularity, opt, rule, rng):
     """∂L_val(Θ̄)/∂Λ end to end (SPEC §5) for every learned Λ block of the granularity, with the
     lookahead built by ``rule`` (SPEC §8 variants)."""
-    _, grads = lambda_hypergradient(granularity, pb.P, pb.Q, pb.lam_P, pb.lam_Q, pb.state, opt,
-                                    pb.train_batch, pb.valid_batch, rule)
+    _, grads = lambda_hypergradient(
+        granularity,
+        pb.P,
+        pb.Q,
+        pb.lam_P,
+        pb.lam_Q,
+        pb.state,
+        opt,
+        pb.train_batch,
+        pb.valid_batch,
+        rule,
+    )
     blocks = learned_blocks(granularity, pb.lam_P, pb.lam_Q)
 
     def f(*bs):
         lam_P, lam_Q = replace_blocks(granularity, pb.lam_P, pb.lam_Q, bs)
-        return validation_loss_after_lookahead(pb.P, pb.Q, lam_P, lam_Q, pb.state, opt,
-                                               pb.train_batch, pb.valid_batch, rule,
-                                               assumed_lambda=(pb.lam_P, pb.lam_Q))
+        return validation_loss_after_lookahead(
+            pb.P,
+            pb.Q,
+            lam_P,
+            lam_Q,
+            pb.state,
+            opt,
+            pb.train_batch,
+            pb.valid_batch,
+            rule,
+            assumed_lambda=(pb.lam_P, pb.lam_Q),
+        )
 
-    name = (f"dL_val/dLambda [{get_granularity(granularity).name}, {opt.name}, scope "
-            f"{rule.scope}, eps {rule.eps_placement}, t {rule.count}"
-            f"{', assumed penalty' if rule.assumed_penalty else ''}]")
+    name = (
+        f"dL_val/dLambda [{get_granularity(granularity).name}, {opt.name}, scope "
+        f"{rule.scope}, eps {rule.eps_placement}, t {rule.count}"
+        f"{', assumed penalty' if rule.assumed_penalty else ''}]"
+    )
     return [check_grads(f, blocks, grads, name, rng=rng)]
 
 
-def run_gradchecks(granularity="DUI", optimizer="adam", scope="batch", seed=0, lr=None,
-                   eps_placement="inside", lookahead=None):
+def run_gradchecks(
+    granularity="DUI",
+    optimizer="adam",
+    scope="batch",
+    seed=0,
+    lr=None,
+    eps_placement="inside",
+    lookahead=None,
+):
     """Every SPEC §6 check for one configuration, in float64; a list of :class:`GradCheckResult`.
 
     The default Θ learning rate (0.05 for Adam, 0.5 for SGD) makes the lookahead move Θ enough
@@ -191,19 +265,34 @@ def run_gradchecks(granularity="DUI", optimizer="adam", scope="batch", seed=0, l
     rule = lookahead or Lookahead(scope=scope, eps_placement=eps_placement)
     pb = make_problem(granularity, seed=seed)
     rng = np.random.default_rng(seed + 1)
-    return (check_bpr_grad(pb, rng) + check_penalty_grad(pb, scope, rng)
-            + check_update_jacobians(pb, opt, scope, rng)
-            + check_hypergradient(pb, granularity, opt, rule, rng))
+    return (
+        check_bpr_grad(pb, rng)
+        + check_penalty_grad(pb, scope, rng)
+        + check_update_jacobians(pb, opt, scope, rng)
+        + check_hypergradient(pb, granularity, opt, rule, rng)
+    )
 
 
 def check_apr_grad(pb, rng, eps=0.3, reg_adv=0.7):
     """∂L_APR/∂P and ∂L_APR/∂Q (AMF, ``math.apr``) with the perturbation Δ held fixed."""
     users, pos, neg = pb.train_batch
     gP, gQ, dP, dQ = apr_grad(pb.P, pb.Q, users, pos, neg, eps, reg_adv)
-    return [check_grads(lambda P: apr_loss(P, pb.Q, dP, dQ, users, pos, neg, reg_adv), pb.P, gP,
-                        "dL_APR/dP", rng=rng),
-            check_grads(lambda Q: apr_loss(pb.P, Q, dP, dQ, users, pos, neg, reg_adv), pb.Q, gQ,
-                        "dL_APR/dQ", rng=rng)]
+    return [
+        check_grads(
+            lambda P: apr_loss(P, pb.Q, dP, dQ, users, pos, neg, reg_adv),
+            pb.P,
+            gP,
+            "dL_APR/dP",
+            rng=rng,
+        ),
+        check_grads(
+            lambda Q: apr_loss(pb.P, Q, dP, dQ, users, pos, neg, reg_adv),
+            pb.Q,
+            gQ,
+            "dL_APR/dQ",
+            rng=rng,
+        ),
+    ]
 
 
 def make_neumf_params(pb, seed=0, mlp_dim=3, layers=(5, 4)):
@@ -224,8 +313,10 @@ def check_neumf_grad(pb, rng, params=None):
     _, grads = neumf_bpr_grad(params, *batch)
     out = []
     for name in params:
+
         def f(x, name=name):
             return neumf_bpr_loss({**params, name: x}, *batch)
+
         out.append(check_grads(f, params[name], grads[name], f"dL_NeuMF/d{name}", rng=rng))
     return out
 

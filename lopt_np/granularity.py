@@ -4,6 +4,7 @@
 A *tied* granularity (``global``, ``D``) uses one array for both tables. A table whose Λ is not
 learned (Q under ``U``, P under ``I``) keeps the scalar ``lambda_init`` for the whole run.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,9 +14,9 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class TableLayout:
-    per_row: bool   # Λ varies with the user (for P) or the item (for Q)
-    per_dim: bool   # Λ varies with the latent dimension k
-    learned: bool   # Λ is updated by λOpt (else fixed at lambda_init)
+    per_row: bool  # Λ varies with the user (for P) or the item (for Q)
+    per_dim: bool  # Λ varies with the latent dimension k
+    learned: bool  # Λ is updated by λOpt (else fixed at lambda_init)
 
     def shape(self, n_rows, dim):
         return (n_rows if self.per_row else 1, dim if self.per_dim else 1)
@@ -55,7 +56,8 @@ def get_granularity(name):
     key = name if name == "global" else str(name).upper()
     if key not in GRANULARITIES:
         raise ConfigError(
-            f"unknown granularity {name!r}; expected one of {', '.join(GRANULARITIES)}")
+            f"unknown granularity {name!r}; expected one of {', '.join(GRANULARITIES)}"
+        )
     return GRANULARITIES[key]
 
 

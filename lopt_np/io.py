@@ -11,6 +11,7 @@ lopt_np wrote (only names lopt_np writes); otherwise DIR is left as it is and th
 beside it, the error naming where. A failure after training keeps what was written the same
 way.
 """
+
 import contextlib
 import json
 import os
@@ -25,16 +26,41 @@ from .errors import ConfigError, DataError, LoptError
 
 try:
     import fcntl
-except ImportError:            # not on Windows: the final check then runs without a lock
+except ImportError:  # not on Windows: the final check then runs without a lock
     fcntl = None
 
 # every name lopt_np writes into an output folder (run, grid, reproduction, figures, final fit)
-RUN_ENTRIES = {"config.json", "metrics.json", "lambda_trajectory.npz", "model.npz", "model.json",
-               "split.npz", "summary.txt", "comparison.csv", "comparison.json", "grid.csv",
-               "grid.json", "sweep.json", "sweep.csv", "results.json", "runs", "splits", "table2.csv", "table2.md",
-               "table2.json", "figures", "final",
-               "MF-lFix", "SGDA", "AMF", "NeuMF", "MF-lOpt-D", "MF-lOpt-DU", "MF-lOpt-DI",
-               "MF-lOpt-DUI"}
+RUN_ENTRIES = {
+    "config.json",
+    "metrics.json",
+    "lambda_trajectory.npz",
+    "model.npz",
+    "model.json",
+    "split.npz",
+    "summary.txt",
+    "comparison.csv",
+    "comparison.json",
+    "grid.csv",
+    "grid.json",
+    "sweep.json",
+    "sweep.csv",
+    "results.json",
+    "runs",
+    "splits",
+    "table2.csv",
+    "table2.md",
+    "table2.json",
+    "figures",
+    "final",
+    "MF-lFix",
+    "SGDA",
+    "AMF",
+    "NeuMF",
+    "MF-lOpt-D",
+    "MF-lOpt-DU",
+    "MF-lOpt-DI",
+    "MF-lOpt-DUI",
+}
 MAX_LISTED = 5
 
 
@@ -48,8 +74,11 @@ def is_run_folder(path):
     """True when ``path`` holds only names lopt_np writes, among them a run's, grid's or
     reproduction's description: a folder ``--overwrite`` may replace."""
     names = set(os.listdir(path))
-    return (bool(names) and names <= RUN_ENTRIES and
-            bool(names & {"model.json", "grid.json", "sweep.json", "table2.json"}))
+    return (
+        bool(names)
+        and names <= RUN_ENTRIES
+        and bool(names & {"model.json", "grid.json", "sweep.json", "table2.json"})
+    )
 
 
 def check_output_dir(path, overwrite):
@@ -60,8 +89,10 @@ def check_output_dir(path, overwrite):
         raise ConfigError("--out must name a folder")
     real, here = os.path.realpath(path), os.path.realpath(os.getcwd())
     if real == here or here.startswith(real.rstrip(os.sep) + os.sep):
-        raise ConfigError(f"--out {path} is the working directory or a folder above it; name a "
-                          f"new folder for the run")
+        raise ConfigError(
+            f"--out {path} is the working directory or a folder above it; name a "
+            f"new folder for the run"
+        )
     if os.path.islink(path):
         raise ConfigError(f"--out {path} is a symbolic link; name the folder itself")
     if not os.path.exists(path):
@@ -70,11 +101,14 @@ def check_output_dir(path, overwrite):
         raise ConfigError(f"--out {path} exists and is not a directory")
     names, shown = _listing(path)
     if names and not overwrite:
-        raise ConfigError(f"output directory {path} exists and is not empty; pass --overwrite "
-                          f"to replace it")
+        raise ConfigError(
+            f"output directory {path} exists and is not empty; pass --overwrite to replace it"
+        )
     if names and not is_run_folder(path):
-        raise ConfigError(f"--out {path} holds files lopt_np did not write ({shown}); "
-                          f"--overwrite replaces only a run folder: choose another --out")
+        raise ConfigError(
+            f"--out {path} holds files lopt_np did not write ({shown}); "
+            f"--overwrite replaces only a run folder: choose another --out"
+        )
 
 
 def _remove_stale(parent, prefix):
@@ -84,12 +118,12 @@ def _remove_stale(parent, prefix):
         if not name.startswith(prefix):
             continue
         try:
-            pid = int(name[len(prefix):].split("-")[0])
+            pid = int(name[len(prefix) :].split("-")[0])
             os.kill(pid, 0)
         except ProcessLookupError:
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
         except (ValueError, PermissionError, OSError):
-            continue                             # alive, someone else's, or not ours
+            continue  # alive, someone else's, or not ours
 
 
 def _permissions(folder):
@@ -108,8 +142,9 @@ def _keep_beside(tmp, path, what):
 
 @contextlib.contextmanager
 def _lock(path):
-    lock_path = os.path.join(os.path.dirname(os.path.abspath(path)),
-                             f".{os.path.basename(os.path.abspath(path))}.lock")
+    lock_path = os.path.join(
+        os.path.dirname(os.path.abspath(path)), f".{os.path.basename(os.path.abspath(path))}.lock"
+    )
     with open(lock_path, "w") as fh:
         if fcntl is not None:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -128,25 +163,34 @@ def _commit(tmp, path, overwrite):
     with _lock(path):
         if os.path.islink(path) or (os.path.exists(path) and not os.path.isdir(path)):
             kept = _keep_beside(tmp, path, "lopt")
-            raise ConfigError(f"--out {path} became a link or a file during the run; left as "
-                              f"it is, the run is in {kept}")
+            raise ConfigError(
+                f"--out {path} became a link or a file during the run; left as "
+                f"it is, the run is in {kept}"
+            )
         if os.path.isdir(path):
             names, shown = _listing(path)
             if not names:
                 os.rmdir(path)
             elif overwrite and is_run_folder(path):
-                old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.old-",
-                                       dir=os.path.dirname(os.path.abspath(path)))
+                old = tempfile.mkdtemp(
+                    prefix=f".{os.path.basename(os.path.abspath(path))}.old-",
+                    dir=os.path.dirname(os.path.abspath(path)),
+                )
                 os.replace(path, os.path.join(old, "run"))
                 os.replace(tmp, path)
                 shutil.rmtree(old, ignore_errors=True)
                 return
             else:
                 kept = _keep_beside(tmp, path, "lopt")
-                why = ("it is not a folder lopt_np wrote" if overwrite else
-                       "it is not empty and --overwrite was not given")
-                raise ConfigError(f"--out {path} changed during the run (it holds {shown}) and "
-                                  f"was left as it is ({why}); the run is in {kept}")
+                why = (
+                    "it is not a folder lopt_np wrote"
+                    if overwrite
+                    else "it is not empty and --overwrite was not given"
+                )
+                raise ConfigError(
+                    f"--out {path} changed during the run (it holds {shown}) and "
+                    f"was left as it is ({why}); the run is in {kept}"
+                )
         os.replace(tmp, path)
 
 
@@ -176,8 +220,9 @@ def atomic_output_dir(path, overwrite=False):
         except OSError:
             kept = tmp
         message = str(exc) if isinstance(exc, LoptError) else f"{type(exc).__name__}: {exc}"
-        raise LoptError(f"{message}; the trained model and what was written are kept in "
-                        f"{kept}") from exc
+        raise LoptError(
+            f"{message}; the trained model and what was written are kept in {kept}"
+        ) from exc
     try:
         _commit(tmp, path, overwrite)
     except OSError as exc:
@@ -203,22 +248,27 @@ def write_json(path, obj):
         with open(tmp, "w") as fh:
             json.dump(obj, fh, indent=2, default=_json_default)
             fh.write("\n")
+
     write_whole(path, write)
 
 
 def write_text(path, text):
     """``text`` as a UTF-8 file, written whole."""
+
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
+
     write_whole(path, write)
 
 
 def write_npz(path, arrays, compressed=True):
     """``arrays`` (name → array) as an ``.npz`` file, written whole."""
+
     def write(tmp):
         with open(tmp, "wb") as fh:
             (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+
     write_whole(path, write)
 
 
@@ -232,26 +282,38 @@ def _json_default(o):
 
 def format_summary(s):
     """The data summary a run prints: sizes, what the filter dropped and why, the split."""
-    lines = [f"users {s['users']:,}  items {s['items']:,}  interactions {s['interactions']:,}  "
-             f"density {s['density']:.3%}"]
+    lines = [
+        f"users {s['users']:,}  items {s['items']:,}  interactions {s['interactions']:,}  "
+        f"density {s['density']:.3%}"
+    ]
     if s.get("min_count", 0) > 1:
-        dropped = (f"dropped {s.get('dropped_interactions', 0):,} interactions, "
-                   f"{s.get('dropped_users', 0):,} users and {s.get('dropped_items', 0):,} items "
-                   f"with fewer than {s['min_count']} records ({s.get('filter', '')}, "
-                   f"{s.get('filter_rounds', 0)} round(s))")
+        dropped = (
+            f"dropped {s.get('dropped_interactions', 0):,} interactions, "
+            f"{s.get('dropped_users', 0):,} users and {s.get('dropped_items', 0):,} items "
+            f"with fewer than {s['min_count']} records ({s.get('filter', '')}, "
+            f"{s.get('filter_rounds', 0)} round(s))"
+        )
     else:
         dropped = "no frequency filter, nothing dropped"
-    lines.append(f"{s.get('records', s['interactions']):,} records read; "
-                 f"{s.get('duplicates_collapsed', 0):,} duplicate (user, item) records "
-                 f"collapsed; {dropped}")
-    lines.append(f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} "
-                 f"/ test {s['test']:,}")
+    lines.append(
+        f"{s.get('records', s['interactions']):,} records read; "
+        f"{s.get('duplicates_collapsed', 0):,} duplicate (user, item) records "
+        f"collapsed; {dropped}"
+    )
+    lines.append(
+        f"split {s.get('split', '')}: train {s['train']:,} / validation {s['valid']:,} "
+        f"/ test {s['test']:,}"
+    )
     if s.get("selection"):
-        lines[-1] += (f"; of the validation, {s['selection']:,} held out from Λ for early "
-                      f"stopping and model selection")
+        lines[-1] += (
+            f"; of the validation, {s['selection']:,} held out from Λ for early "
+            f"stopping and model selection"
+        )
     if s.get("users_without_test"):
-        lines.append(f"{s['users_without_test']:,} users with too short a history for a test "
-                     f"item are in training only")
+        lines.append(
+            f"{s['users_without_test']:,} users with too short a history for a test "
+            f"item are in training only"
+        )
     return "\n".join(lines)
 
 
@@ -266,18 +328,27 @@ def format_metrics(metrics):
 
 def run_summary(title, data_info, best_epoch, wall_seconds, metrics):
     """The ``summary.txt`` of one training run."""
-    return (f"{title}\n{format_summary(data_info)}\nbest epoch {best_epoch}; "
-            f"wall time {wall_seconds:.1f} s\ntest: {format_metrics(metrics)}\n")
+    return (
+        f"{title}\n{format_summary(data_info)}\nbest epoch {best_epoch}; "
+        f"wall time {wall_seconds:.1f} s\ntest: {format_metrics(metrics)}\n"
+    )
 
 
 def save_run(folder, model, split, test_result, data_info, summary_text):
     """Write every file of a run into ``folder`` (normally the temporary one); ``split``
     ``None``: no ``split.npz`` (a sweep's runs share the sweep's)."""
     write_json(os.path.join(folder, "config.json"), {"train": model.config, "data": data_info})
-    write_json(os.path.join(folder, "metrics.json"),
-               {"test": test_result["metrics"], "test_users": test_result["n_users"],
-                "test_pairs": test_result["n_pairs"], "groups": test_result["groups"],
-                "best_epoch": model.best_epoch, "history": model.history})
+    write_json(
+        os.path.join(folder, "metrics.json"),
+        {
+            "test": test_result["metrics"],
+            "test_users": test_result["n_users"],
+            "test_pairs": test_result["n_pairs"],
+            "groups": test_result["groups"],
+            "best_epoch": model.best_epoch,
+            "history": model.history,
+        },
+    )
     np.savez_compressed(os.path.join(folder, "lambda_trajectory.npz"), **model.trajectory)
     model.save(folder)
     if split is not None:
@@ -289,12 +360,15 @@ def save_run(folder, model, split, test_result, data_info, summary_text):
 def load_run(folder):
     """``(model, split)`` of a run directory, for re-evaluation (``lopt evaluate``)."""
     from .model import Model
+
     model = Model.load(folder)
     if not os.path.isfile(os.path.join(folder, "split.npz")):
         raise DataError(f"{folder} is not a run directory: split.npz is missing")
     split = Split.load(os.path.join(folder, "split.npz"))
     if model.n_users != split.n_users or model.n_items != split.n_items:
-        raise DataError(f"{folder}: model.npz ({model.n_users} users, {model.n_items} items) "
-                        f"does not match split.npz ({split.n_users} users, {split.n_items} "
-                        f"items)")
+        raise DataError(
+            f"{folder}: model.npz ({model.n_users} users, {model.n_items} items) "
+            f"does not match split.npz ({split.n_users} users, {split.n_items} "
+            f"items)"
+        )
     return model, split

@@ -13,6 +13,7 @@ A model folder (``Model.save``; every ``lopt train`` run folder is one) holds
 Scores are the model's ``p_u · q_i`` in float64 (SPEC §7), top-n lists exact (no approximate
 search); see ``math.recommend`` for the order and the padding.
 """
+
 import json
 import os
 from dataclasses import dataclass, field
@@ -28,14 +29,23 @@ from .math.recommend import unit_rows
 
 FORMAT = "lopt_np.model"
 FORMAT_VERSION = 1
-ARRAYS = ("user_embeddings", "item_embeddings", "lambda_P", "lambda_Q", "user_ids", "item_ids",
-          "seen_indptr", "seen_items")
+ARRAYS = (
+    "user_embeddings",
+    "item_embeddings",
+    "lambda_P",
+    "lambda_Q",
+    "user_ids",
+    "item_ids",
+    "seen_indptr",
+    "seen_items",
+)
 
 
 @dataclass
 class Model:
     """A trained MF model: embeddings P, Q, the learned (or fixed) Λ, the original ids, each
     user's interacted items, the configuration, the history and the Λ trajectory."""
+
     P: np.ndarray
     Q: np.ndarray
     lambda_P: np.ndarray
@@ -49,11 +59,11 @@ class Model:
     seen_indptr: np.ndarray = None
     seen_items: np.ndarray = None
     stop_reason: str = ""
-    split: object = field(default=None, repr=False, compare=False)   # in memory, not saved
+    split: object = field(default=None, repr=False, compare=False)  # in memory, not saved
     _lookup: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.user_ids is not None:       # the type a saved model reads back
+        if self.user_ids is not None:  # the type a saved model reads back
             self.user_ids, self.item_ids = plain_ids(self.user_ids), plain_ids(self.item_ids)
 
     @property
@@ -76,8 +86,9 @@ class Model:
 
     def _index(self, kind, ids, values):
         if ids is None:
-            raise DataError("this model carries no original ids (it was not trained from a "
-                            "Split); retrain it")
+            raise DataError(
+                "this model carries no original ids (it was not trained from a Split); retrain it"
+            )
         if kind not in self._lookup:
             self._lookup[kind] = {str(x): i for i, x in enumerate(ids.tolist())}
         lookup = self._lookup[kind]
@@ -88,15 +99,22 @@ class Model:
         for k, v in enumerate(values.tolist()):
             i = lookup.get(str(v))
             if i is None:
-                raise DataError(f"unknown {kind} id {shown(v)}: the model has {len(ids):,} "
-                                f"{kind}s (ids such as {shown(str(ids[0]))})")
+                raise DataError(
+                    f"unknown {kind} id {shown(v)}: the model has {len(ids):,} "
+                    f"{kind}s (ids such as {shown(str(ids[0]))})"
+                )
             out[k] = i
         return out
 
     # --- inference ----------------------------------------------------------------------------
-    def recommend(self, users: Any, n: int = 10, filter_seen: bool = True,
-                  items: Optional[Sequence] = None,
-                  device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self,
+        users: Any,
+        n: int = 10,
+        filter_seen: bool = True,
+        items: Optional[Sequence] = None,
+        device: str = "cpu",
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """The top ``n`` items of each user by score p_u·q_i (float64), best first.
 
         Parameters
@@ -121,20 +139,25 @@ class Model:
         """
         one = np.ndim(users) == 0
         rows = self.user_index(users)
-        candidates = (np.arange(self.n_items, dtype=np.int64) if items is None else
-                      np.unique(self.item_index(items)))
+        candidates = (
+            np.arange(self.n_items, dtype=np.int64)
+            if items is None
+            else np.unique(self.item_index(items))
+        )
         if filter_seen:
             if self.seen_indptr is None:
-                raise DataError("this model carries no interactions to filter; pass "
-                                "filter_seen=False")
+                raise DataError(
+                    "this model carries no interactions to filter; pass filter_seen=False"
+                )
             excluded = (self.seen_indptr, self.seen_items)
         else:
             excluded = (np.zeros(self.n_users + 1, np.int64), np.zeros(0, np.int64))
         top, scores = self._top_n(self.P, self.Q, rows, n, excluded, candidates, device)
         return self._result(self.item_ids, top, scores, one)
 
-    def similar_items(self, items: Any, n: int = 10,
-                      device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, items: Any, n: int = 10, device: str = "cpu"
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """The ``n`` items most similar to each of ``items`` by cosine similarity of their
         embeddings q (the item itself left out), most similar first.
 
@@ -143,11 +166,13 @@ class Model:
         item_ids, similarities : ndarray
             Shaped as :meth:`recommend`'s.
         """
-        return self._similar(self.Q, self.item_index(items), self.item_ids, n, device,
-                             np.ndim(items) == 0)
+        return self._similar(
+            self.Q, self.item_index(items), self.item_ids, n, device, np.ndim(items) == 0
+        )
 
-    def similar_users(self, users: Any, n: int = 10,
-                      device: str = "cpu") -> Tuple[np.ndarray, np.ndarray]:
+    def similar_users(
+        self, users: Any, n: int = 10, device: str = "cpu"
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """The ``n`` users most similar to each of ``users`` by cosine similarity of their
         embeddings p (the user itself left out).
 
@@ -156,8 +181,9 @@ class Model:
         user_ids, similarities : ndarray
             Shaped as :meth:`recommend`'s.
         """
-        return self._similar(self.P, self.user_index(users), self.user_ids, n, device,
-                             np.ndim(users) == 0)
+        return self._similar(
+            self.P, self.user_index(users), self.user_ids, n, device, np.ndim(users) == 0
+        )
 
     def score(self, users: Sequence, items: Sequence) -> np.ndarray:
         """Scores p_u·q_i (float64) of the pairs (users[k], items[k]), original ids.
@@ -171,14 +197,16 @@ class Model:
         i = self.item_index(items)
         if len(u) != len(i):
             raise ConfigError(f"score needs as many users as items, got {len(u)} and {len(i)}")
-        return np.einsum("ij,ij->i", np.asarray(self.P[u], np.float64),
-                         np.asarray(self.Q[i], np.float64))
+        return np.einsum(
+            "ij,ij->i", np.asarray(self.P[u], np.float64), np.asarray(self.Q[i], np.float64)
+        )
 
     def _similar(self, X, rows, ids, n, device, one):
         unit = unit_rows(X)
         own = (np.arange(len(X) + 1, dtype=np.int64), np.arange(len(X), dtype=np.int64))
-        top, scores = self._top_n(unit, unit, rows, n, own, np.arange(len(X), dtype=np.int64),
-                                  device)
+        top, scores = self._top_n(
+            unit, unit, rows, n, own, np.arange(len(X), dtype=np.int64), device
+        )
         return self._result(ids, top, scores, one)
 
     @staticmethod
@@ -198,17 +226,25 @@ class Model:
         out = np.where(top >= 0, ids[np.maximum(top, 0)], np.asarray(pad, ids.dtype))
         return (out[0], scores[0]) if one else (out, scores)
 
-    def evaluate(self, split: Optional[Split] = None, target: str = "test",
-                 ks: Optional[Sequence[int]] = None, device: Optional[str] = None) -> dict:
+    def evaluate(
+        self,
+        split: Optional[Split] = None,
+        target: str = "test",
+        ks: Optional[Sequence[int]] = None,
+        device: Optional[str] = None,
+    ) -> dict:
         """SPEC §7 metrics on ``target`` of ``split`` (default: the split ``fit`` made);
         ``device`` defaults to the one the model trained on (``cuda`` or else ``cpu``).
         ``valid`` means the validation interactions selection uses: the slice held out from Λ
         when the model was trained with ``selection_frac`` > 0."""
         from .trainer import selection_target
+
         split = self.split if split is None else split
         if split is None:
-            raise ConfigError("evaluate needs the split: this model was loaded from a folder, "
-                              "pass Split.load(folder/split.npz)")
+            raise ConfigError(
+                "evaluate needs the split: this model was loaded from a folder, "
+                "pass Split.load(folder/split.npz)"
+            )
         if target not in ("train", "valid", "test", "selection"):
             raise ConfigError(f"target must be train, valid or test, got {shown(target)}")
         device = device or evaluation_device(self.config.get("device"))
@@ -220,16 +256,30 @@ class Model:
         """Write ``model.npz`` and ``model.json`` into ``folder`` (created if needed), each
         file whole (``io.write_whole``)."""
         from . import __version__
+
         os.makedirs(folder, exist_ok=True)
-        arrays = dict(user_embeddings=self.P, item_embeddings=self.Q, lambda_P=self.lambda_P,
-                      lambda_Q=self.lambda_Q)
+        arrays = dict(
+            user_embeddings=self.P,
+            item_embeddings=self.Q,
+            lambda_P=self.lambda_P,
+            lambda_Q=self.lambda_Q,
+        )
         if self.user_ids is not None:
-            arrays.update(user_ids=plain_ids(self.user_ids), item_ids=plain_ids(self.item_ids),
-                          seen_indptr=self.seen_indptr, seen_items=self.seen_items)
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "lopt_np_version": __version__, "config": self.config,
-                "best_epoch": self.best_epoch, "stop_reason": self.stop_reason,
-                "history": self.history}
+            arrays.update(
+                user_ids=plain_ids(self.user_ids),
+                item_ids=plain_ids(self.item_ids),
+                seen_indptr=self.seen_indptr,
+                seen_items=self.seen_items,
+            )
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "lopt_np_version": __version__,
+            "config": self.config,
+            "best_epoch": self.best_epoch,
+            "stop_reason": self.stop_reason,
+            "history": self.history,
+        }
         write_npz(os.path.join(folder, "model.npz"), arrays)
         write_json(os.path.join(folder, "model.json"), meta)
 
@@ -248,11 +298,21 @@ class Model:
                     trajectory = {k: z[k] for k in z.files}
             except NPZ_READ_ERRORS as exc:
                 raise DataError(f"cannot read {traj_path}: {exc}") from None
-        model = cls(arrays["user_embeddings"], arrays["item_embeddings"], arrays["lambda_P"],
-                    arrays["lambda_Q"], meta.get("config", {}), meta.get("history", []),
-                    trajectory, int(meta.get("best_epoch", 0)), arrays["user_ids"],
-                    arrays["item_ids"], arrays["seen_indptr"], arrays["seen_items"],
-                    str(meta.get("stop_reason", "")))
+        model = cls(
+            arrays["user_embeddings"],
+            arrays["item_embeddings"],
+            arrays["lambda_P"],
+            arrays["lambda_Q"],
+            meta.get("config", {}),
+            meta.get("history", []),
+            trajectory,
+            int(meta.get("best_epoch", 0)),
+            arrays["user_ids"],
+            arrays["item_ids"],
+            arrays["seen_indptr"],
+            arrays["seen_items"],
+            str(meta.get("stop_reason", "")),
+        )
         _check(model, folder)
         return model
 
@@ -260,12 +320,15 @@ class Model:
 def _top_n_rows(device):
     if device == "cuda":
         from .backends.cuda_support import cuda_module
-        cuda_module()                      # a one-line error where CUDA cannot run
+
+        cuda_module()  # a one-line error where CUDA cannot run
         from .kernels.cuda.recommend import top_n_rows
+
         return top_n_rows
     if device != "cpu":
         raise ConfigError(f"device must be cpu or cuda, got {shown(device)}")
     from .kernels.cpu.recommend import top_n_rows
+
     return top_n_rows
 
 
@@ -275,9 +338,10 @@ def _read_meta(folder):
     path = os.path.join(folder, "model.json")
     if not os.path.isfile(path):
         old = os.path.isfile(os.path.join(folder, "model.npz"))
-        raise DataError(f"{folder} is not a model folder: model.json is missing" +
-                        (" (written by lopt_np before 0.2; retrain to use it here)" if old
-                         else ""))
+        raise DataError(
+            f"{folder} is not a model folder: model.json is missing"
+            + (" (written by lopt_np before 0.2; retrain to use it here)" if old else "")
+        )
     try:
         with open(path, encoding="utf-8") as fh:
             meta = json.load(fh)
@@ -287,9 +351,11 @@ def _read_meta(folder):
         raise DataError(f"{path} is not a lopt_np model description")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise DataError(f"{folder} holds model format version {version} (written by lopt_np "
-                        f"{meta.get('lopt_np_version', '?')}); this lopt_np reads version "
-                        f"{FORMAT_VERSION}")
+        raise DataError(
+            f"{folder} holds model format version {version} (written by lopt_np "
+            f"{meta.get('lopt_np_version', '?')}); this lopt_np reads version "
+            f"{FORMAT_VERSION}"
+        )
     return meta
 
 
@@ -309,8 +375,10 @@ def _read_arrays(folder):
 
 def _check(m, folder):
     """Shapes, dtypes, index ranges and finiteness of a loaded model."""
+
     def bad(what):
         raise DataError(f"{folder}/model.npz is inconsistent: {what}")
+
     for name, X in (("user_embeddings", m.P), ("item_embeddings", m.Q)):
         if X.ndim != 2 or X.dtype.kind != "f":
             bad(f"{name} must be a 2-D float array, got {X.dtype} of shape {X.shape}")
@@ -319,8 +387,10 @@ def _check(m, folder):
     if m.P.shape[1] != m.Q.shape[1]:
         bad(f"user and item embeddings have different widths ({m.P.shape[1]}, {m.Q.shape[1]})")
     if len(m.user_ids) != m.n_users or len(m.item_ids) != m.n_items:
-        bad(f"{len(m.user_ids)} user ids for {m.n_users} users, {len(m.item_ids)} item ids for "
-            f"{m.n_items} items")
+        bad(
+            f"{len(m.user_ids)} user ids for {m.n_users} users, {len(m.item_ids)} item ids for "
+            f"{m.n_items} items"
+        )
     indptr, items = m.seen_indptr, m.seen_items
     if indptr.dtype.kind != "i" or items.dtype.kind != "i" or indptr.shape != (m.n_users + 1,):
         bad("seen_indptr/seen_items are not the users' compressed rows")
@@ -340,4 +410,3 @@ def _check(m, folder):
 def load(folder: str) -> Model:
     """The :class:`Model` in ``folder`` (a ``Model.save`` folder or a ``lopt train`` run)."""
     return Model.load(folder)
-

@@ -6,6 +6,7 @@
 line: step reports and epoch records), :class:`Tee` (several at once) and :class:`RunControl`
 (per-epoch callbacks and a time budget, which stop training cleanly, the best epoch kept).
 """
+
 import json
 import math
 import sys
@@ -92,6 +93,7 @@ class StopOnSignal(Progress):
     def __enter__(self):
         import signal
         import threading
+
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 sig = getattr(signal, name)
@@ -100,6 +102,7 @@ class StopOnSignal(Progress):
 
     def __exit__(self, *exc):
         import signal
+
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous = {}
@@ -107,11 +110,16 @@ class StopOnSignal(Progress):
 
     def _handle(self, signum, frame):
         import signal
-        if self.signal_name:                         # the second one: stop now
+
+        if self.signal_name:  # the second one: stop now
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
-        print(f"\n{self.signal_name}: stopping after this step; the run so far will be "
-              f"written (send it again to abort)", file=self.file, flush=True)
+        print(
+            f"\n{self.signal_name}: stopping after this step; the run so far will be "
+            f"written (send it again to abort)",
+            file=self.file,
+            flush=True,
+        )
 
     def stop_now(self):
         return f"interrupted by {self.signal_name}" if self.signal_name else ""
@@ -119,8 +127,11 @@ class StopOnSignal(Progress):
 
 def format_seconds(s):
     s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (
-        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+    return (
+        f"{s // 3600}h{s % 3600 // 60:02d}m"
+        if s >= 3600
+        else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+    )
 
 
 def lambda_text(mean_lambda):
@@ -141,11 +152,16 @@ class ConsoleProgress(Progress):
 
     def epoch_start(self, epoch, n_steps):
         import click
+
         self.t0, self.done = time.perf_counter(), 0
         if self.tty:
-            self.bar = click.progressbar(length=n_steps, label=f"{self.label} {epoch}/"
-                                         f"{self.epochs}", file=self.file, show_eta=True,
-                                         item_show_func=lambda _: self.info)
+            self.bar = click.progressbar(
+                length=n_steps,
+                label=f"{self.label} {epoch}/{self.epochs}",
+                file=self.file,
+                show_eta=True,
+                item_show_func=lambda _: self.info,
+            )
             self.bar.__enter__()
 
     def step(self, n_done, train_loss, valid_loss, mean_lambda):
@@ -163,8 +179,12 @@ class ConsoleProgress(Progress):
         left = (self.epochs - record["epoch"]) * sorted(self.times)[len(self.times) // 2]
         valid = f"; valid {format_metrics(record['valid'])}" if "valid" in record else ""
         eta = f", run ETA ≤ {format_seconds(left)}" if record["epoch"] < self.epochs else ""
-        print(f"  {self.label} {record['epoch']}/{self.epochs}: {self.info}{valid} "
-              f"({self.times[-1]:.1f} s{eta})", file=self.file, flush=True)
+        print(
+            f"  {self.label} {record['epoch']}/{self.epochs}: {self.info}{valid} "
+            f"({self.times[-1]:.1f} s{eta})",
+            file=self.file,
+            flush=True,
+        )
 
 
 class JsonLinesLog(Progress):
@@ -183,9 +203,17 @@ class JsonLinesLog(Progress):
         self.epoch = epoch
 
     def step(self, n_done, train_loss, valid_loss, mean_lambda):
-        self._write({"event": "step", "epoch": self.epoch, "step_in_epoch": n_done,
-                     "train_loss": train_loss, "lookahead_valid_loss": valid_loss,
-                     "mean_lambda_P": mean_lambda[0], "mean_lambda_Q": mean_lambda[1]})
+        self._write(
+            {
+                "event": "step",
+                "epoch": self.epoch,
+                "step_in_epoch": n_done,
+                "train_loss": train_loss,
+                "lookahead_valid_loss": valid_loss,
+                "mean_lambda_P": mean_lambda[0],
+                "mean_lambda_Q": mean_lambda[1],
+            }
+        )
 
     def epoch_end(self, record):
         self._write({"event": "epoch", **record})

@@ -7,6 +7,7 @@ validation V, real B per step), P/Q/Λ snapshots and per-step losses and column 
 deviations from the recording; the trace README gives the tolerances (1e-11 absolute under Adam,
 1e-13 under SGD, float64).
 """
+
 import json
 
 import numpy as np
@@ -33,16 +34,25 @@ def trace_config(trace, preset="authors", **overrides):
     o = trace["meta"]["opt"]
     bs = int(o["batch_size_train"])
     settings = dict(
-        dim=int(o["latent_dim"]), optimizer=o["mf_optimizer"], lr=float(o["mf_lr"]),
-        eps=float(o["mf_eps"]), beta1=float(o["mf_betas"][0]), beta2=float(o["mf_betas"][1]),
-        batch_size=bs, valid_batch_size=int(o["batch_size_valid"]),
+        dim=int(o["latent_dim"]),
+        optimizer=o["mf_optimizer"],
+        lr=float(o["mf_lr"]),
+        eps=float(o["mf_eps"]),
+        beta1=float(o["mf_betas"][0]),
+        beta2=float(o["mf_betas"][1]),
+        batch_size=bs,
+        valid_batch_size=int(o["batch_size_valid"]),
         granularity=LAMBDA_NETWORKS[o["lambda_network_type"]],
         lambda_optimizer="amsgrad" if o["lambda_network_amsgrad"] else "adam",
-        lambda_lr=float(o["lambda_network_lr"]), lambda_clip=float(o["lambda_network_grad_clip"]),
+        lambda_lr=float(o["lambda_network_lr"]),
+        lambda_clip=float(o["lambda_network_grad_clip"]),
         lambda_beta1=float(o["lambda_network_betas"][0]),
         lambda_beta2=float(o["lambda_network_betas"][1]),
-        lambda_init=float(o["lambda_network_init"]), dtype="float64", eval_every=0,
-        patience=0)
+        lambda_init=float(o["lambda_network_init"]),
+        dtype="float64",
+        eval_every=0,
+        patience=0,
+    )
     return TrainConfig.from_preset(preset, **{**settings, **overrides}).validate()
 
 
@@ -71,11 +81,25 @@ def replay(trace, cfg, steps=None):
     g = get_granularity(cfg.granularity)
     n_users, n_items = trace["P0"].shape[0], trace["Q0"].shape[0]
     lam_P, lam_Q = init_lambda(g, n_users, n_items, cfg.dim, cfg.lambda_init, np.float64)
-    backend = make_trainer_backend(cfg, trace["P0"].copy(), trace["Q0"].copy(), lam_P, lam_Q,
-                                   cfg.batch_size, cfg.valid_batch_size or cfg.batch_size)
+    backend = make_trainer_backend(
+        cfg,
+        trace["P0"].copy(),
+        trace["Q0"].copy(),
+        lam_P,
+        lam_Q,
+        cfg.batch_size,
+        cfg.valid_batch_size or cfg.batch_size,
+    )
     snaps = {int(n): s for s, n in enumerate(trace["snap_n_steps"])}
-    dev = {"theta": 0.0, "lambda": 0.0, "train_loss": 0.0, "valid_loss": 0.0,
-           "fingerprint": 0.0, "draws": 0, "steps": n_steps}
+    dev = {
+        "theta": 0.0,
+        "lambda": 0.0,
+        "train_loss": 0.0,
+        "valid_loss": 0.0,
+        "fingerprint": 0.0,
+        "draws": 0,
+        "steps": n_steps,
+    }
     for k in range(n_steps):
         drawn = []
 
@@ -100,21 +124,24 @@ def replay(trace, cfg, steps=None):
         lP, lQ = np.broadcast_to(lP, P.shape), np.broadcast_to(lQ, Q.shape)
         fps = [("P", P), ("Q", Q), ("lam_user", lP), ("lam_item", lQ)]
         for name, x in fps:
-            if g.tied and name.startswith("lam"):       # D: the fingerprint is Λ itself
+            if g.tied and name.startswith("lam"):  # D: the fingerprint is Λ itself
                 got, want = x[0], trace[f"fp_{name}_colsum"][k]
                 dev["fingerprint"] = max(dev["fingerprint"], _rel(got, want))
                 continue
             for stat, got in (("colsum", x.sum(axis=0)), ("colsumsq", (x * x).sum(axis=0))):
-                dev["fingerprint"] = max(dev["fingerprint"],
-                                         _rel(got, trace[f"fp_{name}_{stat}"][k]))
+                dev["fingerprint"] = max(
+                    dev["fingerprint"], _rel(got, trace[f"fp_{name}_{stat}"][k])
+                )
         s = snaps.get(k + 1)
         if s is not None:
-            dev["theta"] = max(dev["theta"], np.abs(P - trace["snap_P"][s]).max(),
-                               np.abs(Q - trace["snap_Q"][s]).max())
+            dev["theta"] = max(
+                dev["theta"],
+                np.abs(P - trace["snap_P"][s]).max(),
+                np.abs(Q - trace["snap_Q"][s]).max(),
+            )
             want_P = trace["snap_lam_user"][s].reshape(-1, lP.shape[1])
             want_Q = trace["snap_lam_item"][s].reshape(-1, lQ.shape[1])
-            dev["lambda"] = max(dev["lambda"], np.abs(lP - want_P).max(),
-                                np.abs(lQ - want_Q).max())
+            dev["lambda"] = max(dev["lambda"], np.abs(lP - want_P).max(), np.abs(lQ - want_Q).max())
     return {k: float(v) if k not in ("draws", "steps") else v for k, v in dev.items()}
 
 

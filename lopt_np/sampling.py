@@ -5,6 +5,7 @@ user's training items (batches B of the real step); an independent order for the
 batches B̄; and validation triplets (negatives outside train ∪ validation) for the batches V.
 Everything but the permutations (NumPy's generator) runs in compiled parallel kernels.
 """
+
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +21,7 @@ BITMAP_MAX_BYTES = 256 << 20
 
 class ExcludedItems(NamedTuple):
     """Each user's excluded items: sorted CSR lists, and a bitmap (no columns when too big)."""
+
     indptr: np.ndarray
     indices: np.ndarray
     bits: np.ndarray
@@ -49,10 +51,12 @@ class TripletSampler:
     def __init__(self, split, seed=0, bitmap_max_bytes=BITMAP_MAX_BYTES):
         self.split = split
         self.seed = int(seed)
-        self.train_excluded = ExcludedItems.build(*split.csr(("train",)), split.n_items,
-                                                  bitmap_max_bytes)
-        self.valid_excluded = ExcludedItems.build(*split.csr(("train", "valid", "selection")),
-                                                  split.n_items, bitmap_max_bytes)
+        self.train_excluded = ExcludedItems.build(
+            *split.csr(("train",)), split.n_items, bitmap_max_bytes
+        )
+        self.valid_excluded = ExcludedItems.build(
+            *split.csr(("train", "valid", "selection")), split.n_items, bitmap_max_bytes
+        )
 
     def _stream(self, epoch, stream):
         ss = np.random.SeedSequence([self.seed, int(epoch), stream])
@@ -93,8 +97,9 @@ class BatchStream:
     def restore(self, passes, pos):
         """Continue where a checkpointed stream was: pass ``passes``, position ``pos``."""
         self.passes, self.pos = int(passes), int(pos)
-        self.triplets = (self.sampler.train_triplets(self.passes, self.stream)
-                         if self.passes else None)
+        self.triplets = (
+            self.sampler.train_triplets(self.passes, self.stream) if self.passes else None
+        )
 
     def next(self, size):
         if self.triplets is None or self.pos >= len(self.triplets.users):

@@ -13,6 +13,7 @@ run depends on its seed only).
 into ``runs/NAME/`` as it completes, with its ``result.json``; ``sweep.json`` holds the plan,
 so that ``--resume`` trains only the runs not yet written, and refuses another plan.
 """
+
 import contextlib
 import dataclasses
 import json
@@ -25,16 +26,24 @@ import threading
 import time
 
 from .errors import ConfigError, LoptError, TrainingDivergedError
-from .io import (_commit, check_output_dir, format_metrics, metric_label, save_run, write_json,
-                 write_text, write_whole)
+from .io import (
+    _commit,
+    check_output_dir,
+    format_metrics,
+    metric_label,
+    save_run,
+    write_json,
+    write_text,
+    write_whole,
+)
 
 try:
     import fcntl
-except ImportError:            # not on Windows: a second sweep on one folder is then not caught
+except ImportError:  # not on Windows: a second sweep on one folder is then not caught
     fcntl = None
 
 DASK_EXTRA = 'pip install "lopt_np[dask]"'
-CONNECT_TIMEOUT = "10s"         # how long to wait for a --scheduler to answer
+CONNECT_TIMEOUT = "10s"  # how long to wait for a --scheduler to answer
 PLAN_FORMAT = 1
 
 
@@ -43,6 +52,7 @@ class Run:
     """One training of a sweep: ``name`` (its folder under ``runs/``, unique in the sweep),
     ``params`` (:class:`~lopt_np.trainer.LambdaOpt` parameters), ``dataset`` (the key of its
     split) and ``settings`` (what the sweep's table shows for it: the options varied)."""
+
     name: str
     params: dict
     dataset: str = "data"
@@ -55,6 +65,7 @@ class Outcome:
     evaluation (``lopt_np.evaluation.evaluate``'s result), seconds, or why it failed. ``model``
     is the trained :class:`~lopt_np.trainer.LambdaOpt` (``None`` when failed or read back from
     a sweep folder)."""
+
     run: Run
     best_epoch: int = 0
     valid: dict = dataclasses.field(default_factory=dict)
@@ -62,7 +73,7 @@ class Outcome:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     failed: str = ""
-    epoch_seconds: list = dataclasses.field(default_factory=list)   # training, per epoch
+    epoch_seconds: list = dataclasses.field(default_factory=list)  # training, per epoch
     model: object = dataclasses.field(default=None, repr=False)
 
     @property
@@ -71,26 +82,39 @@ class Outcome:
 
     def record(self):
         """What ``result.json`` holds (everything but the model)."""
-        return {"run": self.run.name, "dataset": self.run.dataset,
-                "settings": self.run.settings, "best_epoch": self.best_epoch,
-                "valid": self.valid, "test_result": self.test_result,
-                "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds,
-                "failed": self.failed, "epoch_seconds": self.epoch_seconds}
+        return {
+            "run": self.run.name,
+            "dataset": self.run.dataset,
+            "settings": self.run.settings,
+            "best_epoch": self.best_epoch,
+            "valid": self.valid,
+            "test_result": self.test_result,
+            "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
+            "failed": self.failed,
+            "epoch_seconds": self.epoch_seconds,
+        }
 
     def row(self):
         """The run's row of the sweep's table."""
-        return {"run": self.run.name, "dataset": self.run.dataset, **self.run.settings,
-                "status": f"failed: {self.failed}" if self.failed else "ok",
-                "best_epoch": self.best_epoch,
-                **{f"valid_{k}": v for k, v in self.valid.items()},
-                **{f"test_{k}": v for k, v in self.test.items()},
-                "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds}
+        return {
+            "run": self.run.name,
+            "dataset": self.run.dataset,
+            **self.run.settings,
+            "status": f"failed: {self.failed}" if self.failed else "ok",
+            "best_epoch": self.best_epoch,
+            **{f"valid_{k}": v for k, v in self.valid.items()},
+            **{f"test_{k}": v for k, v in self.test.items()},
+            "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
+        }
 
 
 def train_run(split, run, threads=None):
     """Train ``run`` on ``split`` and evaluate it on test (what a worker executes); a run that
     diverges is returned failed, with its message."""
     from .trainer import LambdaOpt
+
     params = dict(run.params) if threads is None else {**run.params, "threads": threads}
     t0 = time.perf_counter()
     try:
@@ -99,12 +123,20 @@ def train_run(split, run, threads=None):
         return Outcome(run, wall_seconds=time.perf_counter() - t0, failed=str(exc))
     record = next(h for h in model.history if h["epoch"] == model.best_epoch)
     valid = record.get("valid")
-    if valid is None:                       # no evaluation during training (eval_every=0)
+    if valid is None:  # no evaluation during training (eval_every=0)
         valid = model.evaluate(split, "valid")["metrics"]
     test = model.evaluate(split, "test")
     seconds = [h["train_seconds"] for h in model.history]
-    return Outcome(run, model.best_epoch, valid, test, sum(seconds), time.perf_counter() - t0,
-                   epoch_seconds=seconds, model=model)
+    return Outcome(
+        run,
+        model.best_epoch,
+        valid,
+        test,
+        sum(seconds),
+        time.perf_counter() - t0,
+        epoch_seconds=seconds,
+        model=model,
+    )
 
 
 # --- where the runs execute --------------------------------------------------------------------
@@ -117,8 +149,10 @@ class Executor:
         if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
             raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
         if scheduler is not None and jobs != 1:
-            raise ConfigError("give either jobs (a cluster on this machine) or a scheduler "
-                              "(a cluster already running), not both")
+            raise ConfigError(
+                "give either jobs (a cluster on this machine) or a scheduler "
+                "(a cluster already running), not both"
+            )
         self.jobs, self.scheduler, self.threads = jobs, scheduler, threads
         self.client = self.cluster = None
         self.shipped = {}
@@ -135,12 +169,14 @@ class Executor:
 
             from distributed import Client, LocalCluster
         except ImportError:
-            raise ConfigError(f"running on several workers (jobs > 1 or a scheduler) needs "
-                              f"Dask distributed, an optional extra: {DASK_EXTRA}") from None
+            raise ConfigError(
+                f"running on several workers (jobs > 1 or a scheduler) needs "
+                f"Dask distributed, an optional extra: {DASK_EXTRA}"
+            ) from None
         try:
             self._connect(Client, LocalCluster, logging)
         except BaseException:
-            self.__exit__(None, None, None)        # a cluster half started: shut it down
+            self.__exit__(None, None, None)  # a cluster half started: shut it down
             raise
         return self
 
@@ -151,14 +187,19 @@ class Executor:
                 # with SIGINT ignored (inherited), and so again when a nanny restarts one
                 previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main() else None
                 try:
-                    self.cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1,
-                                                processes=True, dashboard_address=None,
-                                                silence_logs=logging.ERROR)
+                    self.cluster = LocalCluster(
+                        n_workers=self.jobs,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
                 finally:
                     if previous is not None:
                         signal.signal(signal.SIGINT, previous)
                 self.client = Client(self.cluster)
                 from .dask_worker import IgnoreInterrupt
+
                 self.client.register_plugin(IgnoreInterrupt(), name="lopt-ignore-sigint")
             else:
                 self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
@@ -180,8 +221,7 @@ class Executor:
         """How many runs train at once."""
         if self.client is None:
             return 1
-        return max(1, sum(w["nthreads"] for w in
-                          self.client.scheduler_info()["workers"].values()))
+        return max(1, sum(w["nthreads"] for w in self.client.scheduler_info()["workers"].values()))
 
     def run_threads(self):
         """Numba threads of each run: ``threads`` as given, or (0) the cores of this machine
@@ -201,11 +241,20 @@ class Executor:
                 yield fn(splits[run.dataset], run, threads)
             return
         from distributed import as_completed
+
         for key in {run.dataset for run in runs} - set(self.shipped):
             self.shipped[key] = self.client.scatter(splits[key], broadcast=True, hash=False)
-        futures = {self.client.submit(fn, self.shipped[run.dataset], run, threads,
-                                      key=f"lopt-{run.name}-{os.urandom(4).hex()}",
-                                      pure=False): run for run in runs}
+        futures = {
+            self.client.submit(
+                fn,
+                self.shipped[run.dataset],
+                run,
+                threads,
+                key=f"lopt-{run.name}-{os.urandom(4).hex()}",
+                pure=False,
+            ): run
+            for run in runs
+        }
         try:
             for future in as_completed(futures):
                 run = futures[future]
@@ -213,7 +262,7 @@ class Executor:
                     yield future.result()
                 except LoptError as exc:
                     yield Outcome(run, failed=str(exc))
-                except Exception as exc:                 # a lost worker, a bug in one run
+                except Exception as exc:  # a lost worker, a bug in one run
                     yield Outcome(run, failed=f"{type(exc).__name__}: {exc}")
                 future.release()
         finally:
@@ -243,18 +292,22 @@ class SweepFolder:
         plan_file = os.path.join(self.partial, "sweep.json")
         if os.path.isdir(self.partial):
             if not os.path.isfile(plan_file):
-                raise ConfigError(f"{self.partial} exists and was not written by a lopt_np "
-                                  f"sweep; move it away")
+                raise ConfigError(
+                    f"{self.partial} exists and was not written by a lopt_np sweep; move it away"
+                )
             if not self.resume:
                 if not self.overwrite:
                     raise ConfigError(
                         f"{self.partial} holds an unfinished sweep ({len(self.finished())} "
                         f"runs finished): add --resume to train only what is missing, or "
-                        f"--overwrite to start over")
+                        f"--overwrite to start over"
+                    )
                 shutil.rmtree(self.partial)
         elif self.resume:
-            raise ConfigError(f"nothing to resume: {self.partial} does not exist (a sweep "
-                              f"that was stopped leaves its finished runs there)")
+            raise ConfigError(
+                f"nothing to resume: {self.partial} does not exist (a sweep "
+                f"that was stopped leaves its finished runs there)"
+            )
         self.created = not os.path.isdir(self.partial)
         os.makedirs(os.path.join(self.partial, "runs"), exist_ok=True)
         self.lock = open(os.path.join(self.partial, ".lock"), "w")
@@ -271,7 +324,7 @@ class SweepFolder:
             self.lock.close()
             self.lock = None
             if exc and exc[0] is not None and self.created and not self.finished():
-                shutil.rmtree(self.partial, ignore_errors=True)    # nothing worth keeping
+                shutil.rmtree(self.partial, ignore_errors=True)  # nothing worth keeping
         return False
 
     def check_plan(self, plan):
@@ -283,9 +336,11 @@ class SweepFolder:
             with open(path) as fh:
                 old = json.load(fh)
             if old != plan:
-                raise ConfigError(f"--resume continues {self.partial} with the settings it was "
-                                  f"started with; these differ ({plan_difference(old, plan)}). "
-                                  f"Give the same options, or --overwrite to start over")
+                raise ConfigError(
+                    f"--resume continues {self.partial} with the settings it was "
+                    f"started with; these differ ({plan_difference(old, plan)}). "
+                    f"Give the same options, or --overwrite to start over"
+                )
         else:
             write_json(path, plan)
 
@@ -313,9 +368,17 @@ class SweepFolder:
         try:
             if outcome.model is not None:
                 from .io import run_summary
-                save_run(tmp, outcome.model, None, outcome.test_result, data_info,
-                         run_summary(title, data_info, outcome.best_epoch,
-                                     outcome.wall_seconds, outcome.test))
+
+                save_run(
+                    tmp,
+                    outcome.model,
+                    None,
+                    outcome.test_result,
+                    data_info,
+                    run_summary(
+                        title, data_info, outcome.best_epoch, outcome.wall_seconds, outcome.test
+                    ),
+                )
             write_json(os.path.join(tmp, "result.json"), outcome.record())
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
@@ -328,8 +391,7 @@ class SweepFolder:
 
     def write_table(self, name, frame):
         """A pandas table as CSV, written whole."""
-        write_whole(os.path.join(self.partial, name),
-                    lambda tmp: frame.to_csv(tmp, index=False))
+        write_whole(os.path.join(self.partial, name), lambda tmp: frame.to_csv(tmp, index=False))
 
     def commit(self):
         """The finished sweep becomes ``PATH`` (under the same rules as a run folder)."""
@@ -346,8 +408,11 @@ def plan_difference(old, new):
             return f"{key}: {old.get(key)!r} before, {new.get(key)!r} now"
     if set(old_runs) != set(new_runs):
         gone, added = sorted(set(old_runs) - set(new_runs)), sorted(set(new_runs) - set(old_runs))
-        return (f"runs {', '.join(gone[:3])} not planned now" if gone else
-                f"runs {', '.join(added[:3])} not planned before")
+        return (
+            f"runs {', '.join(gone[:3])} not planned now"
+            if gone
+            else f"runs {', '.join(added[:3])} not planned before"
+        )
     for name in sorted(old_runs):
         a, b = old_runs[name], new_runs[name]
         for key in sorted(set(a) | set(b)):
@@ -358,9 +423,16 @@ def plan_difference(old, new):
 
 def outcome_from_record(run, record):
     """The :class:`Outcome` of a run read back from its ``result.json`` (no model)."""
-    return Outcome(run, record["best_epoch"], record["valid"], record["test_result"],
-                   record["train_seconds"], record["wall_seconds"], record["failed"],
-                   record["epoch_seconds"])
+    return Outcome(
+        run,
+        record["best_epoch"],
+        record["valid"],
+        record["test_result"],
+        record["train_seconds"],
+        record["wall_seconds"],
+        record["failed"],
+        record["epoch_seconds"],
+    )
 
 
 def save_outcome(dest, outcome, split, data_info, summary_text, sweep=None):
@@ -403,6 +475,7 @@ def interrupt_on_signals():
 
     def handle(signum, frame):
         raise Interrupted(signal.Signals(signum).name)
+
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -416,8 +489,7 @@ class SweepProgress:
     redrawn in place on a terminal between them; ``log`` (a
     :class:`~lopt_np.progress.JsonLinesLog`) also gets a record per run."""
 
-    def __init__(self, total, slots=1, done=0, select="hr@100", file=None, log=None,
-                 quiet=False):
+    def __init__(self, total, slots=1, done=0, select="hr@100", file=None, log=None, quiet=False):
         self.total, self.slots, self.done, self.failed = total, slots, done, 0
         self.select, self.log, self.quiet = select, log, quiet
         self.file = file or sys.stderr
@@ -426,10 +498,12 @@ class SweepProgress:
 
     def counts(self):
         left = self.total - self.done
-        text = (f"{self.done}/{self.total} done, {self.failed} failed, "
-                f"{min(self.slots, left)} running")
+        text = (
+            f"{self.done}/{self.total} done, {self.failed} failed, {min(self.slots, left)} running"
+        )
         if self.new and left:
             from .progress import format_seconds
+
             per_slot = (time.perf_counter() - self.t0) / self.new
             text += f", ETA {format_seconds(per_slot * left)}"
         return text
@@ -441,18 +515,34 @@ class SweepProgress:
     def finished(self, outcome):
         self.done, self.new = self.done + 1, self.new + 1
         self.failed += bool(outcome.failed)
-        what = (f"failed: {outcome.failed}" if outcome.failed else
-                f"valid {metric_label(self.select)} {outcome.valid.get(self.select, math.nan):.4f}"
-                f", test {format_metrics(outcome.test)}")
+        what = (
+            f"failed: {outcome.failed}"
+            if outcome.failed
+            else f"valid {metric_label(self.select)} {outcome.valid.get(self.select, math.nan):.4f}"
+            f", test {format_metrics(outcome.test)}"
+        )
         if not self.quiet:
-            print(f"{chr(13) if self.tty else ''}[{self.counts()}] {outcome.run.name}: {what} "
-                  f"({outcome.wall_seconds:.1f} s)", file=self.file, flush=True)
+            print(
+                f"{chr(13) if self.tty else ''}[{self.counts()}] {outcome.run.name}: {what} "
+                f"({outcome.wall_seconds:.1f} s)",
+                file=self.file,
+                flush=True,
+            )
         if self.log is not None:
             self.log.event("run", **outcome.record(), done=self.done, total=self.total)
 
 
-def run_plan(executor, folder, runs, splits, data_info, fn=train_run, progress=None,
-             on_outcome=None, title="MF-BPR"):
+def run_plan(
+    executor,
+    folder,
+    runs,
+    splits,
+    data_info,
+    fn=train_run,
+    progress=None,
+    on_outcome=None,
+    title="MF-BPR",
+):
     """Train every run of ``runs`` not yet in ``folder`` (a :class:`SweepFolder`, or None: keep
     nothing) on ``executor``; each finished run is written as it completes. Returns
     ``{name: Outcome}`` for every run (those read back from the folder without a model)."""
@@ -466,8 +556,9 @@ def run_plan(executor, folder, runs, splits, data_info, fn=train_run, progress=N
         progress.started()
     for outcome in executor.map(fn, todo, splits):
         if folder is not None:
-            folder.write_run(outcome, splits[outcome.run.dataset],
-                             data_info.get(outcome.run.dataset, {}), title)
+            folder.write_run(
+                outcome, splits[outcome.run.dataset], data_info.get(outcome.run.dataset, {}), title
+            )
         outcomes[outcome.run.name] = outcome
         if on_outcome is not None:
             on_outcome(outcome)
@@ -487,8 +578,9 @@ def parse_setting(text, defaults):
         raise ConfigError(f"--set takes NAME=V1,V2,…, got {text!r}")
     if key not in fields or key in SWEEP_FIXED:
         allowed = ", ".join(sorted(fields - set(SWEEP_FIXED)))
-        raise ConfigError(f"--set {key}: not a training option that a sweep can vary (one of "
-                          f"{allowed})")
+        raise ConfigError(
+            f"--set {key}: not a training option that a sweep can vary (one of {allowed})"
+        )
     default = getattr(defaults, key)
     parsed = []
     for value in (v.strip() for v in values.split(",")):
@@ -506,8 +598,7 @@ def parse_setting(text, defaults):
             else:
                 parsed.append(value)
         except ValueError:
-            raise ConfigError(f"--set {key}: {value!r} is not a {type(default).__name__}") \
-                from None
+            raise ConfigError(f"--set {key}: {value!r} is not a {type(default).__name__}") from None
     if not parsed:
         raise ConfigError(f"--set {key}= gives no value")
     if len(set(parsed)) != len(parsed):
@@ -528,6 +619,7 @@ def product_runs(base, settings, seeds, datasets):
     ``seeds`` and ``datasets`` (names), each over the ``base`` parameters; a run's name says
     what it varies (``DU-lambda_lr=0.01-seed=1``)."""
     import itertools
+
     keys = [k for k, _ in settings]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"--set names an option twice: {keys}")
@@ -536,11 +628,15 @@ def product_runs(base, settings, seeds, datasets):
         for combo in itertools.product(*[values for _, values in settings]):
             for seed in seeds:
                 chosen = dict(zip(keys, combo))
-                parts = ([dataset] if len(datasets) > 1 else []) + [
-                    f"{k}={value_text(v)}" for k, v in chosen.items()] + [f"seed={seed}"]
+                parts = (
+                    ([dataset] if len(datasets) > 1 else [])
+                    + [f"{k}={value_text(v)}" for k, v in chosen.items()]
+                    + [f"seed={seed}"]
+                )
                 name = "-".join(parts).replace(os.sep, "_")
-                runs.append(Run(name, {**base, **chosen, "seed": seed}, dataset,
-                                {**chosen, "seed": seed}))
+                runs.append(
+                    Run(name, {**base, **chosen, "seed": seed}, dataset, {**chosen, "seed": seed})
+                )
     return runs
 
 
@@ -548,20 +644,26 @@ def summarize(outcomes, runs, select, data_info):
     """``summary.txt`` of ``lopt sweep``: one line per run, then each setting's mean ± std
     over its seeds."""
     import pandas as pd
+
     rows = [outcomes[r.name].row() for r in runs]
     table = pd.DataFrame(rows)
     metrics = [c for c in table.columns if c.startswith("test_")]
-    lines = [f"sweep of {len(runs)} runs ({sum(bool(outcomes[r.name].failed) for r in runs)} "
-             f"failed)"]
+    lines = [
+        f"sweep of {len(runs)} runs ({sum(bool(outcomes[r.name].failed) for r in runs)} failed)"
+    ]
     for name, info in data_info.items():
         from .io import format_summary
+
         lines.append(f"{name}: {format_summary(info)}")
     lines.append("")
     for r in runs:
         o = outcomes[r.name]
-        what = (f"failed: {o.failed}" if o.failed else
-                f"valid {metric_label(select)} {o.valid.get(select, math.nan):.4f}  test "
-                f"{format_metrics(o.test)}  ({o.wall_seconds:.1f} s)")
+        what = (
+            f"failed: {o.failed}"
+            if o.failed
+            else f"valid {metric_label(select)} {o.valid.get(select, math.nan):.4f}  test "
+            f"{format_metrics(o.test)}  ({o.wall_seconds:.1f} s)"
+        )
         lines.append(f"{r.name}: {what}")
     settings = [k for k in runs[0].settings if k != "seed"]
     ok = table[table["status"] == "ok"]
@@ -570,11 +672,19 @@ def summarize(outcomes, runs, select, data_info):
         keys = ["dataset"] + settings
         for key, group in ok.groupby(keys, sort=False):
             key = key if isinstance(key, tuple) else (key,)
-            label = " ".join(f"{k}={value_text(v)}" for k, v in zip(keys, key)
-                             if k != "dataset" or len(data_info) > 1) or "all"
+            label = (
+                " ".join(
+                    f"{k}={value_text(v)}"
+                    for k, v in zip(keys, key)
+                    if k != "dataset" or len(data_info) > 1
+                )
+                or "all"
+            )
             stats = "  ".join(
                 f"{metric_label(m[5:])} {group[m].mean():.4f} ± "
-                f"{group[m].std(ddof=1) if len(group) > 1 else 0.0:.4f}" for m in metrics)
+                f"{group[m].std(ddof=1) if len(group) > 1 else 0.0:.4f}"
+                for m in metrics
+            )
             lines.append(f"{label} (n={len(group)}): {stats}")
     return "\n".join(lines) + "\n", table
 
@@ -588,4 +698,3 @@ def split_values(values):
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds takes distinct integers ≥ 0, got {values!r}")
     return seeds
-

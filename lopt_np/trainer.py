@@ -4,6 +4,7 @@ granularity × {SGD, Adam} × {full, batch} scope, on any backend (SPEC §5 iter
     model = LambdaOpt(granularity="DUI", optimizer="adam").fit(split)
     model.evaluate(split)["metrics"]
 """
+
 import dataclasses
 import functools
 import math
@@ -18,8 +19,14 @@ from .backends import BACKENDS, make_backend
 from .backends.base import check_settings
 from .checkpoint import check_same_run, has_checkpoint, load_checkpoint, save_checkpoint
 from .errors import ConfigError, DataError, TrainingDivergedError, TrainingInterrupted
-from .evaluation import (DEFAULT_GROUP_EDGES, DEFAULT_KS, check_ks, evaluate, evaluation_device,
-                         group_of)
+from .evaluation import (
+    DEFAULT_GROUP_EDGES,
+    DEFAULT_KS,
+    check_ks,
+    evaluate,
+    evaluation_device,
+    group_of,
+)
 from .granularity import get_granularity, init_lambda
 from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LambdaOptimizer
@@ -43,13 +50,28 @@ LOOKAHEAD_BATCHES = ("independent", "stream", "same")
 # norm 100) is left out: it never takes effect (largest pre-clip norm 0.63 in the traces);
 # ``theta_clip`` runs it on the reference backend, where the replay tests check both.
 SPEC_SEMANTICS = dict(
-    eps_placement="inside", lambda_eps_placement="inside", lookahead_scope="same",
-    lookahead_eps_placement="same", lookahead_count="next", assumed_penalty=False,
-    lambda_warmup_steps=0, lookahead_batches="independent", lambda_rows="all")
+    eps_placement="inside",
+    lambda_eps_placement="inside",
+    lookahead_scope="same",
+    lookahead_eps_placement="same",
+    lookahead_count="next",
+    assumed_penalty=False,
+    lambda_warmup_steps=0,
+    lookahead_batches="independent",
+    lambda_rows="all",
+)
 AUTHORS_SEMANTICS = dict(
-    eps_placement="outside", lambda_eps_placement="outside", lookahead_scope="full",
-    lookahead_eps_placement="inside", lookahead_count="current", assumed_penalty=True,
-    lambda_warmup_steps=1, lookahead_batches="stream", scope="batch", lambda_rows="all")
+    eps_placement="outside",
+    lambda_eps_placement="outside",
+    lookahead_scope="full",
+    lookahead_eps_placement="inside",
+    lookahead_count="current",
+    assumed_penalty=True,
+    lambda_warmup_steps=1,
+    lookahead_batches="stream",
+    scope="batch",
+    lambda_rows="all",
+)
 FINAL_LAMBDAS = ("zero", "learned")
 # what a run written before an option existed did, where that differs from the option's default
 # (a checkpoint without the option resumes with this value; every other option: its default)
@@ -58,15 +80,26 @@ PRESETS = {
     "default": {},
     "spec": SPEC_SEMANTICS,
     "authors": dict(
-        AUTHORS_SEMANTICS, dim=128, lr=1e-3, init_std=1.0, lambda_optimizer="amsgrad",
-        lambda_lr=1e-3, lambda_clip=100.0, lambda_init=0.0, eps=1e-8, batch_size=1024,
-        selection_frac=0.0, patience=0),
+        AUTHORS_SEMANTICS,
+        dim=128,
+        lr=1e-3,
+        init_std=1.0,
+        lambda_optimizer="amsgrad",
+        lambda_lr=1e-3,
+        lambda_clip=100.0,
+        lambda_init=0.0,
+        eps=1e-8,
+        batch_size=1024,
+        selection_frac=0.0,
+        patience=0,
+    ),
 }
 
 
 @dataclass
 class TrainConfig:
     """Every hyperparameter of a run, with the names the CLI uses (``--lambda-lr`` …)."""
+
     dim: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"
@@ -74,7 +107,7 @@ class TrainConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     batch_size: int = 1024
-    valid_batch_size: int = 0          # 0: same as batch_size
+    valid_batch_size: int = 0  # 0: same as batch_size
     epochs: int = 100
     init_std: float = 0.1
     granularity: str = "DUI"
@@ -83,138 +116,231 @@ class TrainConfig:
     lambda_optimizer: str = "amsgrad"
     lambda_lr: float = 1e-3
     lambda_clip: float = 100.0
-    lambda_beta1: float = 0.9                # Λ's Adam/AMSGrad moments (its own, not Θ's)
+    lambda_beta1: float = 0.9  # Λ's Adam/AMSGrad moments (its own, not Θ's)
     lambda_beta2: float = 0.999
     lambda_eps: float = 1e-8
     lambda_update_interval: int = 1
-    lambda_rows: str = "batch"             # Λ entries Adam/AMSGrad update: V's rows, or all
+    lambda_rows: str = "batch"  # Λ entries Adam/AMSGrad update: V's rows, or all
     scope: str = "batch"
     # the variants of SPEC §8 (the authors' choices measured best; ``PRESETS["spec"]``: §3-§5)
-    eps_placement: str = "outside"           # Θ's Adam: ε inside or outside the root
-    lambda_eps_placement: str = "outside"    # the same for Λ's Adam/AMSGrad
-    lookahead_scope: str = "full"            # penalty scope in the lookahead (same: = scope)
+    eps_placement: str = "outside"  # Θ's Adam: ε inside or outside the root
+    lambda_eps_placement: str = "outside"  # the same for Λ's Adam/AMSGrad
+    lookahead_scope: str = "full"  # penalty scope in the lookahead (same: = scope)
     lookahead_eps_placement: str = "inside"  # ε in the lookahead's Adam (same: = eps_placement)
-    lookahead_count: str = "current"         # lookahead bias correction: t+1 (next) or t
-    assumed_penalty: bool = True             # ḡ also holds B̄'s batch penalty at the current Λ
-    theta_clip: float = math.inf             # global-norm clip of the Θ gradient
-    lambda_warmup_steps: int = 1             # real steps before the first λ step
-    lookahead_batches: str = "stream"        # B̄ and B: independent, one stream, or B̄ = B
-    shared_assumed_state: bool = False       # ḡ also enters the real Adam's moments and t
+    lookahead_count: str = "current"  # lookahead bias correction: t+1 (next) or t
+    assumed_penalty: bool = True  # ḡ also holds B̄'s batch penalty at the current Λ
+    theta_clip: float = math.inf  # global-norm clip of the Θ gradient
+    lambda_warmup_steps: int = 1  # real steps before the first λ step
+    lookahead_batches: str = "stream"  # B̄ and B: independent, one stream, or B̄ = B
+    shared_assumed_state: bool = False  # ḡ also enters the real Adam's moments and t
     # share of each user's validation interactions held out from Λ for early stopping and model
     # selection (SPEC §8, last paragraph); 0: Λ and selection share the validation set
     selection_frac: float = 0.25
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
-    threads: int = 0                   # 0: all cores
-    eval_every: int = 1                # validation metrics every N epochs (0: never)
-    early_stopping: str = "hr@100"     # validation metric watched (on the selection slice)
-    patience: int = 10                 # epochs without improvement before stopping (0: off)
+    threads: int = 0  # 0: all cores
+    eval_every: int = 1  # validation metrics every N epochs (0: never)
+    early_stopping: str = "hr@100"  # validation metric watched (on the selection slice)
+    patience: int = 10  # epochs without improvement before stopping (0: off)
     ks: tuple = field(default=DEFAULT_KS)
-    final_epochs: int = 20             # epochs of the final fit on every interaction (fit_final)
-    final_lambda: str = "zero"         # Λ of the final fit: zero or the learned Λ (fit_final)
+    final_epochs: int = 20  # epochs of the final fit on every interaction (fit_final)
+    final_lambda: str = "zero"  # Λ of the final fit: zero or the learned Λ (fit_final)
 
-    INTEGERS = ("dim", "final_epochs", "batch_size", "epochs", "lambda_update_interval",
-                "valid_batch_size", "threads", "eval_every", "patience", "lambda_warmup_steps",
-                "seed")
-    NUMBERS = ("lr", "lambda_lr", "init_std", "eps", "beta1", "beta2", "lambda_beta1",
-               "lambda_beta2", "lambda_eps", "lambda_init", "lambda_clip", "theta_clip",
-               "selection_frac")
-    STRINGS = ("optimizer", "granularity", "lambda_optimizer", "lambda_rows", "scope", "device",
-               "dtype", "early_stopping", "final_lambda")
+    INTEGERS = (
+        "dim",
+        "final_epochs",
+        "batch_size",
+        "epochs",
+        "lambda_update_interval",
+        "valid_batch_size",
+        "threads",
+        "eval_every",
+        "patience",
+        "lambda_warmup_steps",
+        "seed",
+    )
+    NUMBERS = (
+        "lr",
+        "lambda_lr",
+        "init_std",
+        "eps",
+        "beta1",
+        "beta2",
+        "lambda_beta1",
+        "lambda_beta2",
+        "lambda_eps",
+        "lambda_init",
+        "lambda_clip",
+        "theta_clip",
+        "selection_frac",
+    )
+    STRINGS = (
+        "optimizer",
+        "granularity",
+        "lambda_optimizer",
+        "lambda_rows",
+        "scope",
+        "device",
+        "dtype",
+        "early_stopping",
+        "final_lambda",
+    )
 
     def validate(self):
         """Every value checked, types first, as a :class:`ConfigError` naming the option."""
+
         def need(cond, msg):
             if not cond:
                 raise ConfigError(msg)
+
         for name in self.INTEGERS:
             v = getattr(self, name)
-            need(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)),
-                 f"{name} must be an integer, got {v!r}")
+            need(
+                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)),
+                f"{name} must be an integer, got {v!r}",
+            )
         for name in self.NUMBERS:
             v = getattr(self, name)
-            need(isinstance(v, (int, float, np.integer, np.floating))
-                 and not isinstance(v, (bool, np.bool_)), f"{name} must be a number, got {v!r}")
+            need(
+                isinstance(v, (int, float, np.integer, np.floating))
+                and not isinstance(v, (bool, np.bool_)),
+                f"{name} must be a number, got {v!r}",
+            )
         for name in self.STRINGS:
-            need(isinstance(getattr(self, name), str),
-                 f"{name} must be a name (a string), got {getattr(self, name)!r}")
-        need(isinstance(self.ks, (tuple, list)) and len(self.ks) > 0 and
-             all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
-                 for k in self.ks),
-             f"ks must be a non-empty list of positive integers, got {self.ks!r}")
+            need(
+                isinstance(getattr(self, name), str),
+                f"{name} must be a name (a string), got {getattr(self, name)!r}",
+            )
+        need(
+            isinstance(self.ks, (tuple, list))
+            and len(self.ks) > 0
+            and all(
+                isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
+                for k in self.ks
+            ),
+            f"ks must be a non-empty list of positive integers, got {self.ks!r}",
+        )
         need(self.seed >= 0, f"seed must be ≥ 0, got {self.seed!r}")
-        need(self.lambda_warmup_steps >= 0,
-             f"lambda_warmup_steps must be an integer ≥ 0, got {self.lambda_warmup_steps!r}")
-        need(isinstance(self.dim, (int, np.integer)) and self.dim >= 1,
-             f"dim must be a positive integer, got {self.dim!r}")
-        need(isinstance(self.final_epochs, (int, np.integer)) and self.final_epochs >= 1,
-             f"final_epochs must be a positive integer, got {self.final_epochs!r}")
-        need(self.final_lambda in FINAL_LAMBDAS, f"final_lambda must be one of "
-             f"{', '.join(FINAL_LAMBDAS)}, got {self.final_lambda!r}")
+        need(
+            self.lambda_warmup_steps >= 0,
+            f"lambda_warmup_steps must be an integer ≥ 0, got {self.lambda_warmup_steps!r}",
+        )
+        need(
+            isinstance(self.dim, (int, np.integer)) and self.dim >= 1,
+            f"dim must be a positive integer, got {self.dim!r}",
+        )
+        need(
+            isinstance(self.final_epochs, (int, np.integer)) and self.final_epochs >= 1,
+            f"final_epochs must be a positive integer, got {self.final_epochs!r}",
+        )
+        need(
+            self.final_lambda in FINAL_LAMBDAS,
+            f"final_lambda must be one of {', '.join(FINAL_LAMBDAS)}, got {self.final_lambda!r}",
+        )
         for name in ("lr", "lambda_lr", "init_std", "eps", "lambda_eps"):
             v = getattr(self, name)
-            need(isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
-                 f"{name} must be a positive number, got {v!r}")
+            need(
+                isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
+                f"{name} must be a positive number, got {v!r}",
+            )
         for name in ("beta1", "beta2", "lambda_beta1", "lambda_beta2"):
             v = getattr(self, name)
             need(0 <= v < 1, f"{name} must be in [0, 1), got {v!r}")
-        need(self.lambda_init >= 0 and math.isfinite(self.lambda_init),
-             f"lambda_init must be a finite number ≥ 0, got {self.lambda_init!r}")
+        need(
+            self.lambda_init >= 0 and math.isfinite(self.lambda_init),
+            f"lambda_init must be a finite number ≥ 0, got {self.lambda_init!r}",
+        )
         need(self.lambda_clip > 0, f"lambda_clip must be > 0, got {self.lambda_clip!r}")
         need(self.theta_clip > 0, f"theta_clip must be > 0, got {self.theta_clip!r}")
-        need(isinstance(self.selection_frac, (int, float)) and 0 <= self.selection_frac < 1,
-             f"selection_frac must be in [0, 1), got {self.selection_frac!r}")
-        for name, allowed in (("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
-                              ("lookahead_scope", ("same",) + SCOPES),
-                              ("lookahead_count", LOOKAHEAD_COUNTS),
-                              ("lookahead_batches", LOOKAHEAD_BATCHES)):
-            need(getattr(self, name) in allowed, f"unknown {name} {getattr(self, name)!r}; "
-                                                 f"expected one of {', '.join(allowed)}")
+        need(
+            isinstance(self.selection_frac, (int, float)) and 0 <= self.selection_frac < 1,
+            f"selection_frac must be in [0, 1), got {self.selection_frac!r}",
+        )
+        for name, allowed in (
+            ("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
+            ("lookahead_scope", ("same",) + SCOPES),
+            ("lookahead_count", LOOKAHEAD_COUNTS),
+            ("lookahead_batches", LOOKAHEAD_BATCHES),
+        ):
+            need(
+                getattr(self, name) in allowed,
+                f"unknown {name} {getattr(self, name)!r}; expected one of {', '.join(allowed)}",
+            )
         for name in ("assumed_penalty", "shared_assumed_state"):
-            need(isinstance(getattr(self, name), (bool, np.bool_)),
-                 f"{name} must be true or false, got {getattr(self, name)!r}")
-        need(not self.shared_assumed_state or (self.optimizer == "adam"
-                                               and self.device in ("cpu", "reference")),
-             "shared_assumed_state needs the dense 'adam' optimizer on the cpu or reference "
-             "backend")
-        need(self.lookahead_count == "next" or self.lambda_warmup_steps >= 1
-             or not self.learn_lambda,
-             "lookahead_count 'current' uses t = real steps done, which is 0 at the first step: "
-             "set lambda_warmup_steps ≥ 1")
+            need(
+                isinstance(getattr(self, name), (bool, np.bool_)),
+                f"{name} must be true or false, got {getattr(self, name)!r}",
+            )
+        need(
+            not self.shared_assumed_state
+            or (self.optimizer == "adam" and self.device in ("cpu", "reference")),
+            "shared_assumed_state needs the dense 'adam' optimizer on the cpu or reference backend",
+        )
+        need(
+            self.lookahead_count == "next"
+            or self.lambda_warmup_steps >= 1
+            or not self.learn_lambda,
+            "lookahead_count 'current' uses t = real steps done, which is 0 at the first step: "
+            "set lambda_warmup_steps ≥ 1",
+        )
         if self.device != "reference" and math.isfinite(self.theta_clip):
-            raise ConfigError(f"theta_clip is implemented on the reference backend only "
-                              f"(device {self.device!r}); leave it unset")
+            raise ConfigError(
+                f"theta_clip is implemented on the reference backend only "
+                f"(device {self.device!r}); leave it unset"
+            )
         for name in ("batch_size", "epochs", "lambda_update_interval"):
             v = getattr(self, name)
-            need(isinstance(v, (int, np.integer)) and v >= 1,
-                 f"{name} must be a positive integer, got {v!r}")
-        for name in ("valid_batch_size", "threads", "eval_every", "patience",
-                     "lambda_warmup_steps"):
+            need(
+                isinstance(v, (int, np.integer)) and v >= 1,
+                f"{name} must be a positive integer, got {v!r}",
+            )
+        for name in (
+            "valid_batch_size",
+            "threads",
+            "eval_every",
+            "patience",
+            "lambda_warmup_steps",
+        ):
             v = getattr(self, name)
-            need(isinstance(v, (int, np.integer)) and v >= 0,
-                 f"{name} must be an integer ≥ 0, got {v!r}")
+            need(
+                isinstance(v, (int, np.integer)) and v >= 0,
+                f"{name} must be an integer ≥ 0, got {v!r}",
+            )
         get_granularity(self.granularity)
         # the optimizers' names, ε placements, rows and scope: the backends' own check
-        check_settings(self.theta_optimizer(), self.lambda_optimizer_settings(), self.scope,
-                       self.lookahead_rule())
+        check_settings(
+            self.theta_optimizer(),
+            self.lambda_optimizer_settings(),
+            self.scope,
+            self.lookahead_rule(),
+        )
         try:
             check_optimizer_scope(self.optimizer, self.scope)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        need(self.device in BACKENDS, f"unknown device {self.device!r}; expected one of "
-                                      f"{', '.join(BACKENDS)}")
-        if self.device == "cuda":       # fail before any data is read, in one line
+        need(
+            self.device in BACKENDS,
+            f"unknown device {self.device!r}; expected one of {', '.join(BACKENDS)}",
+        )
+        if self.device == "cuda":  # fail before any data is read, in one line
             from .backends.cuda_support import cuda_module
+
             cuda_module()
-        need(self.dtype in ("float32", "float64"),
-             f"dtype must be float32 or float64, got {self.dtype!r}")
+        need(
+            self.dtype in ("float32", "float64"),
+            f"dtype must be float32 or float64, got {self.dtype!r}",
+        )
         metric = self.early_stopping.split("@")[0]
-        need(metric in METRICS and (metric == "auc" or "@" in self.early_stopping),
-             f"early_stopping must be auc, hr@K or ndcg@K, got {self.early_stopping!r}")
+        need(
+            metric in METRICS and (metric == "auc" or "@" in self.early_stopping),
+            f"early_stopping must be auc, hr@K or ndcg@K, got {self.early_stopping!r}",
+        )
         if "@" in self.early_stopping:
-            need(self.early_stopping.split("@")[1].isdigit(),
-                 f"early_stopping must be auc, hr@K or ndcg@K, got {self.early_stopping!r}")
+            need(
+                self.early_stopping.split("@")[1].isdigit(),
+                f"early_stopping must be auc, hr@K or ndcg@K, got {self.early_stopping!r}",
+            )
         return self
 
     def watched_ks(self):
@@ -240,22 +366,41 @@ class TrainConfig:
         return cls(**{**PRESETS[preset], **params})
 
     def theta_optimizer(self):
-        return ThetaOptimizer(self.optimizer, self.lr, self.beta1, self.beta2, self.eps,
-                              self.eps_placement, self.theta_clip)
+        return ThetaOptimizer(
+            self.optimizer,
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.eps_placement,
+            self.theta_clip,
+        )
 
     def lambda_optimizer_settings(self):
-        return LambdaOptimizer(self.lambda_optimizer, self.lambda_lr, self.lambda_beta1,
-                               self.lambda_beta2, self.lambda_eps, self.lambda_clip,
-                               self.lambda_eps_placement, self.lambda_rows)
+        return LambdaOptimizer(
+            self.lambda_optimizer,
+            self.lambda_lr,
+            self.lambda_beta1,
+            self.lambda_beta2,
+            self.lambda_eps,
+            self.lambda_clip,
+            self.lambda_eps_placement,
+            self.lambda_rows,
+        )
 
     def lookahead_rule(self):
         """The :class:`Lookahead` these settings describe, "same" resolved."""
         return Lookahead(
             scope=self.scope if self.lookahead_scope == "same" else self.lookahead_scope,
             assumed_penalty=bool(self.assumed_penalty),
-            eps_placement=(self.eps_placement if self.lookahead_eps_placement == "same"
-                           else self.lookahead_eps_placement),
-            count=self.lookahead_count, shared_state=bool(self.shared_assumed_state))
+            eps_placement=(
+                self.eps_placement
+                if self.lookahead_eps_placement == "same"
+                else self.lookahead_eps_placement
+            ),
+            count=self.lookahead_count,
+            shared_state=bool(self.shared_assumed_state),
+        )
 
     def lambda_due(self, step):
         """Whether real step number ``step`` (0-based) is preceded by a λ step."""
@@ -275,7 +420,7 @@ def lambda_opt_iteration(backend, cfg, step, draw):
     ``(L_fit, L_val(Θ̄) or None)``."""
     valid_loss = None
     if backend.learn_lambda and cfg.lambda_due(step):
-        if cfg.lookahead_batches == "same":      # B̄ = B
+        if cfg.lookahead_batches == "same":  # B̄ = B
             batch = draw(TRAIN)
             valid_loss = backend.lambda_step(batch, draw(VALID))
             return backend.theta_step(batch), valid_loss
@@ -286,10 +431,21 @@ def lambda_opt_iteration(backend, cfg, step, draw):
 
 def make_trainer_backend(cfg, P, Q, lam_P, lam_Q, max_batch, max_valid_batch):
     """The backend of ``cfg.device`` with the optimizers and lookahead rule ``cfg`` names."""
-    return make_backend(cfg.device, P, Q, lam_P, lam_Q, get_granularity(cfg.granularity),
-                        cfg.theta_optimizer(), cfg.lambda_optimizer_settings(), scope=cfg.scope,
-                        learn_lambda=cfg.learn_lambda, lookahead=cfg.lookahead_rule(),
-                        max_batch=max_batch, max_valid_batch=max_valid_batch)
+    return make_backend(
+        cfg.device,
+        P,
+        Q,
+        lam_P,
+        lam_Q,
+        get_granularity(cfg.granularity),
+        cfg.theta_optimizer(),
+        cfg.lambda_optimizer_settings(),
+        scope=cfg.scope,
+        learn_lambda=cfg.learn_lambda,
+        lookahead=cfg.lookahead_rule(),
+        max_batch=max_batch,
+        max_valid_batch=max_valid_batch,
+    )
 
 
 def selection_target(split, target, selection_frac):
@@ -300,8 +456,8 @@ def selection_target(split, target, selection_frac):
     return split, "selection" if len(split.selection) else "valid"
 
 
-DIVERGED_LOSS_FACTOR = 100.0       # a training loss this many times its start has diverged
-DIVERGED_PARAMETER = 1e6           # and so has an embedding entry beyond this magnitude
+DIVERGED_LOSS_FACTOR = 100.0  # a training loss this many times its start has diverged
+DIVERGED_PARAMETER = 1e6  # and so has an embedding entry beyond this magnitude
 
 
 def check_divergence(train_loss, first_loss, P, Q, step, epoch):
@@ -314,12 +470,14 @@ def check_divergence(train_loss, first_loss, P, Q, step, epoch):
         raise TrainingDivergedError(
             f"the training loss reached {train_loss:.3g} by step {step} (epoch {epoch}), over "
             f"{DIVERGED_LOSS_FACTOR:g} times its start ({first_loss:.3g}): training diverged; "
-            f"lower lr or lambda_lr, or set lambda_clip")
+            f"lower lr or lambda_lr, or set lambda_clip"
+        )
     largest = max(float(np.abs(P).max(initial=0)), float(np.abs(Q).max(initial=0)))
     if largest > DIVERGED_PARAMETER:
         raise TrainingDivergedError(
             f"an embedding entry reached {largest:.3g} by step {step} (epoch {epoch}), beyond "
-            f"±{DIVERGED_PARAMETER:g}: training diverged; lower lr or lambda_lr")
+            f"±{DIVERGED_PARAMETER:g}: training diverged; lower lr or lambda_lr"
+        )
 
 
 def lambda_per_row(lam, n_rows):
@@ -333,19 +491,41 @@ class Checkpoints:
     def __init__(self, folder, every, meta):
         self.folder, self.every, self.meta = folder, every, meta
 
-    def save(self, backend, cfg, history, traj, epoch, step, first_loss, best, best_epoch,
-             bad_epochs, best_params, stream):
+    def save(
+        self,
+        backend,
+        cfg,
+        history,
+        traj,
+        epoch,
+        step,
+        first_loss,
+        best,
+        best_epoch,
+        bad_epochs,
+        best_params,
+        stream,
+    ):
         arrays = {f"backend.{k}": v for k, v in backend.checkpoint_state().items()}
         arrays["traj.user"] = np.stack(traj["user_lambda"])
         arrays["traj.item"] = np.stack(traj["item_lambda"])
         if best_params is not None:
-            arrays.update({f"best.{k}": v for k, v in zip(("P", "Q", "lam_P", "lam_Q"),
-                                                          best_params)})
-        meta = {"config": cfg.to_dict(), "epoch": epoch, "step": step,
-                "first_loss": first_loss, "best": None if math.isinf(best) else best,
-                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                "stream_passes": stream.passes if stream is not None else 0,
-                "stream_pos": stream.pos if stream is not None else 0, **self.meta}
+            arrays.update(
+                {f"best.{k}": v for k, v in zip(("P", "Q", "lam_P", "lam_Q"), best_params)}
+            )
+        meta = {
+            "config": cfg.to_dict(),
+            "epoch": epoch,
+            "step": step,
+            "first_loss": first_loss,
+            "best": None if math.isinf(best) else best,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "history": history,
+            "stream_passes": stream.passes if stream is not None else 0,
+            "stream_pos": stream.pos if stream is not None else 0,
+            **self.meta,
+        }
         save_checkpoint(self.folder, arrays, meta)
 
 
@@ -389,15 +569,25 @@ class LambdaOpt:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(params) - names)
         if unknown:
-            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(names))}")
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
         self.config = TrainConfig.from_preset(preset, **params).validate()
 
-    def fit(self, data: Any, progress: Optional[Progress] = None, *, verbose: bool = False,
-            callbacks: Sequence[Callable] = (), time_budget: Optional[float] = None,
-            checkpoint_dir: Optional[str] = None, checkpoint_every: int = 1,
-            resume: bool = False, checkpoint_meta: Optional[dict] = None,
-            **data_options: Any) -> Model:
+    def fit(
+        self,
+        data: Any,
+        progress: Optional[Progress] = None,
+        *,
+        verbose: bool = False,
+        callbacks: Sequence[Callable] = (),
+        time_budget: Optional[float] = None,
+        checkpoint_dir: Optional[str] = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+        checkpoint_meta: Optional[dict] = None,
+        **data_options: Any,
+    ) -> Model:
         """Train MF-BPR with Λ learned by λOpt (SPEC §5), or fixed, and select the epoch.
 
         Parameters
@@ -434,16 +624,23 @@ class LambdaOpt:
         """
         unknown = sorted(set(data_options) - set(DATA_FIELDS))
         if unknown:
-            raise ConfigError(f"unknown parameter(s) of fit: {', '.join(unknown)}; the data "
-                              f"options are {', '.join(DATA_FIELDS)}")
+            raise ConfigError(
+                f"unknown parameter(s) of fit: {', '.join(unknown)}; the data "
+                f"options are {', '.join(DATA_FIELDS)}"
+            )
         if isinstance(data, Split) and data_options:
-            raise ConfigError(f"{', '.join(sorted(data_options))} cannot change a prepared "
-                              f"Split; pass the raw data instead")
-        if time_budget is not None and not (isinstance(time_budget, (int, float)) and
-                                            not isinstance(time_budget, bool) and
-                                            time_budget > 0):
-            raise ConfigError(f"time_budget must be a positive number of seconds, got "
-                              f"{time_budget!r}")
+            raise ConfigError(
+                f"{', '.join(sorted(data_options))} cannot change a prepared "
+                f"Split; pass the raw data instead"
+            )
+        if time_budget is not None and not (
+            isinstance(time_budget, (int, float))
+            and not isinstance(time_budget, bool)
+            and time_budget > 0
+        ):
+            raise ConfigError(
+                f"time_budget must be a positive number of seconds, got {time_budget!r}"
+            )
         if callbacks is None or callable(callbacks):
             callbacks = [] if callbacks is None else [callbacks]
         if not all(callable(fn) for fn in callbacks):
@@ -451,34 +648,58 @@ class LambdaOpt:
         split = to_split(data, DataConfig(**data_options))
         cfg = self.config
         seen = split.csr() if callbacks else None
-        control = RunControl(callbacks, time_budget,
-                             lambda params, record: Model(*params, cfg.to_dict(), [], {},
-                                                          record["epoch"], split.user_ids,
-                                                          split.item_ids, *seen))
+        control = RunControl(
+            callbacks,
+            time_budget,
+            lambda params, record: Model(
+                *params,
+                cfg.to_dict(),
+                [],
+                {},
+                record["epoch"],
+                split.user_ids,
+                split.item_ids,
+                *seen,
+            ),
+        )
         console = ConsoleProgress(cfg.epochs) if verbose else None
         checkpoints = resumed = None
         if checkpoint_dir is not None:
-            if (isinstance(checkpoint_every, bool) or
-                    not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1):
-                raise ConfigError(f"checkpoint_every must be a positive integer, got "
-                                  f"{checkpoint_every!r}")
+            if (
+                isinstance(checkpoint_every, bool)
+                or not isinstance(checkpoint_every, (int, np.integer))
+                or checkpoint_every < 1
+            ):
+                raise ConfigError(
+                    f"checkpoint_every must be a positive integer, got {checkpoint_every!r}"
+                )
             if cfg.device not in ("cpu", "reference"):
-                raise ConfigError(f"checkpoints are written on the cpu and reference backends, "
-                                  f"not {cfg.device}")
-            checkpoints = Checkpoints(os.fspath(checkpoint_dir), int(checkpoint_every),
-                                      checkpoint_meta or {})
+                raise ConfigError(
+                    f"checkpoints are written on the cpu and reference backends, not {cfg.device}"
+                )
+            checkpoints = Checkpoints(
+                os.fspath(checkpoint_dir), int(checkpoint_every), checkpoint_meta or {}
+            )
             if resume and has_checkpoint(checkpoints.folder):
                 resumed = load_checkpoint(checkpoints.folder)
-                check_same_run(resumed[1], cfg.to_dict(),
-                               {**TrainConfig().to_dict(), **BEFORE_OPTION})
+                check_same_run(
+                    resumed[1], cfg.to_dict(), {**TrainConfig().to_dict(), **BEFORE_OPTION}
+                )
         elif resume:
             raise ConfigError("resume=True needs the checkpoint_dir to resume from")
-        return self._fit(split, cfg, Tee(progress, console, control), checkpoints=checkpoints,
-                         resume=resumed)
+        return self._fit(
+            split, cfg, Tee(progress, console, control), checkpoints=checkpoints, resume=resumed
+        )
 
-    def fit_final(self, model: Model, split: Split, progress: Optional[Progress] = None,
-                  epochs: Optional[int] = None, warm_start: bool = True,
-                  final_lambda: Optional[str] = None) -> Model:
+    def fit_final(
+        self,
+        model: Model,
+        split: Split,
+        progress: Optional[Progress] = None,
+        epochs: Optional[int] = None,
+        warm_start: bool = True,
+        final_lambda: Optional[str] = None,
+    ) -> Model:
         """A model for serving, trained on every interaction of ``split`` (train, validation
         and test), with no Λ step and no early stopping (nothing is held out).
 
@@ -490,28 +711,44 @@ class LambdaOpt:
         "The final fit"). The result cannot be evaluated on ``split``'s test: it trained on it."""
         final_lambda = final_lambda or self.config.final_lambda
         if final_lambda not in FINAL_LAMBDAS:
-            raise ConfigError(f"final_lambda must be one of {', '.join(FINAL_LAMBDAS)}, got "
-                              f"{final_lambda!r}")
+            raise ConfigError(
+                f"final_lambda must be one of {', '.join(FINAL_LAMBDAS)}, got {final_lambda!r}"
+            )
         if epochs is None:
             epochs = self.config.final_epochs if warm_start else model.best_epoch
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ConfigError(f"the final fit needs a positive number of epochs, got {epochs!r}")
-        cfg = dataclasses.replace(self.config, learn_lambda=False, epochs=int(epochs),
-                                  patience=0, eval_every=0, selection_frac=0.0,
-                                  final_lambda=final_lambda)
+        cfg = dataclasses.replace(
+            self.config,
+            learn_lambda=False,
+            epochs=int(epochs),
+            patience=0,
+            eval_every=0,
+            selection_frac=0.0,
+            final_lambda=final_lambda,
+        )
         everything = dataclasses.replace(
-            split, train=np.concatenate([split.train, split.valid, split.selection,
-                                         split.test]),
-            valid=EMPTY_PAIRS, test=EMPTY_PAIRS, selection=EMPTY_PAIRS,
-            info={**split.info, "split": "every interaction in training (final fit)"})
+            split,
+            train=np.concatenate([split.train, split.valid, split.selection, split.test]),
+            valid=EMPTY_PAIRS,
+            test=EMPTY_PAIRS,
+            selection=EMPTY_PAIRS,
+            info={**split.info, "split": "every interaction in training (final fit)"},
+        )
         lam = (model.lambda_P, model.lambda_Q)
         if final_lambda == "zero":
             lam = tuple(np.zeros_like(x) for x in lam)
-        return self._fit(everything, cfg, Tee(progress), fixed_lambda=lam,
-                         start=(model.P, model.Q) if warm_start else None)
+        return self._fit(
+            everything,
+            cfg,
+            Tee(progress),
+            fixed_lambda=lam,
+            start=(model.P, model.Q) if warm_start else None,
+        )
 
-    def _fit(self, split, cfg, progress, fixed_lambda=None, start=None, checkpoints=None,
-             resume=None):
+    def _fit(
+        self, split, cfg, progress, fixed_lambda=None, start=None, checkpoints=None, resume=None
+    ):
         check_ks(cfg.watched_ks(), split.n_items)
         split = hold_out_selection(split, cfg.selection_frac)
         _, select_on = selection_target(split, "valid", cfg.selection_frac)
@@ -519,6 +756,7 @@ class LambdaOpt:
             raise ConfigError("λOpt needs validation interactions, and the split has none")
         if cfg.threads:
             import numba
+
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
         dtype = np.dtype(cfg.dtype)
         g = get_granularity(cfg.granularity)
@@ -527,8 +765,7 @@ class LambdaOpt:
         Q = rng.normal(0, cfg.init_std, (split.n_items, cfg.dim)).astype(dtype)
         if start is not None:
             P, Q = (np.array(x, dtype=dtype) for x in start)
-        lam_P, lam_Q = init_lambda(g, split.n_users, split.n_items, cfg.dim, cfg.lambda_init,
-                                   dtype)
+        lam_P, lam_Q = init_lambda(g, split.n_users, split.n_items, cfg.dim, cfg.lambda_init, dtype)
         if fixed_lambda is not None:
             lam_P[...] = fixed_lambda[0]
             lam_Q[...] = fixed_lambda[1]
@@ -545,13 +782,16 @@ class LambdaOpt:
         history, traj = [], {"user_lambda": [], "item_lambda": []}
         best, best_epoch, best_params, bad_epochs = -np.inf, 0, None, 0
         step, stop_reason, first_loss, start_epoch = 0, "", None, 1
-        if resume is not None:                   # continue from a checkpoint (end of an epoch)
+        if resume is not None:  # continue from a checkpoint (end of an epoch)
             arrays, meta = resume
-            backend.load_checkpoint_state({k[len("backend."):]: v for k, v in arrays.items()
-                                if k.startswith("backend.")})
+            backend.load_checkpoint_state(
+                {k[len("backend.") :]: v for k, v in arrays.items() if k.startswith("backend.")}
+            )
             history = meta["history"]
-            traj = {"user_lambda": list(arrays["traj.user"]),
-                    "item_lambda": list(arrays["traj.item"])}
+            traj = {
+                "user_lambda": list(arrays["traj.user"]),
+                "item_lambda": list(arrays["traj.item"]),
+            }
             best = -np.inf if meta["best"] is None else meta["best"]
             best_epoch, bad_epochs = meta["best_epoch"], meta["bad_epochs"]
             if "best.P" in arrays:
@@ -570,7 +810,7 @@ class LambdaOpt:
             steps_done = n_steps
             for s in range(n_steps):
                 stop_reason = progress.stop_now()
-                if stop_reason:                  # an interruption: stop at this step boundary
+                if stop_reason:  # an interruption: stop at this step boundary
                     steps_done = s
                     break
                 draw = functools.partial(batches.draw, s)
@@ -582,33 +822,44 @@ class LambdaOpt:
                     if not math.isfinite(vl):
                         raise TrainingDivergedError(
                             f"the validation loss became {vl} at step {step} (epoch {epoch}); "
-                            f"lower lr or lambda_lr, or set lambda_clip")
+                            f"lower lr or lambda_lr, or set lambda_clip"
+                        )
                     vl_sum += vl
                     vl_count += 1
                 if not math.isfinite(tl):
                     raise TrainingDivergedError(
                         f"the training loss became {tl} at step {step} (epoch {epoch}); "
-                        f"lower lr or lambda_lr, or set lambda_clip")
+                        f"lower lr or lambda_lr, or set lambda_clip"
+                    )
                 tl_sum += tl
                 if s % 20 == 0 or s == n_steps - 1:
-                    progress.step(s + 1, tl_sum / (s + 1),
-                                  vl_sum / vl_count if vl_count else None,
-                                  backend.mean_lambda())
+                    progress.step(
+                        s + 1,
+                        tl_sum / (s + 1),
+                        vl_sum / vl_count if vl_count else None,
+                        backend.mean_lambda(),
+                    )
             if not backend.all_finite():
                 raise TrainingDivergedError(
                     f"NaN or inf in the parameters, optimizer state or Λ after step {step} "
-                    f"(epoch {epoch}); lower lr or lambda_lr, or set lambda_clip")
+                    f"(epoch {epoch}); lower lr or lambda_lr, or set lambda_clip"
+                )
             P, Q, lam_P, lam_Q = backend.parameters()
             if stop_reason and steps_done == 0:
-                break                            # interrupted before this epoch's first step
+                break  # interrupted before this epoch's first step
             check_divergence(tl_sum / steps_done, first_loss, P, Q, step, epoch)
-            record = {"epoch": epoch, "step": step, "train_loss": tl_sum / steps_done,
-                      "lookahead_valid_loss": vl_sum / vl_count if vl_count else None,
-                      "mean_lambda_P": float(lam_P.mean()), "mean_lambda_Q": float(lam_Q.mean()),
-                      "train_seconds": time.perf_counter() - t0}
+            record = {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": tl_sum / steps_done,
+                "lookahead_valid_loss": vl_sum / vl_count if vl_count else None,
+                "mean_lambda_P": float(lam_P.mean()),
+                "mean_lambda_Q": float(lam_Q.mean()),
+                "train_seconds": time.perf_counter() - t0,
+            }
             traj["user_lambda"].append(lambda_per_row(lam_P, split.n_users).astype(np.float32))
             traj["item_lambda"].append(lambda_per_row(lam_Q, split.n_items).astype(np.float32))
-            if stop_reason:                      # a partial epoch: not evaluated, not selected
+            if stop_reason:  # a partial epoch: not evaluated, not selected
                 record["interrupted_after_steps"] = steps_done
                 history.append(record)
                 progress.epoch_parameters(P, Q, lam_P, lam_Q)
@@ -616,8 +867,9 @@ class LambdaOpt:
                 break
             if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 t1 = time.perf_counter()
-                res = evaluate(P, Q, split, select_on, cfg.watched_ks(),
-                               device=evaluation_device(cfg.device))
+                res = evaluate(
+                    P, Q, split, select_on, cfg.watched_ks(), device=evaluation_device(cfg.device)
+                )
                 record["valid"] = res["metrics"]
                 record["eval_seconds"] = time.perf_counter() - t1
                 score = res["metrics"][cfg.early_stopping]
@@ -630,8 +882,20 @@ class LambdaOpt:
             progress.epoch_parameters(P, Q, lam_P, lam_Q)
             progress.epoch_end(record)
             if checkpoints is not None and epoch % checkpoints.every == 0:
-                checkpoints.save(backend, cfg, history, traj, epoch, step, first_loss, best,
-                                 best_epoch, bad_epochs, best_params, stream)
+                checkpoints.save(
+                    backend,
+                    cfg,
+                    history,
+                    traj,
+                    epoch,
+                    step,
+                    first_loss,
+                    best,
+                    best_epoch,
+                    bad_epochs,
+                    best_params,
+                    stream,
+                )
             if cfg.patience and bad_epochs >= cfg.patience:
                 stop_reason = f"{cfg.patience} epochs without improvement"
                 break
@@ -644,17 +908,29 @@ class LambdaOpt:
             best_params, best_epoch = (P, Q, lam_P, lam_Q), history[-1]["epoch"]
         trajectory = self._trajectory(traj, ufreq_group, ifreq_group, history)
         seen_indptr, seen_items = split.csr()
-        return Model(*best_params, cfg.to_dict(), history, trajectory, best_epoch,
-                     split.user_ids, split.item_ids, seen_indptr, seen_items,
-                     stop_reason=stop_reason or "the last epoch", split=split)
+        return Model(
+            *best_params,
+            cfg.to_dict(),
+            history,
+            trajectory,
+            best_epoch,
+            split.user_ids,
+            split.item_ids,
+            seen_indptr,
+            seen_items,
+            stop_reason=stop_reason or "the last epoch",
+            split=split,
+        )
 
     @staticmethod
     def _trajectory(traj, ugroup, igroup, history):
         """Per-epoch Λ summaries per frequency group (Figure 7) and per row (Figure 8)."""
-        out = {"epochs": np.array([h["epoch"] for h in history]),
-               "group_edges": np.array(DEFAULT_GROUP_EDGES)}
+        out = {
+            "epochs": np.array([h["epoch"] for h in history]),
+            "group_edges": np.array(DEFAULT_GROUP_EDGES),
+        }
         for who, groups in (("user", ugroup), ("item", igroup)):
-            per_row = np.stack(traj[f"{who}_lambda"])           # epochs × rows
+            per_row = np.stack(traj[f"{who}_lambda"])  # epochs × rows
             out[f"{who}_lambda"] = per_row
             n_groups = len(DEFAULT_GROUP_EDGES)
             mean = np.full((len(per_row), n_groups), np.nan)

@@ -1,5 +1,6 @@
 """Fixtures shared by the test suite: the granularity × optimizer × scope grid, defined once,
 and small generated datasets (the core suite never needs ../shared)."""
+
 import os
 
 # CUDA kernels run in Numba's simulator unless the caller chose (NUMBA_ENABLE_CUDASIM=0 runs
@@ -15,8 +16,12 @@ from lopt_np.math.penalty import SCOPES
 
 GRANULARITY_NAMES = list(GRANULARITIES)
 # Every valid (Θ optimizer, penalty scope) pair: row-sparse optimizers need the batch scope.
-OPTIMIZER_SCOPES = [(o, s) for o in THETA_OPTIMIZERS for s in SCOPES
-                    if not (o in ROW_SPARSE_OPTIMIZERS and s != "batch")]
+OPTIMIZER_SCOPES = [
+    (o, s)
+    for o in THETA_OPTIMIZERS
+    for s in SCOPES
+    if not (o in ROW_SPARSE_OPTIMIZERS and s != "batch")
+]
 
 
 @pytest.fixture(params=GRANULARITY_NAMES)
@@ -49,5 +54,6 @@ def small_split():
     """A small synthetic split (≈ 300 users, 200 items)."""
     from lopt_np.data.preprocess import build_split
     from lopt_np.data.synthetic import synthetic_interactions
+
     df = synthetic_interactions(n_users=300, n_items=200, seed=3)
     return build_split(df, min_count=10)

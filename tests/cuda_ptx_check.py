@@ -6,6 +6,7 @@ simulator; exits with status 3 and the reason on stderr when NVVM/NVRTC cannot b
 The simulator runs kernels as plain Python, so it cannot catch a construct that Numba CUDA does
 not compile, nor a silent float64 promotion in a float32 kernel; this check does both.
 """
+
 import json
 import os
 import re
@@ -24,6 +25,7 @@ CC = (8, 0)
 class _NoGpu:
     """Stands in for the current device when device functions are compiled on a machine
     without a GPU (numba-cuda asks the driver for the compute capability there)."""
+
     compute_capability = CC
 
 
@@ -46,13 +48,34 @@ def signatures(f):
         hypergradient._release_rows: (I1, I1, n),
         hypergradient._zero_rows: (A3, I1, n),
         hypergradient._zero_matrix_rows: (A2, n),
-        hypergradient._lookahead_rows: (A2, A2, A2, A2, I1, I1, n, A2, f, b, b, n, f, f, f, f,
-                                        f, f, f, f, A2, A2),
+        hypergradient._lookahead_rows: (
+            A2,
+            A2,
+            A2,
+            A2,
+            I1,
+            I1,
+            n,
+            A2,
+            f,
+            b,
+            b,
+            n,
+            f,
+            f,
+            f,
+            f,
+            f,
+            f,
+            f,
+            f,
+            A2,
+            A2,
+        ),
         hypergradient._accumulate_lambda_grad: (A2, A2, n, b, A2),
         lambda_update._sum_of_squares: (A2, n, D1, n),
         lambda_update._row_sums: (A2, D1, n),
-        lambda_update._lambda_adam_update: (A2, I1, A2, A2, A2, A2, f, f, f, f, f, f, f, f, b,
-                                            b),
+        lambda_update._lambda_adam_update: (A2, I1, A2, A2, A2, A2, f, f, f, f, f, f, f, f, b, b),
         lambda_update._lambda_sgd_update: (A2, I1, n, A2, f, f),
         evaluation._score_block: (A2, D2, I1, D2),
         evaluation._mark_negatives: (I1, I1, I1, uint8[:, ::1]),
@@ -68,14 +91,16 @@ def f64_ops(ptx):
 
 def main():
     from numba import float32
+
     out = {}
     try:
         for name, f in (("float32", float32), ("float64", float64)):
             for kern, sig in signatures(f).items():
                 ptx, _ = cuda.compile_ptx(kern.py_func, sig, cc=CC)
-                out.setdefault(f"{kern.py_func.__module__}.{kern.py_func.__name__}", {})[name] = \
+                out.setdefault(f"{kern.py_func.__module__}.{kern.py_func.__name__}", {})[name] = (
                     f64_ops(ptx)
-    except Exception as e:   # the toolchain is missing: say which library
+                )
+    except Exception as e:  # the toolchain is missing: say which library
         text = str(e)
         if any(s in text for s in ("nvvm", "NVVM", "nvrtc", "NVRTC", "DynamicLibNotFound")):
             print(f"CUDA toolchain not found: {text.splitlines()[0]}", file=sys.stderr)

@@ -4,6 +4,7 @@ maps, the reference results the kernels must match, and the backends run side by
 
 float32 kernels are compared with the float64 reference at :data:`F32` (a few float32 roundings
 of O(1) values)."""
+
 import numpy as np
 import pytest
 
@@ -13,8 +14,7 @@ from lopt_np.granularity import get_granularity, init_lambda
 from lopt_np.kernels.cpu.hypergradient import hold_rows
 from lopt_np.math.evaluation import evaluate_users
 from lopt_np.math.hypergradient import ThetaOptimizer, theta_update_full
-from lopt_np.math.lambda_update import (LambdaOptimizer, init_lambda_optimizer_state,
-                                        lambda_step)
+from lopt_np.math.lambda_update import LambdaOptimizer, init_lambda_optimizer_state, lambda_step
 from lopt_np.math.optimizers import adam_eps_terms, adam_step_size
 from lopt_np.math.penalty import batch_row_weights, penalty_grad
 
@@ -41,17 +41,20 @@ def check_fused_theta_updates(kernels, granularity, optimizer, scope, eps_placem
     g = get_granularity(granularity)
     lam = rng.uniform(0, 0.5, g.P.shape(11, 6)).astype(np.float32)
     u, i, j = random_triplets(rng, 11, 13, 8)
-    u[u == 10] = 9                                  # row 10 is never touched
+    u[u == 10] = 9  # row 10 is never touched
     grad = rng.normal(0, 0.1, P.shape).astype(np.float32)
-    grad[np.bincount(u, minlength=11) == 0] = 0.0   # untouched rows have no data gradient
+    grad[np.bincount(u, minlength=11) == 0] = 0.0  # untouched rows have no data gradient
     w, _ = batch_row_weights(u, i, j, 11, 13, scope)
-    d = grad.astype(np.float64) + penalty_grad(P.astype(np.float64), np.broadcast_to(lam, P.shape), w)
+    d = grad.astype(np.float64) + penalty_grad(
+        P.astype(np.float64), np.broadcast_to(lam, P.shape), w
+    )
     slot, held, n_held, count = held_rows(u, 11)
     g_compact = grad[held[:n_held]].copy()
     m = rng.normal(0, 0.01, P.shape).astype(np.float32)
     v = rng.uniform(1e-4, 1e-3, P.shape).astype(np.float32)
-    opt = ThetaOptimizer(optimizer, 0.01 if optimizer != "sgd" else 0.1,
-                         eps_placement=eps_placement)
+    opt = ThetaOptimizer(
+        optimizer, 0.01 if optimizer != "sgd" else 0.1, eps_placement=eps_placement
+    )
     ref = theta_update_full(P.astype(np.float64), d, opt, m, v, 4, w > 0)
     T, m2, v2 = P.copy(), m.copy(), v.copy()
     f = np.float32
@@ -59,17 +62,21 @@ def check_fused_theta_updates(kernels, granularity, optimizer, scope, eps_placem
     consts = (f(0.9), f(0.999), f(0.1), f(1 - 0.999), *map(f, eps_terms))
     alpha = f(adam_step_size(0.01, 0.9, 0.999, 4))
     if optimizer == "adam":
-        kernels.adam_update(T, m2, v2, slot, g_compact, count, lam, f(1 / 8), scope == "full", alpha,
-                    *consts)
+        kernels.adam_update(
+            T, m2, v2, slot, g_compact, count, lam, f(1 / 8), scope == "full", alpha, *consts
+        )
     elif optimizer == "lazy_adam":
-        kernels.lazy_adam_update(T, m2, v2, held, n_held, g_compact, count, lam, f(1 / 8), alpha, *consts)
+        kernels.lazy_adam_update(
+            T, m2, v2, held, n_held, g_compact, count, lam, f(1 / 8), alpha, *consts
+        )
     else:
-        kernels.sgd_update(T, slot, held, n_held, g_compact, count, lam, f(1 / 8), scope == "full",
-                   f(0.1))
+        kernels.sgd_update(
+            T, slot, held, n_held, g_compact, count, lam, f(1 / 8), scope == "full", f(0.1)
+        )
     for got, want in zip((T, m2, v2), ref):
         np.testing.assert_allclose(got, want, **F32)
     if optimizer != "adam" and scope == "batch":
-        np.testing.assert_array_equal(T[10], P[10])     # untouched row did not move
+        np.testing.assert_array_equal(T[10], P[10])  # untouched row did not move
 
 
 def lambda_update_case(lambda_optimizer, eps_placement="inside", rows="all"):
@@ -79,25 +86,30 @@ def lambda_update_case(lambda_optimizer, eps_placement="inside", rows="all"):
     rng = np.random.default_rng(3)
     lam = rng.uniform(0, 0.01, (7, 5))
     G = rng.normal(0, 1, (7, 5))
-    G[[2, 5]] = 0.0                                 # rows without a gradient
-    opt = LambdaOptimizer(lambda_optimizer, 0.02, clip=1.5, eps_placement=eps_placement,
-                          rows=rows)
+    G[[2, 5]] = 0.0  # rows without a gradient
+    opt = LambdaOptimizer(lambda_optimizer, 0.02, clip=1.5, eps_placement=eps_placement, rows=rows)
     state = init_lambda_optimizer_state([lam])
     state["t"] = 2
     state["m"] = [rng.normal(0, 0.1, lam.shape)]
     state["v"] = [rng.uniform(0, 0.1, lam.shape)]
     state["vmax"] = [state["v"][0] + rng.uniform(0, 0.05, lam.shape)]
-    rows = np.array([6, 0, 3, 1, 4])                 # compact gradient of the rows that have one
+    rows = np.array([6, 0, 3, 1, 4])  # compact gradient of the rows that have one
     mask = np.isin(np.arange(7), rows)
     (want,), new_state = lambda_step([lam], [G], state, opt, [mask])
-    assert (want >= 0).all() and (want == 0).any()   # the projection is exercised
+    assert (want >= 0).all() and (want == 0).any()  # the projection is exercised
     slot, held, n_held, _ = held_rows(rows, 7)
     f = np.float32
     Gc = G[held[:n_held]].astype(f)
     state32 = [state[k][0].astype(f) for k in ("m", "v", "vmax")]
-    consts = (f(adam_step_size(0.02, 0.9, 0.999, 3)), f(0.9), f(0.999), f(0.1), f(1 - 0.999),
-              *map(f, adam_eps_terms(1e-8, eps_placement, 0.999, 3)),
-              lambda_optimizer == "amsgrad")
+    consts = (
+        f(adam_step_size(0.02, 0.9, 0.999, 3)),
+        f(0.9),
+        f(0.999),
+        f(0.1),
+        f(1 - 0.999),
+        *map(f, adam_eps_terms(1e-8, eps_placement, 0.999, 3)),
+        lambda_optimizer == "amsgrad",
+    )
     return lam.astype(f), slot, held, n_held, Gc, state32, consts, want
 
 
@@ -106,7 +118,8 @@ def check_lambda_update_rows(kernels, lambda_optimizer, eps_placement, clip_scal
     rows "batch": the rows with a gradient as the reference, the others (2, 5) keep Λ and
     moments bit for bit, where the dense update (rows "all") moves them."""
     got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(
-        lambda_optimizer, eps_placement, rows="batch")
+        lambda_optimizer, eps_placement, rows="batch"
+    )
     before = [a.copy() for a in (got, m, v, vmax)]
     scale = np.float32(clip_scale_of(Gc, n_held))
     kernels.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, True)
@@ -117,14 +130,25 @@ def check_lambda_update_rows(kernels, lambda_optimizer, eps_placement, clip_scal
     assert np.abs(dense[[2, 5]] - want[[2, 5]]).max() > 1e-4
 
 
-def run_backends(granularity, optimizer, scope, lambda_optimizer, dtype, steps,
-                  names=("reference", "cpu"), lambda_rows="all"):
+def run_backends(
+    granularity,
+    optimizer,
+    scope,
+    lambda_optimizer,
+    dtype,
+    steps,
+    names=("reference", "cpu"),
+    lambda_rows="all",
+):
     rng = np.random.default_rng(4)
     nU, nI, K = 13, 17, 6
     P, Q = random_tables(rng, nU, nI, K, dtype)
     lP, lQ = init_lambda(granularity, nU, nI, K, 0.05, dtype)
-    args = (granularity, ThetaOptimizer(optimizer, 0.05),
-            LambdaOptimizer(lambda_optimizer, 0.05, clip=0.5, rows=lambda_rows))
+    args = (
+        granularity,
+        ThetaOptimizer(optimizer, 0.05),
+        LambdaOptimizer(lambda_optimizer, 0.05, clip=0.5, rows=lambda_rows),
+    )
     backends = [make_backend(n, P, Q, lP, lQ, *args, scope=scope) for n in names]
     losses = []
     for _ in range(steps):
@@ -139,9 +163,9 @@ def rank_case():
     rng = np.random.default_rng(6)
     nU, nI = 9, 40
     P, Q = rng.normal(size=(nU, 5)), rng.normal(size=(nI, 5))
-    Q[7] = Q[3]   # ties: strictly-higher counting must hold
+    Q[7] = Q[3]  # ties: strictly-higher counting must hold
     seen = {u: sorted(rng.choice(nI, 8, replace=False)) for u in range(nU)}
-    targets = {u: seen[u][:3] for u in range(nU) if u != 4}   # user 4 has no targets
+    targets = {u: seen[u][:3] for u in range(nU) if u != 4}  # user 4 has no targets
     ks = np.array([1, 5, 10])
     t_indptr = np.zeros(nU + 1, np.int64)
     t_indptr[1:] = np.cumsum([len(targets.get(u, [])) for u in range(nU)])

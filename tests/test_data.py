@@ -1,4 +1,5 @@
 """Loaders, preprocessing (SPEC §7) and the split cache, on small files written by the tests."""
+
 import gzip
 
 import numpy as np
@@ -6,8 +7,13 @@ import pandas as pd
 import pytest
 
 from lopt_np.data.loaders import load_interactions
-from lopt_np.data.preprocess import (build_split, chronological_split, collapse_duplicates,
-                                     filter_records, load_split)
+from lopt_np.data.preprocess import (
+    build_split,
+    chronological_split,
+    collapse_duplicates,
+    filter_records,
+    load_split,
+)
 from lopt_np.data.synthetic import synthetic_interactions
 from lopt_np.errors import DataError
 
@@ -26,15 +32,18 @@ def test_movielens_ratings_dat_and_csv(tmp_path):
     p.write_text("".join(f"{u}::{i}::{r}::{t}\n" for u, i, r, t in ROWS))
     assert list(load_interactions(p).item) == ["10", "11", "10"]
     c = tmp_path / "ratings.csv"
-    c.write_text("userId,movieId,rating,timestamp\n" +
-                 "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in ROWS))
+    c.write_text(
+        "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in ROWS)
+    )
     assert list(load_interactions(c).user) == ["1", "1", "2"]
 
 
 def test_amazon_food_reviews(tmp_path):
     p = tmp_path / "Reviews.csv"
-    p.write_text('Id,ProductId,UserId,ProfileName,Time,Summary\n'
-                 '1,B001,A3SG,"Some, One",1303862400,"Good"\n2,B002,A1D8,x,1346976000,ok\n')
+    p.write_text(
+        "Id,ProductId,UserId,ProfileName,Time,Summary\n"
+        '1,B001,A3SG,"Some, One",1303862400,"Good"\n2,B002,A1D8,x,1346976000,ok\n'
+    )
     df = load_interactions(p)
     assert list(df.user) == ["A3SG", "A1D8"] and list(df.item) == ["B001", "B002"]
 
@@ -53,15 +62,22 @@ def test_tsv(tmp_path):
     assert len(load_interactions(p)) == 1
 
 
-@pytest.mark.parametrize("content, fmt, kw, message", [
-    (None, "csv", {}, "not found"),
-    ("user,item\na,b\n", "csv", {}, "missing column"),
-    ("user,item,timestamp\na,b,yesterday\n", "csv", {},
-     "timestamp 'yesterday' at data row 1: neither a number nor an ISO"),
-    ("user,item,timestamp\na,b,\n", "csv", {}, "missing timestamp"),
-    ("user,item,timestamp\n", "csv", {}, "no interactions"),
-    ("", "csv", {}, "empty"),
-])
+@pytest.mark.parametrize(
+    "content, fmt, kw, message",
+    [
+        (None, "csv", {}, "not found"),
+        ("user,item\na,b\n", "csv", {}, "missing column"),
+        (
+            "user,item,timestamp\na,b,yesterday\n",
+            "csv",
+            {},
+            "timestamp 'yesterday' at data row 1: neither a number nor an ISO",
+        ),
+        ("user,item,timestamp\na,b,\n", "csv", {}, "missing timestamp"),
+        ("user,item,timestamp\n", "csv", {}, "no interactions"),
+        ("", "csv", {}, "empty"),
+    ],
+)
 def test_bad_files_raise_clear_errors(tmp_path, content, fmt, kw, message):
     p = tmp_path / "x.csv"
     if content is not None:
@@ -72,7 +88,7 @@ def test_bad_files_raise_clear_errors(tmp_path, content, fmt, kw, message):
 
 def test_wrongly_compressed_file(tmp_path):
     p = tmp_path / "x.csv.gz"
-    p.write_text("user,item,timestamp\na,b,1\n")   # plain text behind a .gz name
+    p.write_text("user,item,timestamp\na,b,1\n")  # plain text behind a .gz name
     with pytest.raises(DataError, match="compressed"):
         load_interactions(p)
 
@@ -86,9 +102,13 @@ def test_duplicates_collapse_with_counts():
 
 def test_single_pass_filter_and_kcore():
     # item z has 2 records; after dropping it, user c falls below 2
-    df = pd.DataFrame({"user": ["a", "a", "b", "b", "c", "c"],
-                       "item": ["x", "y", "x", "y", "x", "z"],
-                       "timestamp": range(6)})
+    df = pd.DataFrame(
+        {
+            "user": ["a", "a", "b", "b", "c", "c"],
+            "item": ["x", "y", "x", "y", "x", "z"],
+            "timestamp": range(6),
+        }
+    )
     one, rounds = filter_records(df, 2, kcore=False)
     assert rounds == 1 and "z" not in set(one.item) and "c" not in set(one.user)
     df2 = pd.DataFrame({"user": list("aabbcd"), "item": list("xyxyyx"), "timestamp": range(6)})
@@ -98,21 +118,37 @@ def test_single_pass_filter_and_kcore():
 
 def test_chronological_split_rounding_and_ties():
     n = 20
-    df = pd.DataFrame({"u": np.zeros(n, int), "i": np.arange(n), "timestamp": np.r_[
-        np.arange(n - 1), n - 2], "_pos": np.arange(n)})   # a tie at the end: original order
+    df = pd.DataFrame(
+        {
+            "u": np.zeros(n, int),
+            "i": np.arange(n),
+            "timestamp": np.r_[np.arange(n - 1), n - 2],
+            "_pos": np.arange(n),
+        }
+    )  # a tie at the end: original order
     train, valid, test = chronological_split(df)
     assert (len(train), len(valid), len(test)) == (12, 4, 4)
     assert list(test[:, 1]) == [16, 17, 18, 19]
     assert list(valid[:, 1]) == [12, 13, 14, 15]
 
 
-@pytest.mark.parametrize("n, counts", [(5, (3, 1, 1)), (7, (5, 1, 1)), (9, (6, 2, 1)),
-                                       (10, (6, 2, 2)), (14, (9, 3, 2)), (19, (12, 4, 3))])
+@pytest.mark.parametrize(
+    "n, counts",
+    [
+        (5, (3, 1, 1)),
+        (7, (5, 1, 1)),
+        (9, (6, 2, 1)),
+        (10, (6, 2, 2)),
+        (14, (9, 3, 2)),
+        (19, (12, 4, 3)),
+    ],
+)
 def test_short_histories_are_rounded_down_as_the_authors_code(n, counts):
     """test = ⌊0.2 n⌋, validation = ⌊0.25 (n − test)⌋ (half-up rounding would give
     n = 7 → 4/2/1, n = 9 → 5/2/2, n = 14 → 8/3/3)."""
-    df = pd.DataFrame({"u": np.zeros(n, int), "i": np.arange(n), "timestamp": np.arange(n),
-                       "_pos": np.arange(n)})
+    df = pd.DataFrame(
+        {"u": np.zeros(n, int), "i": np.arange(n), "timestamp": np.arange(n), "_pos": np.arange(n)}
+    )
     assert tuple(map(len, chronological_split(df))) == counts
 
 
@@ -139,12 +175,14 @@ def test_synthetic_data_is_deterministic():
 def test_synthetic_degrees_follow_movielens_100k():
     """The default synthetic log has MovieLens-100K's user and item degree distribution: every
     quantile from 10 % to 90 % within a factor 1.5 (users) and 2 (items) of the real one."""
-    from lopt_np.data.synthetic import (DEGREE_QUANTILES, ML100K_ITEM_DEGREES,
-                                        ML100K_USER_DEGREES)
+    from lopt_np.data.synthetic import DEGREE_QUANTILES, ML100K_ITEM_DEGREES, ML100K_USER_DEGREES
+
     df = synthetic_interactions()
-    inner = slice(1, 6)                                   # the 10 %-90 % quantiles
-    for counts, real, factor in ((df.user.value_counts(), ML100K_USER_DEGREES, 1.5),
-                                 (df.item.value_counts(), ML100K_ITEM_DEGREES, 2.0)):
+    inner = slice(1, 6)  # the 10 %-90 % quantiles
+    for counts, real, factor in (
+        (df.user.value_counts(), ML100K_USER_DEGREES, 1.5),
+        (df.item.value_counts(), ML100K_ITEM_DEGREES, 2.0),
+    ):
         got = np.quantile(counts.to_numpy(), DEGREE_QUANTILES)[inner]
         ratio = got / np.asarray(real, float)[inner]
         assert (ratio < factor).all() and (ratio > 1 / factor).all(), (got, real)
@@ -173,6 +211,7 @@ def test_split_cache_is_keyed_by_content_and_options(tmp_path, monkeypatch):
 
 def test_hold_out_selection_takes_an_even_share_of_each_users_validation(small_split):
     from lopt_np.data.split import hold_out_selection
+
     held = hold_out_selection(small_split, 0.25)
     n_valid = np.bincount(small_split.valid[:, 0], minlength=small_split.n_users)
     n_sel = np.bincount(held.selection[:, 0], minlength=small_split.n_users)
@@ -189,6 +228,7 @@ def test_lambda_never_samples_the_selection_slice(small_split):
     their negatives avoid every validation interaction (SPEC §7-8)."""
     from lopt_np.data.split import hold_out_selection
     from lopt_np.sampling import TripletSampler
+
     held = hold_out_selection(small_split, 0.25)
     V = TripletSampler(held, 0).valid_triplets(1, 5000)
     sel = set(map(tuple, held.selection))

@@ -1,6 +1,7 @@
 """Any data shape into ``LambdaOpt.fit``: DataFrame, file, scipy.sparse, no timestamps, ISO
 dates; one id rule for every path; what the filter dropped; callbacks, a time budget,
 verbose progress and the JSON-lines log."""
+
 import json
 
 import numpy as np
@@ -21,9 +22,13 @@ FAST = dict(epochs=2, dim=8, batch_size=256, patience=0)
 def frame():
     """Synthetic interactions with integer ids (1-based, so string and numeric order differ)."""
     df = synthetic_interactions(n_users=120, n_items=150, seed=5)
-    return pd.DataFrame({"user": df.user.str[1:].astype(int) + 1,
-                         "item": df.item.str[1:].astype(int) + 1,
-                         "timestamp": df.timestamp})
+    return pd.DataFrame(
+        {
+            "user": df.user.str[1:].astype(int) + 1,
+            "item": df.item.str[1:].astype(int) + 1,
+            "timestamp": df.timestamp,
+        }
+    )
 
 
 def same_split(a, b):
@@ -49,6 +54,7 @@ def test_integer_ids_keep_their_type_through_save_and_load(frame, tmp_path):
     model = LambdaOpt(**FAST).fit(frame)
     model.save(tmp_path)
     from lopt_np import load
+
     back = load(tmp_path)
     assert back.user_ids.dtype.kind == "i" and back.item_ids.dtype.kind == "i"
     user = int(back.user_ids[0])
@@ -62,8 +68,7 @@ def test_no_timestamps_gives_a_seeded_random_split(frame):
     same_split(a, to_split(untimed, DataConfig(time_col=None)))
     b = to_split(untimed, DataConfig(time_col=None, split_seed=1))
     assert not np.array_equal(a.test, b.test)
-    assert (len(a.train), len(a.valid), len(a.test)) == (len(b.train), len(b.valid),
-                                                          len(b.test))
+    assert (len(a.train), len(a.valid), len(a.test)) == (len(b.train), len(b.valid), len(b.test))
     model = LambdaOpt(**FAST).fit(untimed, time_col=None)
     assert 0 < model.evaluate()["metrics"]["auc"] < 1
     with pytest.raises(DataError, match="needs timestamps"):
@@ -87,7 +92,7 @@ def test_leave_last_out_takes_the_latest_two_of_each_user(frame):
 
 def test_sparse_matrix_rows_are_users_nonzeros_are_positives(frame):
     values = np.ones(len(frame))
-    values[0] = 0.0                             # an explicit zero is no interaction
+    values[0] = 0.0  # an explicit zero is no interaction
     X = sp.csr_matrix((values, (frame.user.to_numpy(), frame.item.to_numpy())))
     assert X.nnz == len(frame)
     split = to_split(X)
@@ -109,33 +114,45 @@ def test_iso_dates_and_fractional_timestamps_order_exactly():
     same_split(a, b)
     order = np.argsort(seconds[:10], kind="stable")
     a_test = [a.item_ids[i] for u, i in a.test if a.user_ids[u] == "a"]
-    assert a_test == [rows[k][1] for k in order[-2:]]       # at 8.5 s and 9 s
+    assert a_test == [rows[k][1] for k in order[-2:]]  # at 8.5 s and 9 s
     assert sorted(a_test) == ["i3", "i6"]
 
 
-@pytest.mark.parametrize("frame_rows, message", [
-    ({"user": ["a", "", "b"], "item": ["x", "y", "z"], "timestamp": [1, 2, 3]},
-     "missing or blank id.*row 2"),
-    ({"user": ["a", "b", None], "item": ["x", "y", "z"], "timestamp": [1, 2, 3]},
-     "missing or blank id.*row 3"),
-    ({"user": ["a", "b"], "item": ["x", "y"], "timestamp": ["1", "yesterday" * 20]},
-     "timestamp 'yesterdayyesterday.*… at data row 2"),
-    ({"user": ["a", "b"], "item": ["x", "y"], "timestamp": [1.0, 1e30]}, "out-of-range"),
-    ({"user": ["a"], "item": ["x"]}, "missing column.*'timestamp'.*time_col=None"),
-])
+@pytest.mark.parametrize(
+    "frame_rows, message",
+    [
+        (
+            {"user": ["a", "", "b"], "item": ["x", "y", "z"], "timestamp": [1, 2, 3]},
+            "missing or blank id.*row 2",
+        ),
+        (
+            {"user": ["a", "b", None], "item": ["x", "y", "z"], "timestamp": [1, 2, 3]},
+            "missing or blank id.*row 3",
+        ),
+        (
+            {"user": ["a", "b"], "item": ["x", "y"], "timestamp": ["1", "yesterday" * 20]},
+            "timestamp 'yesterdayyesterday.*… at data row 2",
+        ),
+        ({"user": ["a", "b"], "item": ["x", "y"], "timestamp": [1.0, 1e30]}, "out-of-range"),
+        ({"user": ["a"], "item": ["x"]}, "missing column.*'timestamp'.*time_col=None"),
+    ],
+)
 def test_bad_values_are_one_clear_error_naming_the_row(frame_rows, message):
     with pytest.raises(DataError, match=message):
         to_split(pd.DataFrame(frame_rows))
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda est, s: est.fit(None), DataError, "cannot train on a NoneType"),
-    (lambda est, s: est.fit(s, min_count=5), ConfigError, "prepared Split"),
-    (lambda est, s: est.fit(s, colour="red"), ConfigError, "unknown parameter.*colour"),
-    (lambda est, s: est.fit(s, time_budget=-1), ConfigError, "time_budget"),
-    (lambda est, s: est.fit(s, callbacks=[1]), ConfigError, "callables"),
-    (lambda est, s: est.fit(pd.DataFrame({"u": [1]})), DataError, "missing column"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda est, s: est.fit(None), DataError, "cannot train on a NoneType"),
+        (lambda est, s: est.fit(s, min_count=5), ConfigError, "prepared Split"),
+        (lambda est, s: est.fit(s, colour="red"), ConfigError, "unknown parameter.*colour"),
+        (lambda est, s: est.fit(s, time_budget=-1), ConfigError, "time_budget"),
+        (lambda est, s: est.fit(s, callbacks=[1]), ConfigError, "callables"),
+        (lambda est, s: est.fit(pd.DataFrame({"u": [1]})), DataError, "missing column"),
+    ],
+)
 def test_fit_argument_errors(small_split, call, error, message):
     with pytest.raises(error, match=message):
         call(LambdaOpt(**FAST), small_split)
@@ -150,13 +167,20 @@ def test_the_summary_says_what_the_filter_dropped(frame):
     assert info["dropped_users"] == frame.user.nunique() - filtered.n_users
     assert info["dropped_items"] == frame.item.nunique() - filtered.n_items > 0
     text = format_summary(filtered.summary())
-    assert (f"dropped {info['dropped_interactions']:,} interactions, {info['dropped_users']:,} "
-            f"users and {info['dropped_items']:,} items with fewer than 15") in text
+    assert (
+        f"dropped {info['dropped_interactions']:,} interactions, {info['dropped_users']:,} "
+        f"users and {info['dropped_items']:,} items with fewer than 15"
+    ) in text
 
 
 def test_short_histories_train_but_are_not_evaluated():
-    df = pd.DataFrame({"user": ["a"] * 10 + ["b"] * 3, "item": [f"i{k}" for k in range(10)] +
-                       ["i0", "i1", "other"], "timestamp": np.arange(13)})
+    df = pd.DataFrame(
+        {
+            "user": ["a"] * 10 + ["b"] * 3,
+            "item": [f"i{k}" for k in range(10)] + ["i0", "i1", "other"],
+            "timestamp": np.arange(13),
+        }
+    )
     split = to_split(df)
     b = list(split.user_ids).index("b")
     assert b in split.train[:, 0] and b not in split.test[:, 0]

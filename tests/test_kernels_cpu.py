@@ -4,20 +4,27 @@ both kernel layers share are in ``kernel_cases.py``.
 float32 kernels are compared with the float64 reference at rtol 1e-4 / atol 1e-6 (a few float32
 roundings of O(1) values); float64 kernels must agree to 1e-12 (same formulas, same order).
 """
+
 import numba
 import numpy as np
 import pytest
 
 from helpers import random_triplets
-from kernel_cases import (F32, assert_user_metrics, check_fused_theta_updates,
-                          check_lambda_update_rows, lambda_update_case, random_tables,
-                          rank_case, run_backends)
+from kernel_cases import (
+    F32,
+    assert_user_metrics,
+    check_fused_theta_updates,
+    check_lambda_update_rows,
+    lambda_update_case,
+    random_tables,
+    rank_case,
+    run_backends,
+)
 from lopt_np.backends import make_backend
 from lopt_np.granularity import init_lambda
 from lopt_np.kernels.cpu.bpr import bpr_forward, bpr_grad_scatter
 from lopt_np.kernels.cpu.evaluation import rank_block
-from lopt_np.kernels.cpu.lambda_update import (lambda_adam_update, lambda_sgd_update,
-                                               sum_of_squares)
+from lopt_np.kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
 from lopt_np.kernels.cpu import optimizers as cpu_optimizers
 from lopt_np.math import bpr as ref_bpr
 from lopt_np.math.evaluation import evaluate_users
@@ -29,7 +36,7 @@ from lopt_np.math.optimizers import EPS_PLACEMENTS
 def test_bpr_kernels_match_reference_with_repeated_rows():
     rng = np.random.default_rng(0)
     P, Q = random_tables(rng)
-    u, i, j = random_triplets(rng, 11, 13, 200)   # every row repeats many times
+    u, i, j = random_triplets(rng, 11, 13, 200)  # every row repeats many times
     n = len(u)
     delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
     idP, idQ = np.arange(11), np.arange(13)
@@ -41,13 +48,31 @@ def test_bpr_kernels_match_reference_with_repeated_rows():
     cP, cQ = np.zeros(11, np.int64), np.zeros(13, np.int64)
     for blocks in (1, 2, 5):  # any column split gives the same sums
         gP[:], gQ[:] = 0, 0
-        bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ,
-                         cP, cQ, False, blocks)
+        bpr_grad_scatter(
+            P,
+            Q,
+            idP,
+            idQ,
+            u,
+            i,
+            j,
+            delta,
+            np.float32(1 / n),
+            idP,
+            idQ,
+            gP,
+            gQ,
+            cP,
+            cQ,
+            False,
+            blocks,
+        )
         rP, rQ = ref_bpr.bpr_grad(P64, Q64, u, i, j)
         np.testing.assert_allclose(gP, rP, **F32)
         np.testing.assert_allclose(gQ, rQ, **F32)
-    bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ,
-                     cP, cQ, True, 3)
+    bpr_grad_scatter(
+        P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ, cP, cQ, True, 3
+    )
     np.testing.assert_array_equal(cP, np.bincount(u, minlength=11))
     np.testing.assert_array_equal(cQ, np.bincount(np.r_[i, j], minlength=13))
 
@@ -61,8 +86,25 @@ def test_bpr_scatter_is_identical_for_any_thread_count():
     out = []
     for blocks in (1, 2, 7):
         gP, gQ = np.zeros_like(P), np.zeros_like(Q)
-        bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(0.01), idP, idQ, gP, gQ,
-                         np.zeros(11, np.int64), np.zeros(13, np.int64), False, blocks)
+        bpr_grad_scatter(
+            P,
+            Q,
+            idP,
+            idQ,
+            u,
+            i,
+            j,
+            delta,
+            np.float32(0.01),
+            idP,
+            idQ,
+            gP,
+            gQ,
+            np.zeros(11, np.int64),
+            np.zeros(13, np.int64),
+            False,
+            blocks,
+        )
         out.append((gP, gQ))
     for gP, gQ in out[1:]:
         np.testing.assert_array_equal(gP, out[0][0])
@@ -76,8 +118,9 @@ def test_fused_theta_updates_match_reference(granularity, optimizer, scope, eps_
 
 @pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
 def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
-    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer,
-                                                                                eps_placement)
+    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(
+        lambda_optimizer, eps_placement
+    )
     scale = np.float32(clip_scale(np.sqrt(sum_of_squares(Gc, n_held)), 1.5))
     if lambda_optimizer == "sgd":
         lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
@@ -90,8 +133,13 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
 @pytest.mark.parametrize("lambda_optimizer", ["adam", "amsgrad"])
 def test_lambda_update_rows_kernel_matches_reference(lambda_optimizer, eps_placement):
     from lopt_np.kernels.cpu import lambda_update
-    check_lambda_update_rows(lambda_update, lambda_optimizer, eps_placement,
-                             lambda G, n: clip_scale(np.sqrt(sum_of_squares(G, n)), 1.5))
+
+    check_lambda_update_rows(
+        lambda_update,
+        lambda_optimizer,
+        eps_placement,
+        lambda G, n: clip_scale(np.sqrt(sum_of_squares(G, n)), 1.5),
+    )
 
 
 def test_cpu_backend_matches_reference_float64(granularity, optimizer, scope):
@@ -106,9 +154,19 @@ def test_cpu_backend_matches_reference_float64(granularity, optimizer, scope):
 def test_cpu_backend_matches_reference_with_lambda_rows_batch(granularity, optimizer, scope):
     """rows "batch" through the CPU backend (held rows of V) equals the reference (rows of V's
     users and items), and for a per-row Λ it is another result than rows "all"."""
-    runs = {rows: run_backends(granularity, optimizer, scope, "amsgrad", np.float64, 4,
-                                names=("reference", "cpu"), lambda_rows=rows)
-            for rows in ("all", "batch")}
+    runs = {
+        rows: run_backends(
+            granularity,
+            optimizer,
+            scope,
+            "amsgrad",
+            np.float64,
+            4,
+            names=("reference", "cpu"),
+            lambda_rows=rows,
+        )
+        for rows in ("all", "batch")
+    }
     backends, losses = runs["batch"]
     for ref, cpu in losses:
         np.testing.assert_allclose(cpu, ref, rtol=1e-12)
@@ -127,7 +185,7 @@ def test_cpu_backend_matches_reference_float32(granularity, optimizer, scope):
     for a, b in zip(*(bk.parameters() for bk in backends)):
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
     _, _, lam_P, lam_Q = backends[1].parameters()
-    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))   # Λ was updated
+    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))  # Λ was updated
 
 
 def test_compiled_steps_have_one_version_for_every_layout():
@@ -137,6 +195,7 @@ def test_compiled_steps_have_one_version_for_every_layout():
     from lopt_np.granularity import GRANULARITIES
     from lopt_np.kernels.cpu.hypergradient import lookahead_step
     from lopt_np.kernels.cpu.optimizers import theta_step_adam
+
     names = list(GRANULARITIES)
     run_backends(names[0], "adam", "batch", "adam", np.float32, 1, names=("cpu",))
     before = [list(step.signatures) for step in (lookahead_step, theta_step_adam)]
@@ -150,8 +209,9 @@ def test_lookahead_touches_only_validation_rows():
     rng = np.random.default_rng(5)
     P, Q = random_tables(rng, 20, 15, 4, np.float32)
     lP, lQ = init_lambda("DUI", 20, 15, 4, 0.1, np.float32)
-    b = make_backend("cpu", P, Q, lP, lQ, "DUI", ThetaOptimizer("adam", 0.05),
-                     LambdaOptimizer("sgd", 1.0))
+    b = make_backend(
+        "cpu", P, Q, lP, lQ, "DUI", ThetaOptimizer("adam", 0.05), LambdaOptimizer("sgd", 1.0)
+    )
     V = (np.array([1, 1, 3]), np.array([2, 4, 2]), np.array([5, 6, 7]))
     B = random_triplets(rng, 20, 15, 40)
     b.lambda_step(B, V)
@@ -177,7 +237,7 @@ def test_rank_block_counts_ties_and_many_targets_like_the_reference(seed):
     nU, nI = 30, 60
     P, Q = rng.integers(-1, 2, (nU, 3)).astype(float), rng.integers(-1, 2, (nI, 3)).astype(float)
     seen = {u: sorted(rng.choice(nI, 40, replace=False)) for u in range(nU)}
-    targets = {u: list(rng.permutation(seen[u])[:u]) for u in range(1, nU)}   # unsorted
+    targets = {u: list(rng.permutation(seen[u])[:u]) for u in range(1, nU)}  # unsorted
     ks = np.array([1, 3, 20])
     t_indptr = np.r_[0, np.cumsum([len(targets.get(u, [])) for u in range(nU)])].astype(np.int64)
     t_items = np.concatenate([targets.get(u, []) for u in range(nU)]).astype(np.int64)
@@ -185,20 +245,21 @@ def test_rank_block_counts_ties_and_many_targets_like_the_reference(seed):
     s_items = np.concatenate([seen[u] for u in range(nU)]).astype(np.int64)
     ranks = np.zeros(len(t_items))
     auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
-    rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr,
-               nd)
+    rank_block(P @ Q.T, np.arange(nU), t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd)
     ref = evaluate_users(P, Q, targets, seen, ks)
     assert_user_metrics(auc, hr, nd, ks, ref)
     from lopt_np.math.evaluation import rank_user
+
     for u in range(1, nU):
         expected, _ = rank_user(P[u] @ Q.T, np.asarray(targets[u]), np.asarray(seen[u]))
-        np.testing.assert_array_equal(ranks[t_indptr[u]:t_indptr[u + 1]], expected)
+        np.testing.assert_array_equal(ranks[t_indptr[u] : t_indptr[u + 1]], expected)
 
 
 def test_sorted_contains_matches_membership_on_every_range():
     """The branch-free binary search: every sub-range [lo, hi) of a sorted list (empty ones
     too), every value from below the first to above the last."""
     from lopt_np.kernels.cpu._jit import sorted_contains
+
     values = np.array([1, 3, 4, 8, 9, 15, 20], np.int64)
     for lo in range(len(values) + 1):
         for hi in range(lo, len(values) + 1):
@@ -208,6 +269,7 @@ def test_sorted_contains_matches_membership_on_every_range():
 
 def test_negative_sampler_is_valid_reproducible_and_thread_independent(small_split):
     from lopt_np.sampling import TripletSampler
+
     s = TripletSampler(small_split, seed=11)
     a = s.train_triplets(1)
     seen = set(map(tuple, small_split.train))
@@ -232,6 +294,7 @@ def test_negative_sampler_is_valid_reproducible_and_thread_independent(small_spl
 def test_excluded_bitmap_marks_exactly_the_csr_items(small_split):
     """Bit j of user u's row is set iff j is in u's excluded list (the last word partly used)."""
     from lopt_np.sampling import TripletSampler
+
     ex = TripletSampler(small_split).valid_excluded
     n_users, n_items = small_split.n_users, small_split.n_items
     assert n_items % 64 != 0 and ex.bits.shape == (n_users, -(-n_items // 64))
@@ -239,7 +302,7 @@ def test_excluded_bitmap_marks_exactly_the_csr_items(small_split):
     marked = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :n_items].astype(bool)
     expected = np.zeros((n_users, n_items), bool)
     for u in range(n_users):
-        expected[u, ex.indices[ex.indptr[u]:ex.indptr[u + 1]]] = True
+        expected[u, ex.indices[ex.indptr[u] : ex.indptr[u + 1]]] = True
     np.testing.assert_array_equal(marked, expected)
 
 
@@ -248,11 +311,15 @@ def test_bitmap_and_binary_search_draw_the_same_triplets(small_split):
     memory budget allows no bitmap), every stream gives the same triplets, and users/pos are
     the epoch's permutation of the pairs."""
     from lopt_np.sampling import STREAM_LOOKAHEAD, STREAM_TRAIN, TripletSampler
+
     fast = TripletSampler(small_split, seed=3)
     slow = TripletSampler(small_split, seed=3, bitmap_max_bytes=0)
     assert fast.train_excluded.bits.shape[1] > 0 and slow.train_excluded.bits.shape[1] == 0
-    for draw in (lambda s: s.train_triplets(2), lambda s: s.train_triplets(2, STREAM_LOOKAHEAD),
-                 lambda s: s.valid_triplets(2, 700)):
+    for draw in (
+        lambda s: s.train_triplets(2),
+        lambda s: s.train_triplets(2, STREAM_LOOKAHEAD),
+        lambda s: s.valid_triplets(2, 700),
+    ):
         for x, y in zip(draw(fast), draw(slow)):
             np.testing.assert_array_equal(x, y)
     order = fast._stream(2, STREAM_TRAIN)[0].permutation(len(small_split.train))
@@ -266,6 +333,7 @@ def test_kernel_cache_follows_the_shared_formulas(tmp_path, monkeypatch):
     are compiled into it: editing a shared formula recompiles the kernels that inline it."""
     from lopt_np.kernels.cpu import _cache
     from lopt_np.kernels.cpu.recommend import select_top_block
+
     locator = select_top_block._cache._impl._locator
     assert type(locator).__name__.startswith("Kernel")
     stamp = locator.get_source_stamp()

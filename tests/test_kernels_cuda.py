@@ -6,6 +6,7 @@ Tolerances: float32 kernels against the float64 reference at rtol 1e-4 / atol 1e
 kernels; float64 at 1e-10 (same formulas, but atomic sums run in a different order).
 The PTX test compiles every kernel with the real NVVM compiler, which the simulator does not.
 """
+
 import json
 import os
 import subprocess
@@ -15,14 +16,23 @@ import numpy as np
 import pytest
 
 numba_cuda = pytest.importorskip(
-    "numba_cuda", reason="numba-cuda is not installed (pip install -e .[test] or .[cuda])")
+    "numba_cuda", reason="numba-cuda is not installed (pip install -e .[test] or .[cuda])"
+)
 from numba import config as numba_config  # noqa: E402
 from numba import cuda  # noqa: E402
 
 from helpers import random_triplets  # noqa: E402
-from kernel_cases import (F32, assert_user_metrics, check_fused_theta_updates,  # noqa: E402
-                          check_lambda_update_rows, held_rows, lambda_update_case, random_tables,
-                          rank_case, run_backends)
+from kernel_cases import (
+    F32,
+    assert_user_metrics,
+    check_fused_theta_updates,  # noqa: E402
+    check_lambda_update_rows,
+    held_rows,
+    lambda_update_case,
+    random_tables,
+    rank_case,
+    run_backends,
+)
 from lopt_np.kernels import ADAM, LAZY_ADAM, SGD, OPTIMIZER_CODES  # noqa: E402
 from lopt_np.kernels.cpu import hypergradient as cpu_hg  # noqa: E402
 from lopt_np.kernels.cuda import _jit  # noqa: E402
@@ -36,8 +46,9 @@ from lopt_np.math.lambda_update import clip_scale  # noqa: E402
 
 SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
 if not cuda.is_available():
-    pytest.skip("no CUDA GPU and the simulator is off (NUMBA_ENABLE_CUDASIM=0)",
-                allow_module_level=True)
+    pytest.skip(
+        "no CUDA GPU and the simulator is off (NUMBA_ENABLE_CUDASIM=0)", allow_module_level=True
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +59,7 @@ def several_blocks(monkeypatch):
 def test_bpr_kernels_match_reference_with_repeated_rows():
     rng = np.random.default_rng(0)
     P, Q = random_tables(rng)
-    u, i, j = random_triplets(rng, 11, 13, 60)   # every row repeats: atomics must lose nothing
+    u, i, j = random_triplets(rng, 11, 13, 60)  # every row repeats: atomics must lose nothing
     n = len(u)
     delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
     idP, idQ = np.arange(11), np.arange(13)
@@ -60,8 +71,9 @@ def test_bpr_kernels_match_reference_with_repeated_rows():
     np.testing.assert_allclose(delta, ref_bpr.bpr_delta(P64, Q64, u, i, j), **F32)
     gP, gQ = np.zeros_like(P), np.zeros_like(Q)
     cP, cQ = np.zeros(11, np.int64), np.zeros(13, np.int64)
-    cuda_bpr.bpr_grad_scatter(P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ,
-                              cP, cQ, True)
+    cuda_bpr.bpr_grad_scatter(
+        P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ, cP, cQ, True
+    )
     rP, rQ = ref_bpr.bpr_grad(P64, Q64, u, i, j)
     np.testing.assert_allclose(gP, rP, **F32)
     np.testing.assert_allclose(gQ, rQ, **F32)
@@ -81,6 +93,7 @@ def test_bpr_scatter_through_compact_slot_maps():
     args = (P, Q, idP, idQ, u, i, j, delta, np.float32(0.1), slotP, slotQ)
     want = [np.zeros((11, 5), np.float32), np.zeros((13, 5), np.float32)]
     from lopt_np.kernels.cpu.bpr import bpr_grad_scatter as cpu_scatter
+
     cpu_scatter(*args, *want, np.zeros(11, np.int64), np.zeros(13, np.int64), True, 2)
     got = [np.zeros_like(w) for w in want]
     cuda_bpr.bpr_grad_scatter(*args, *got, np.zeros(11, np.int64), np.zeros(13, np.int64), True)
@@ -96,11 +109,14 @@ def test_fused_theta_updates_match_reference(granularity, optimizer, scope, eps_
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZER_CODES))
 @pytest.mark.parametrize("layout", [(1, 1), (1, 4), (9, 1), (9, 4)], ids=str)
-@pytest.mark.parametrize("full_scope,assumed_penalty,eps_terms",
-                         [(False, False, (1e-8, 0.0)), (True, True, (0.0, 3e-10))],
-                         ids=["spec", "authors"])
-def test_lookahead_and_lambda_reduction_match_cpu_kernels(optimizer, layout, full_scope,
-                                                         assumed_penalty, eps_terms):
+@pytest.mark.parametrize(
+    "full_scope,assumed_penalty,eps_terms",
+    [(False, False, (1e-8, 0.0)), (True, True, (0.0, 3e-10))],
+    ids=["spec", "authors"],
+)
+def test_lookahead_and_lambda_reduction_match_cpu_kernels(
+    optimizer, layout, full_scope, assumed_penalty, eps_terms
+):
     """``lookahead_rows`` and ``accumulate_lambda_grad`` for every Λ layout, float64, against
     the CPU kernels (themselves checked against the reference and by finite differences)."""
     rng = np.random.default_rng(7)
@@ -110,11 +126,22 @@ def test_lookahead_and_lambda_reduction_match_cpu_kernels(optimizer, layout, ful
     lam = rng.uniform(0, 0.3, layout)
     slot, held, n_held, _ = held_rows(np.array([4, 1, 8, 4, 0]), n)
     gbar = rng.normal(0, 0.1, (cap, K))
-    count = np.array([2, 1, 0, 1, 0, 0], np.int64)   # row 8 (slot 2) is in V but not in B̄
+    count = np.array([2, 1, 0, 1, 0, 0], np.int64)  # row 8 (slot 2) is in V but not in B̄
     Gbar = rng.normal(0, 0.1, (cap, K))
     per_row = layout[0] > 1
-    consts = (1 / 8, full_scope, assumed_penalty, OPTIMIZER_CODES[optimizer], 0.003, 0.05, 0.9,
-              0.999, 0.1, 0.001, *eps_terms)
+    consts = (
+        1 / 8,
+        full_scope,
+        assumed_penalty,
+        OPTIMIZER_CODES[optimizer],
+        0.003,
+        0.05,
+        0.9,
+        0.999,
+        0.1,
+        0.001,
+        *eps_terms,
+    )
     outs = []
     for hg in (cpu_hg, cuda_hg):
         Tbar, dT = np.zeros((cap, K)), np.zeros((cap, K))
@@ -144,8 +171,9 @@ def test_hold_release_and_zero_rows():
 
 @pytest.mark.parametrize("eps_placement", ["inside", "outside"])
 def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
-    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(lambda_optimizer,
-                                                                                eps_placement)
+    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(
+        lambda_optimizer, eps_placement
+    )
     sq = np.zeros(1)
     cuda_lu.sum_of_squares(Gc, n_held, sq)
     np.testing.assert_allclose(sq[0], np.sum(Gc[:n_held].astype(np.float64) ** 2), rtol=1e-12)
@@ -179,15 +207,29 @@ def test_rank_users_matches_reference_evaluation(block_size):
     users = np.flatnonzero(np.diff(t_indptr) > 0)
     ranks = np.zeros(len(t_items))
     auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
-    rank_users(P, Q, users, t_indptr, t_items, s_indptr, s_items, ks, ranks, auc, hr, nd,
-               block_size=block_size)
+    rank_users(
+        P,
+        Q,
+        users,
+        t_indptr,
+        t_items,
+        s_indptr,
+        s_items,
+        ks,
+        ranks,
+        auc,
+        hr,
+        nd,
+        block_size=block_size,
+    )
     assert_user_metrics(auc, hr, nd, ks, ref)
 
 
 def test_cuda_backend_matches_reference_float64(granularity, optimizer, scope):
     for lam_opt in ("adam", "sgd"):
-        backends, losses = run_backends(granularity, optimizer, scope, lam_opt, np.float64, 2,
-                                         names=("reference", "cuda"))
+        backends, losses = run_backends(
+            granularity, optimizer, scope, lam_opt, np.float64, 2, names=("reference", "cuda")
+        )
         for ref, got in losses:
             np.testing.assert_allclose(got, ref, rtol=1e-10)
         for a, b in zip(*(bk.parameters() for bk in backends)):
@@ -196,8 +238,16 @@ def test_cuda_backend_matches_reference_float64(granularity, optimizer, scope):
 
 @pytest.mark.parametrize("granularity", ["DUI", "UI", "D"])
 def test_cuda_backend_matches_reference_with_lambda_rows_batch(granularity):
-    backends, losses = run_backends(granularity, "adam", "batch", "amsgrad", np.float64, 2,
-                                     names=("reference", "cuda"), lambda_rows="batch")
+    backends, losses = run_backends(
+        granularity,
+        "adam",
+        "batch",
+        "amsgrad",
+        np.float64,
+        2,
+        names=("reference", "cuda"),
+        lambda_rows="batch",
+    )
     for ref, got in losses:
         np.testing.assert_allclose(got, ref, rtol=1e-10)
     for a, b in zip(*(bk.parameters() for bk in backends)):
@@ -205,8 +255,9 @@ def test_cuda_backend_matches_reference_with_lambda_rows_batch(granularity):
 
 
 def test_cuda_backend_matches_reference_float32(granularity, optimizer, scope):
-    backends, losses = run_backends(granularity, optimizer, scope, "amsgrad", np.float32, 2,
-                                     names=("reference", "cuda"))
+    backends, losses = run_backends(
+        granularity, optimizer, scope, "amsgrad", np.float32, 2, names=("reference", "cuda")
+    )
     for ref, got in losses:
         np.testing.assert_allclose(got, ref, rtol=1e-5)
     for a, b in zip(*(bk.parameters() for bk in backends)):
@@ -215,15 +266,22 @@ def test_cuda_backend_matches_reference_float32(granularity, optimizer, scope):
     _, _, lam_P, lam_Q = backends[1].parameters()
     assert mean_P == pytest.approx(float(lam_P.mean()), rel=1e-6)
     assert mean_Q == pytest.approx(float(lam_Q.mean()), rel=1e-6)
-    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))   # Λ was updated
+    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))  # Λ was updated
     assert backends[1].all_finite()
 
 
-@pytest.mark.skipif(not SIMULATOR, reason="patches device functions, which only the "
-                                          "simulator looks up at run time")
-@pytest.mark.parametrize("module, name", [(cuda_hg, "adam_jacobian"), (cuda_hg, "penalty_grad"),
-                                          (cuda_optimizers, "adam_moments"),
-                                          (cuda_bpr, "bpr_margin")])
+@pytest.mark.skipif(
+    not SIMULATOR, reason="patches device functions, which only the simulator looks up at run time"
+)
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        (cuda_hg, "adam_jacobian"),
+        (cuda_hg, "penalty_grad"),
+        (cuda_optimizers, "adam_moments"),
+        (cuda_bpr, "bpr_margin"),
+    ],
+)
 def test_a_perturbed_cuda_kernel_is_caught(monkeypatch, module, name):
     """The backend comparison above fails when one CUDA formula is off by 0.1 %."""
     exact = getattr(module, name)
@@ -243,17 +301,23 @@ def test_every_kernel_compiles_for_a_real_gpu_without_float64_in_float32_kernels
     their speed). Skips where the CUDA compiler libraries are not installed."""
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
     script = os.path.join(os.path.dirname(__file__), "cuda_ptx_check.py")
-    r = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(
+        [sys.executable, script], env=env, capture_output=True, text=True, timeout=600
+    )
     if r.returncode == 3:
         pytest.skip(r.stderr.strip())
     assert r.returncode == 0, r.stderr[-3000:]
     f64 = json.loads(r.stdout)
     assert len(f64) == 20
-    for name in ("bpr._bpr_grad_scatter", "optimizers._adam_update",
-                 "optimizers._lazy_adam_update", "optimizers._sgd_update",
-                 "hypergradient._lookahead_rows", "lambda_update._lambda_adam_update",
-                 "lambda_update._lambda_sgd_update"):
+    for name in (
+        "bpr._bpr_grad_scatter",
+        "optimizers._adam_update",
+        "optimizers._lazy_adam_update",
+        "optimizers._sgd_update",
+        "hypergradient._lookahead_rows",
+        "lambda_update._lambda_adam_update",
+        "lambda_update._lambda_sgd_update",
+    ):
         assert f64[f"lopt_np.kernels.cuda.{name}"]["float32"] == 0, name
 
 
@@ -263,6 +327,7 @@ def test_lambda_update_kernels_have_one_signature_in_both_layers():
     import inspect
 
     from lopt_np.kernels.cpu import lambda_update as cpu_lu
+
     for name in ("lambda_sgd_update", "lambda_adam_update"):
         cpu_fn, cuda_fn = getattr(cpu_lu, name), getattr(cuda_lu, name)
         cpu_params = list(inspect.signature(cpu_fn.py_func).parameters)
@@ -270,13 +335,19 @@ def test_lambda_update_kernels_have_one_signature_in_both_layers():
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu", "cuda"])
-@pytest.mark.parametrize("field, value, needle", [
-    ("theta", "adagrad", "unknown optimizer 'adagrad'; expected one of sgd, adam, lazy_adam"),
-    ("lambda", "rmsprop", "unknown lambda_optimizer 'rmsprop'; expected one of sgd, adam, "
-                          "amsgrad"),
-    ("rows", "some", "unknown lambda_rows 'some'; expected one of all, batch"),
-    ("eps", "middle", "unknown eps_placement 'middle'"),
-])
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("theta", "adagrad", "unknown optimizer 'adagrad'; expected one of sgd, adam, lazy_adam"),
+        (
+            "lambda",
+            "rmsprop",
+            "unknown lambda_optimizer 'rmsprop'; expected one of sgd, adam, amsgrad",
+        ),
+        ("rows", "some", "unknown lambda_rows 'some'; expected one of all, batch"),
+        ("eps", "middle", "unknown eps_placement 'middle'"),
+    ],
+)
 def test_an_unknown_name_is_the_same_clear_error_on_every_backend(backend, field, value, needle):
     """No backend falls back to another optimizer for a name it does not know."""
     from lopt_np.backends import make_backend
@@ -284,11 +355,14 @@ def test_an_unknown_name_is_the_same_clear_error_on_every_backend(backend, field
     from lopt_np.granularity import init_lambda
     from lopt_np.math.hypergradient import ThetaOptimizer
     from lopt_np.math.lambda_update import LambdaOptimizer
+
     P, Q = random_tables(np.random.default_rng(0))
     lP, lQ = init_lambda("DUI", *P.shape[:1], Q.shape[0], P.shape[1], 0.01, np.float32)
-    theta = ThetaOptimizer(value if field == "theta" else "adam",
-                           eps_placement=value if field == "eps" else "inside")
-    lam = LambdaOptimizer(value if field == "lambda" else "adam",
-                          rows=value if field == "rows" else "all")
+    theta = ThetaOptimizer(
+        value if field == "theta" else "adam", eps_placement=value if field == "eps" else "inside"
+    )
+    lam = LambdaOptimizer(
+        value if field == "lambda" else "adam", rows=value if field == "rows" else "all"
+    )
     with pytest.raises(ConfigError, match=needle):
         make_backend(backend, P, Q, lP, lQ, "DUI", theta, lam)

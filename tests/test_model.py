@@ -1,6 +1,7 @@
 """The trained model in use: the top-n kernels (CPU and CUDA, against ``math.recommend``),
 ``Model.recommend``/``similar_*``/``score`` against brute force, save/load, damaged folders,
 and the final fit on every interaction."""
+
 import dataclasses
 import json
 import os
@@ -17,13 +18,16 @@ from lopt_np.trainer import LambdaOpt
 def kernel_module(device, monkeypatch):
     if device == "cpu":
         from lopt_np.kernels.cpu import recommend
+
         return recommend
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
     from numba import cuda
+
     if not cuda.is_available():
         pytest.skip("no CUDA GPU and the simulator is off (NUMBA_ENABLE_CUDASIM=0)")
     from lopt_np.kernels.cuda import _jit, recommend
-    monkeypatch.setattr(_jit, "THREADS_PER_BLOCK", 8)      # several blocks per grid
+
+    monkeypatch.setattr(_jit, "THREADS_PER_BLOCK", 8)  # several blocks per grid
     return recommend
 
 
@@ -54,8 +58,9 @@ def test_top_n_kernel_matches_reference(device, restrict, monkeypatch):
     rng = np.random.default_rng(1)
     L, R, excluded = top_case(rng)
     n_items = len(R)
-    candidates = (np.sort(rng.choice(n_items, 40, replace=False)) if restrict
-                  else np.arange(n_items)).astype(np.int64)
+    candidates = (
+        np.sort(rng.choice(n_items, 40, replace=False)) if restrict else np.arange(n_items)
+    ).astype(np.int64)
     rows = np.array([4, 0, 5, 9, 36, 2, 2] + list(range(10, 30)), np.int64)
     n = 8
     indptr, items = csr(excluded)
@@ -68,7 +73,7 @@ def test_top_n_kernel_matches_reference(device, restrict, monkeypatch):
         want_items, want_scores = top_n(S[r], n, np.union1d(excluded[r], not_candidate))
         np.testing.assert_array_equal(top[b], want_items, err_msg=f"row {r}")
         np.testing.assert_allclose(scores[b], want_scores, rtol=1e-12)
-    if not restrict:                    # row 4 has 3 admissible items: padded
+    if not restrict:  # row 4 has 3 admissible items: padded
         assert (top[0, 3:] == -1).all() and np.isneginf(scores[0, 3:]).all()
 
 
@@ -90,10 +95,10 @@ def test_recommend_is_the_brute_force_top_n_of_unseen_items(trained):
     users = split.user_ids[[0, 5, 17]]
     ids, scores = model.recommend(users, n=10)
     assert ids.shape == scores.shape == (3, 10)
-    indptr, seen = split.csr()          # every interaction of every part
+    indptr, seen = split.csr()  # every interaction of every part
     S = model.P.astype(np.float64) @ model.Q.astype(np.float64).T
     for row, u in zip(range(3), (0, 5, 17)):
-        user_seen = seen[indptr[u]:indptr[u + 1]]
+        user_seen = seen[indptr[u] : indptr[u + 1]]
         want, want_scores = top_n(S[u], 10, user_seen)
         np.testing.assert_array_equal(ids[row], split.item_ids[want])
         np.testing.assert_allclose(scores[row], want_scores, rtol=1e-12)
@@ -108,17 +113,18 @@ def test_recommend_options(trained):
     _, model, split = trained
     u = split.user_ids[3]
     everything, _ = model.recommend(u, n=model.n_items, filter_seen=False)
-    assert sorted(everything) == sorted(split.item_ids)          # all items, no padding
+    assert sorted(everything) == sorted(split.item_ids)  # all items, no padding
     allowed = split.item_ids[[1, 4, 9, 30]]
     ids, scores = model.recommend(u, n=10, items=allowed)
     kept = [i for i in ids if i != ""]
-    assert set(kept) <= set(allowed) and len(ids) == 4          # n capped by the candidates
+    assert set(kept) <= set(allowed) and len(ids) == 4  # n capped by the candidates
     indptr, seen = split.csr()
-    n_unseen = 4 - len(np.intersect1d(model.item_index(allowed), seen[indptr[3]:indptr[4]]))
+    n_unseen = 4 - len(np.intersect1d(model.item_index(allowed), seen[indptr[3] : indptr[4]]))
     assert len(kept) == n_unseen and np.isneginf(scores[n_unseen:]).all()
     # the same user named by a value of another type (ids compare as strings)
-    np.testing.assert_array_equal(model.recommend(np.str_(u), n=3)[0],
-                                  model.recommend(str(u), n=3)[0])
+    np.testing.assert_array_equal(
+        model.recommend(np.str_(u), n=3)[0], model.recommend(str(u), n=3)[0]
+    )
     with pytest.raises(DataError, match="unknown user id 'nobody'"):
         model.recommend("nobody")
     with pytest.raises(DataError, match="unknown item id"):
@@ -146,8 +152,10 @@ def test_similar_items_users_and_score(trained):
     np.testing.assert_array_equal(uid, split.user_ids[want])
     assert np.all(usims <= 1 + 1e-12)
     u, i = split.user_ids[[1, 2, 2]], split.item_ids[[0, 5, 7]]
-    expected = [float(model.P[a].astype(np.float64) @ model.Q[b].astype(np.float64))
-                for a, b in zip(model.user_index(u), model.item_index(i))]
+    expected = [
+        float(model.P[a].astype(np.float64) @ model.Q[b].astype(np.float64))
+        for a, b in zip(model.user_index(u), model.item_index(i))
+    ]
     np.testing.assert_allclose(model.score(u, i), expected, rtol=1e-12)
     with pytest.raises(ConfigError, match="as many users as items"):
         model.score(u, i[:2])
@@ -158,8 +166,16 @@ def test_save_load_round_trip(trained, tmp_path):
     model.save(tmp_path / "m")
     assert sorted(os.listdir(tmp_path / "m")) == ["model.json", "model.npz"]
     back = load(tmp_path / "m")
-    for name in ("P", "Q", "lambda_P", "lambda_Q", "user_ids", "item_ids", "seen_indptr",
-                 "seen_items"):
+    for name in (
+        "P",
+        "Q",
+        "lambda_P",
+        "lambda_Q",
+        "user_ids",
+        "item_ids",
+        "seen_indptr",
+        "seen_items",
+    ):
         np.testing.assert_array_equal(getattr(back, name), getattr(model, name), err_msg=name)
     assert back.config == json.loads(json.dumps(model.config))
     assert back.best_epoch == model.best_epoch and len(back.history) == len(model.history)
@@ -170,14 +186,25 @@ def test_save_load_round_trip(trained, tmp_path):
 def test_integer_ids_keep_their_type(tmp_path):
     rng = np.random.default_rng(0)
     P, Q = rng.normal(size=(3, 4)), rng.normal(size=(5, 4))
-    model = Model(P, Q, np.zeros((1, 1)), np.zeros((1, 1)), {}, [], {}, 1,
-                  np.array([10, 20, 30]), np.array([7, 8, 9, 100, 5]),
-                  np.array([0, 1, 1, 2]), np.array([4, 0]))
+    model = Model(
+        P,
+        Q,
+        np.zeros((1, 1)),
+        np.zeros((1, 1)),
+        {},
+        [],
+        {},
+        1,
+        np.array([10, 20, 30]),
+        np.array([7, 8, 9, 100, 5]),
+        np.array([0, 1, 1, 2]),
+        np.array([4, 0]),
+    )
     model.save(tmp_path)
     back = Model.load(tmp_path)
     assert back.user_ids.dtype.kind == "i" and back.item_ids.dtype.kind == "i"
     ids, _ = back.recommend(10, n=5)
-    assert ids.dtype.kind == "i" and 5 not in ids and ids[-1] == -1     # padded: 4 unseen
+    assert ids.dtype.kind == "i" and 5 not in ids and ids[-1] == -1  # padded: 4 unseen
     np.testing.assert_array_equal(back.recommend("10", n=5)[0], ids)
 
 
@@ -187,7 +214,7 @@ def _damage(folder, how):
         npz.write_bytes(npz.read_bytes()[:200])
     elif how == "garbled npz":
         data = bytearray(npz.read_bytes())
-        data[len(data) // 2:len(data) // 2 + 64] = b"\0" * 64
+        data[len(data) // 2 : len(data) // 2 + 64] = b"\0" * 64
         npz.write_bytes(bytes(data))
     elif how == "newer format":
         m = json.loads(meta.read_text())
@@ -203,7 +230,7 @@ def _damage(folder, how):
         if how == "nan embeddings":
             arrays["user_embeddings"][0, 0] = np.nan
         elif how == "item index out of range":
-            arrays["seen_items"][0] = 10 ** 6
+            arrays["seen_items"][0] = 10**6
         elif how == "unsorted seen items":
             arrays["seen_items"][:2] = arrays["seen_items"][:2][::-1]
         elif how == "ids of another model":
@@ -213,9 +240,21 @@ def _damage(folder, how):
         np.savez(npz, **arrays)
 
 
-@pytest.mark.parametrize("how", ["truncated npz", "garbled npz", "newer format", "no model.json",
-                                 "not json", "nan embeddings", "item index out of range",
-                                 "unsorted seen items", "ids of another model", "missing array"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "truncated npz",
+        "garbled npz",
+        "newer format",
+        "no model.json",
+        "not json",
+        "nan embeddings",
+        "item index out of range",
+        "unsorted seen items",
+        "ids of another model",
+        "missing array",
+    ],
+)
 def test_a_damaged_model_folder_is_one_clear_error(trained, tmp_path, how):
     trained[1].save(tmp_path)
     _damage(tmp_path, how)
@@ -234,8 +273,9 @@ def test_final_fit_trains_on_everything_with_lambda_fixed(trained):
     steps = -(-n_all // est.config.batch_size)
     assert model.lambda_P.any() and model.lambda_Q.any()
     for warm_start, final_lambda in ((True, "learned"), (False, "learned"), (True, "zero")):
-        final = est.fit_final(model, split, epochs=2, warm_start=warm_start,
-                              final_lambda=final_lambda)
+        final = est.fit_final(
+            model, split, epochs=2, warm_start=warm_start, final_lambda=final_lambda
+        )
         assert len(final.history) == 2 == final.best_epoch
         assert final.config["learn_lambda"] is False and final.config["selection_frac"] == 0.0
         assert final.config["final_lambda"] == final_lambda
@@ -243,7 +283,7 @@ def test_final_fit_trains_on_everything_with_lambda_fixed(trained):
         np.testing.assert_array_equal(final.lambda_P, scale * model.lambda_P)
         np.testing.assert_array_equal(final.lambda_Q, scale * model.lambda_Q)
         np.testing.assert_array_equal(final.seen_items, model.seen_items)
-        assert final.history[-1]["step"] == 2 * steps             # every interaction trained
+        assert final.history[-1]["step"] == 2 * steps  # every interaction trained
         assert not np.allclose(final.P, model.P)
     # where it starts: with a negligible learning rate, warm stays at the kept model's P,
     # fresh at the seed's initial draw
@@ -272,11 +312,14 @@ def test_final_epochs_default_and_validation(trained):
 
 
 def test_model_on_cuda_gives_the_cpu_lists(trained, monkeypatch):
-    kernel_module("cuda", monkeypatch)          # skips where neither a GPU nor the simulator
+    kernel_module("cuda", monkeypatch)  # skips where neither a GPU nor the simulator
     _, model, split = trained
     users, items = split.user_ids[:6], split.item_ids[:3]
-    for method, query in (("recommend", users), ("similar_items", items),
-                          ("similar_users", users[:2])):
+    for method, query in (
+        ("recommend", users),
+        ("similar_items", items),
+        ("similar_users", users[:2]),
+    ):
         cpu_ids, cpu_scores = getattr(model, method)(query, 7)
         gpu_ids, gpu_scores = getattr(model, method)(query, 7, device="cuda")
         np.testing.assert_array_equal(gpu_ids, cpu_ids, err_msg=method)

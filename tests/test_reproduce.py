@@ -1,4 +1,5 @@
 """``lopt reproduce`` (Table 2) and ``lopt plot`` (Figures 1, 6, 7, 8) on small generated data."""
+
 import json
 import os
 import sys
@@ -12,10 +13,34 @@ from lopt_np.errors import ConfigError
 from lopt_np.plots import group_gain, plot_run
 from lopt_np.reproduce import METHODS, TABLE_METRICS, check_methods, folder_name
 
-TINY = ["--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
-        "--epochs", "3", "--dim", "8", "--batch-size", "256", "--lambdas", "0.1,0.001,0",
-        "--sgda-lrs", "10,30", "--baseline-epochs", "2", "--neumf-mlp-dim", "4",
-        "--neumf-layers", "8,4", "--amf-eps", "0.05,0.1", "--lambda-lr", "0.05"]
+TINY = [
+    "--synthetic-users",
+    "150",
+    "--synthetic-items",
+    "300",
+    "--min-count",
+    "5",
+    "--epochs",
+    "3",
+    "--dim",
+    "8",
+    "--batch-size",
+    "256",
+    "--lambdas",
+    "0.1,0.001,0",
+    "--sgda-lrs",
+    "10,30",
+    "--baseline-epochs",
+    "2",
+    "--neumf-mlp-dim",
+    "4",
+    "--neumf-layers",
+    "8,4",
+    "--amf-eps",
+    "0.05,0.1",
+    "--lambda-lr",
+    "0.05",
+]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -33,7 +58,7 @@ def test_reproduce_writes_table2_and_every_method(repro_dir):
     assert {folder_name(m) for m in METHODS} <= files
     table = pd.read_csv(repro_dir / "table2.csv")
     assert list(table["method"]) == list(METHODS)
-    for m in TABLE_METRICS:                 # gains recomputed from the values
+    for m in TABLE_METRICS:  # gains recomputed from the values
         np.testing.assert_allclose(table[f"gain_{m}"], table[m] / table[m][0] - 1, rtol=1e-12)
     md = (repro_dir / "table2.md").read_text()
     assert md.count("\n") == 2 + len(METHODS) and "MF-λOpt-DUI" in md and "HR@100" in md
@@ -54,7 +79,7 @@ def test_each_row_is_its_saved_model(repro_dir):
     search = json.loads((repro_dir / "table2.json").read_text())["sgda_lr_search"]
     assert sgda["lr"] == max(search, key=lambda s: s[1])[0]
     amf = json.loads((repro_dir / "AMF" / "config.json").read_text())["train"]
-    assert amf["lam"] == grid["selected_lambda"]         # AMF continues MF-λFix with its λ
+    assert amf["lam"] == grid["selected_lambda"]  # AMF continues MF-λFix with its λ
     search = json.loads((repro_dir / "table2.json").read_text())["amf_eps_search"]
     assert [e for e, _ in search] == [0.05, 0.1]
     assert amf["adv_eps"] == max(search, key=lambda s: s[1])[0]
@@ -74,12 +99,15 @@ def test_reproduce_is_deterministic(tmp_path):
         assert list(tables[0][m]) == list(tables[1][m])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--methods", "MF-lOpt-X"], "unknown method(s) MF-lOpt-X"),
-    (["--sgda-lrs", "0"], "SGDA step size"),
-    (["--eval-every", "2"], "eval_every must be 1"),
-    (["--neumf-layers", "0"], "positive integers"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "MF-lOpt-X"], "unknown method(s) MF-lOpt-X"),
+        (["--sgda-lrs", "0"], "SGDA step size"),
+        (["--eval-every", "2"], "eval_every must be 1"),
+        (["--neumf-layers", "0"], "positive integers"),
+    ],
+)
 def test_reproduce_rejects_bad_settings_before_work(tmp_path, args, message):
     r = run("reproduce", *TINY, *args, "--out", tmp_path / "x")
     assert r.exit_code != 0 and message in r.output
@@ -87,8 +115,7 @@ def test_reproduce_rejects_bad_settings_before_work(tmp_path, args, message):
 
 
 def test_check_methods_keeps_the_paper_order():
-    assert check_methods(["MF-lOpt-DUI", "SGDA", "MF-λFix"]) == ("MF-λFix", "SGDA",
-                                                                "MF-λOpt-DUI")
+    assert check_methods(["MF-lOpt-DUI", "SGDA", "MF-λFix"]) == ("MF-λFix", "SGDA", "MF-λOpt-DUI")
     with pytest.raises(ConfigError):
         check_methods([])
 
@@ -102,8 +129,12 @@ def test_plot_draws_the_four_figures_of_a_reproduction(repro_dir):
     r = run("plot", repro_dir)
     assert r.exit_code == 0, r.output
     names = sorted(os.listdir(repro_dir / "figures"))
-    assert names == ["figure1_lambda_grid.png", "figure6_group_gain.png",
-                     "figure7_lambda_trajectories.png", "figure8_lambda_vs_frequency.png"]
+    assert names == [
+        "figure1_lambda_grid.png",
+        "figure6_group_gain.png",
+        "figure7_lambda_trajectories.png",
+        "figure8_lambda_vs_frequency.png",
+    ]
     assert all(_is_png(repro_dir / "figures" / n) for n in names)
     for fig in ("Figure 1", "Figure 6", "Figure 7", "Figure 8"):
         assert fig in r.output
@@ -112,11 +143,15 @@ def test_plot_draws_the_four_figures_of_a_reproduction(repro_dir):
 def test_plot_of_a_grid_and_of_a_train_run(repro_dir, tmp_path):
     written = plot_run(str(repro_dir / "MF-lFix"), str(tmp_path / "grid"))
     assert [os.path.basename(p) for p in written] == ["figure1_lambda_grid.png"]
-    written = plot_run(str(repro_dir / "MF-lOpt-DUI"), str(tmp_path / "dui"),
-                       baseline=str(repro_dir / "MF-lFix"))
+    written = plot_run(
+        str(repro_dir / "MF-lOpt-DUI"), str(tmp_path / "dui"), baseline=str(repro_dir / "MF-lFix")
+    )
     assert sorted(os.path.basename(p) for p in written) == [
-        "figure6_group_gain.png", "figure7_lambda_trajectories.png",
-        "figure8_lambda_vs_frequency.png", "learning_curve.png"]
+        "figure6_group_gain.png",
+        "figure7_lambda_trajectories.png",
+        "figure8_lambda_vs_frequency.png",
+        "learning_curve.png",
+    ]
     assert all(_is_png(p) for p in written)
 
 
@@ -124,11 +159,14 @@ def test_learning_curve_and_footer(repro_dir, tmp_path, monkeypatch):
     """The curve holds one point per evaluated epoch of each run; the footer names the data
     and the settings from config.json."""
     import lopt_np.plots as plots
+
     drawn = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path, note="": drawn.update(
-        axes=fig.axes, note=note))
-    plots.figure_learning_curve(str(repro_dir / "MF-lOpt-DUI"), str(tmp_path / "c.png"),
-                                baseline=str(repro_dir / "MF-lFix"))
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path, note="": drawn.update(axes=fig.axes, note=note)
+    )
+    plots.figure_learning_curve(
+        str(repro_dir / "MF-lOpt-DUI"), str(tmp_path / "c.png"), baseline=str(repro_dir / "MF-lFix")
+    )
     lines = [line for line in drawn["axes"][0].get_lines() if line.get_linestyle() == "-"]
     history = json.loads((repro_dir / "MF-lOpt-DUI" / "metrics.json").read_text())["history"]
     assert len(lines) == 2 and len(lines[0].get_xdata()) == len(history)
@@ -154,9 +192,25 @@ def test_plot_errors_are_one_line(tmp_path, repro_dir, monkeypatch):
     (tmp_path / "empty").mkdir()
     r = run("plot", tmp_path / "empty")
     assert "is not a run, grid or reproduction folder" in r.output
-    r = run("train", "--synthetic-users", "150", "--synthetic-items", "300", "--min-count", "5",
-            "--epochs", "1", "--dim", "4", "--fixed-lambda", "--lambda-init", "0.01",
-            "--no-compare", "--out", tmp_path / "fix")
+    r = run(
+        "train",
+        "--synthetic-users",
+        "150",
+        "--synthetic-items",
+        "300",
+        "--min-count",
+        "5",
+        "--epochs",
+        "1",
+        "--dim",
+        "4",
+        "--fixed-lambda",
+        "--lambda-init",
+        "0.01",
+        "--no-compare",
+        "--out",
+        tmp_path / "fix",
+    )
     assert r.exit_code == 0, r.output
     r = run("plot", tmp_path / "fix")
     assert r.exit_code != 0 and "fixed-λ run" in r.output

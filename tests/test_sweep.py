@@ -1,6 +1,7 @@
 """Sweeps (``lopt_np.sweep``; ``lopt sweep``, ``lopt grid``/``reproduce`` on it): the product of
 settings, the folder written as runs finish, ``--resume``, failures, and Dask: a real
 ``LocalCluster`` of 2 worker processes, a worker killed mid-run, results equal to ``--jobs 1``."""
+
 import json
 import os
 import re
@@ -19,10 +20,32 @@ from lopt_np.trainer import TrainConfig
 
 pytest.importorskip("distributed", reason="Dask distributed (the dask extra) is not installed")
 
-SMALL = ["--synthetic-users", "120", "--synthetic-items", "200", "--epochs", "2", "--dim", "8",
-         "--batch-size", "256", "--ks", "10,50", "--early-stopping", "hr@50"]
-RESULT_COLUMNS = ["run", "status", "best_epoch", "valid_hr@50", "test_auc", "test_hr@10",
-                  "test_hr@50", "test_ndcg@50"]
+SMALL = [
+    "--synthetic-users",
+    "120",
+    "--synthetic-items",
+    "200",
+    "--epochs",
+    "2",
+    "--dim",
+    "8",
+    "--batch-size",
+    "256",
+    "--ks",
+    "10,50",
+    "--early-stopping",
+    "hr@50",
+]
+RESULT_COLUMNS = [
+    "run",
+    "status",
+    "best_epoch",
+    "valid_hr@50",
+    "test_auc",
+    "test_hr@10",
+    "test_hr@50",
+    "test_ndcg@50",
+]
 
 
 def table(folder, name="sweep.csv"):
@@ -43,18 +66,19 @@ def serial_sweep(tmp_path_factory):
 
 def test_three_granularities_by_two_seeds_are_six_run_folders_and_one_table(serial_sweep):
     runs = sorted(os.listdir(serial_sweep / "runs"))
-    assert runs == sorted(f"granularity={g}-seed={s}" for g in ("D", "DU", "DUI")
-                          for s in (0, 1))
+    assert runs == sorted(f"granularity={g}-seed={s}" for g in ("D", "DU", "DUI") for s in (0, 1))
     t = table(serial_sweep)
     assert len(t) == 6 and set(t.status) == {"ok"}
     assert list(t.columns[:5]) == ["run", "dataset", "granularity", "seed", "status"]
-    for name in runs:             # each row is its run folder's own evaluation
+    for name in runs:  # each row is its run folder's own evaluation
         row = t.set_index("run").loc[name]
         metrics = json.loads((serial_sweep / "runs" / name / "metrics.json").read_text())
         config = json.loads((serial_sweep / "runs" / name / "config.json").read_text())
         assert row["test_hr@50"] == pytest.approx(metrics["test"]["hr@50"], abs=1e-12)
         assert (config["train"]["granularity"], config["train"]["seed"]) == (
-            row["granularity"], row["seed"])
+            row["granularity"],
+            row["seed"],
+        )
     # seeds change the model; the summary averages each setting over them
     assert t.groupby("granularity")["test_auc"].nunique().min() == 2
     summary = (serial_sweep / "summary.txt").read_text()
@@ -66,8 +90,18 @@ def test_three_granularities_by_two_seeds_are_six_run_folders_and_one_table(seri
 
 def test_a_local_cluster_of_two_workers_gives_the_serial_numbers(serial_sweep, tmp_path):
     out = tmp_path / "parallel"
-    r = run("sweep", *SMALL, "--set", "granularity=D,DU,DUI", "--seeds", "0,1", "--jobs", "2",
-            "--out", out)
+    r = run(
+        "sweep",
+        *SMALL,
+        "--set",
+        "granularity=D,DU,DUI",
+        "--seeds",
+        "0,1",
+        "--jobs",
+        "2",
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.output
     assert "2 at a time" in r.output
     pd.testing.assert_frame_equal(results(serial_sweep), results(out))
@@ -79,49 +113,86 @@ def test_lopt_grid_on_two_workers_writes_the_serial_grid(tmp_path):
     two = run(*args, "--jobs", "2", "--out", tmp_path / "two")
     assert one.exit_code == 0 and two.exit_code == 0, two.output
     cols = ["lambda", "best_epoch", "valid_hr@50", "test_auc", "test_hr@50", "status"]
-    pd.testing.assert_frame_equal(table(tmp_path / "one", "grid.csv")[cols],
-                                  table(tmp_path / "two", "grid.csv")[cols])
-    assert sorted(os.listdir(tmp_path / "two" / "runs")) == ["lambda=0", "lambda=0.01",
-                                                              "lambda=1"]
+    pd.testing.assert_frame_equal(
+        table(tmp_path / "one", "grid.csv")[cols], table(tmp_path / "two", "grid.csv")[cols]
+    )
+    assert sorted(os.listdir(tmp_path / "two" / "runs")) == ["lambda=0", "lambda=0.01", "lambda=1"]
 
 
 def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     """SGD at lr 0.5 with a fixed global λ = 1e6 blows up; λ = 0.01 trains."""
     out = tmp_path / "s"
-    r = run("sweep", *SMALL, "--optimizer", "sgd", "--lr", "0.5", "--granularity", "global",
-            "--set", "learn_lambda=false", "--set", "lambda_init=1000000,0.01", "--out", out)
+    r = run(
+        "sweep",
+        *SMALL,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
+        "--granularity",
+        "global",
+        "--set",
+        "learn_lambda=false",
+        "--set",
+        "lambda_init=1000000,0.01",
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.output
     t = table(out).set_index("lambda_init")
     assert t.loc[1e6, "status"].startswith("failed: ") and "nan" in t.loc[1e6, "status"]
     assert t.loc[0.01, "status"] == "ok" and t["test_auc"].isna().tolist() == [True, False]
     assert "1 run(s) failed" in r.output and "failed: " in (out / "summary.txt").read_text()
-    failed = json.loads((out / "runs" / "learn_lambda=False-lambda_init=1e+06-seed=0" /
-                         "result.json").read_text())
+    failed = json.loads(
+        (out / "runs" / "learn_lambda=False-lambda_init=1e+06-seed=0" / "result.json").read_text()
+    )
     assert failed["failed"] and not os.path.exists(
-        out / "runs" / "learn_lambda=False-lambda_init=1e+06-seed=0" / "model.npz")
+        out / "runs" / "learn_lambda=False-lambda_init=1e+06-seed=0" / "model.npz"
+    )
 
 
 def cli(*args):
     return [sys.executable, "-m", "lopt_np.cli.main", *map(str, args)]
 
 
-LONG = ["--synthetic-users", "200", "--synthetic-items", "300", "--epochs", "150",
-        "--patience", "0", "--dim", "8", "--batch-size", "64", "--ks", "10,50",
-        "--early-stopping", "hr@50"]
+LONG = [
+    "--synthetic-users",
+    "200",
+    "--synthetic-items",
+    "300",
+    "--epochs",
+    "150",
+    "--patience",
+    "0",
+    "--dim",
+    "8",
+    "--batch-size",
+    "64",
+    "--ks",
+    "10,50",
+    "--early-stopping",
+    "hr@50",
+]
 
 
 def test_ctrl_c_keeps_the_finished_runs_and_resume_trains_only_the_rest(tmp_path):
     args = ["sweep", *LONG, "--set", "lambda_lr=0.001,0.01,0.1", "--jobs", "2"]
-    proc = subprocess.Popen(cli(*args, "--out", tmp_path / "s"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    for line in proc.stderr:                          # the first run is written
+    proc = subprocess.Popen(
+        cli(*args, "--out", tmp_path / "s"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    for line in proc.stderr:  # the first run is written
         if line.startswith("[1/3 done"):
             break
-    os.killpg(proc.pid, signal.SIGINT)                 # Ctrl-C reaches the whole group
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith(
-        "SIGINT: stopped; its finished runs are kept in")
+        "SIGINT: stopped; its finished runs are kept in"
+    )
     assert_group_gone(proc.pid)
     partial = tmp_path / "s.partial"
     finished = sorted(os.listdir(partial / "runs"))
@@ -137,8 +208,9 @@ def test_ctrl_c_keeps_the_finished_runs_and_resume_trains_only_the_rest(tmp_path
     assert len(trained) == 3 - len(finished)
     assert not any(name in line for line in trained for name in finished)
     assert not partial.exists() and len(table(tmp_path / "s")) == 3
-    assert written == {n: os.stat(tmp_path / "s" / "runs" / n / "result.json").st_mtime_ns
-                       for n in finished}                  # kept, not trained again
+    assert written == {
+        n: os.stat(tmp_path / "s" / "runs" / n / "result.json").st_mtime_ns for n in finished
+    }  # kept, not trained again
     whole = run(*args, "--jobs", "1", "--out", tmp_path / "whole")
     assert whole.exit_code == 0
     pd.testing.assert_frame_equal(results(tmp_path / "s"), results(tmp_path / "whole"))
@@ -164,8 +236,7 @@ def test_resume_refuses_other_settings(tmp_path):
     (partial / "sweep.json").write_text((tmp_path / "first" / "sweep.json").read_text())
     r = run("sweep", *SMALL, "--set", "granularity=D,DUI", "--resume", "--out", out)
     assert r.exit_code != 0 and "granularity=DU-seed=0 not planned now" in r.output
-    r = run("sweep", *SMALL, "--set", "granularity=D,DU", "--lr", "0.01", "--resume",
-            "--out", out)
+    r = run("sweep", *SMALL, "--set", "granularity=D,DU", "--lr", "0.01", "--resume", "--out", out)
     assert r.exit_code != 0 and "lr = 0.001 before, 0.01 now" in r.output
     r = run("sweep", *SMALL, "--resume", "--out", tmp_path / "nothing")
     assert r.exit_code != 0 and "nothing to resume" in r.output
@@ -178,12 +249,28 @@ def test_a_worker_killed_mid_run_is_retried_and_the_numbers_are_unchanged(tmp_pa
     import logging
 
     from distributed import Client, LocalCluster
+
     args = ["sweep", *LONG, "--epochs", "100", "--set", "granularity=D,DUI", "--seeds", "0,1"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        proc = subprocess.Popen(cli(*args, "--threads", "1", "--scheduler",
-                                    cluster.scheduler_address, "--out", tmp_path / "killed"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        proc = subprocess.Popen(
+            cli(
+                *args,
+                "--threads",
+                "1",
+                "--scheduler",
+                cluster.scheduler_address,
+                "--out",
+                tmp_path / "killed",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             busy = [w for w, tasks in client.processing().items() if tasks]
@@ -193,12 +280,12 @@ def test_a_worker_killed_mid_run_is_retried_and_the_numbers_are_unchanged(tmp_pa
         else:
             proc.kill()
             pytest.fail("the runs never reached the workers")
-        time.sleep(1.0)                                  # mid-run
+        time.sleep(1.0)  # mid-run
         pids = client.run(os.getpid)
         os.kill(pids[busy[0]], signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0, stderr
-        after = client.run(os.getpid)                  # the nanny restarted the killed one
+        after = client.run(os.getpid)  # the nanny restarted the killed one
         assert len(after) == 2 and pids[busy[0]] not in after.values()
     whole = run(*args, "--out", tmp_path / "whole")
     assert whole.exit_code == 0
@@ -208,14 +295,14 @@ def test_a_worker_killed_mid_run_is_retried_and_the_numbers_are_unchanged(tmp_pa
 
 
 def test_without_dask_several_jobs_name_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "distributed", None)           # import fails
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
     with pytest.raises(ConfigError, match=r'pip install "lopt_np\[dask\]"'):
         with Executor(jobs=2):
             pass
     with pytest.raises(ConfigError, match="dask"):
         with Executor(scheduler="tcp://127.0.0.1:1"):
             pass
-    with Executor(jobs=1) as ex:                     # in-process: no Dask needed
+    with Executor(jobs=1) as ex:  # in-process: no Dask needed
         assert ex.slots == 1
 
 
@@ -225,15 +312,18 @@ def test_an_unreachable_scheduler_is_one_error_line(tmp_path, monkeypatch):
     assert r.exit_code != 0 and "cannot reach the Dask scheduler" in r.output
 
 
-@pytest.mark.parametrize("text, message", [
-    ("granularity", "NAME=V1,V2"),
-    ("colour=red", "not a training option"),
-    ("threads=1,2", "not a training option"),
-    ("dim=8,x", "'x' is not a int"),
-    ("lr=0.1,0.1", "repeats"),
-    ("assumed_penalty=maybe", "is not a bool"),
-    ("lr=", "gives no value"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("granularity", "NAME=V1,V2"),
+        ("colour=red", "not a training option"),
+        ("threads=1,2", "not a training option"),
+        ("dim=8,x", "'x' is not a int"),
+        ("lr=0.1,0.1", "repeats"),
+        ("assumed_penalty=maybe", "is not a bool"),
+        ("lr=", "gives no value"),
+    ],
+)
 def test_bad_settings_are_clear_errors(text, message):
     with pytest.raises(ConfigError, match=message):
         parse_setting(text, TrainConfig())
@@ -244,8 +334,9 @@ def test_settings_take_the_options_types_and_names():
     assert parse_setting("lambda-lr=0.01,0.1", d) == ("lambda_lr", [0.01, 0.1])
     assert parse_setting("dim=8,16", d) == ("dim", [8, 16])
     assert parse_setting("assumed_penalty=true,false", d) == ("assumed_penalty", [True, False])
-    runs = product_runs({"lr": 1.0}, [("dim", [8, 16]), ("granularity", ["D", "DU"])], [0, 1],
-                        ["a", "b"])
+    runs = product_runs(
+        {"lr": 1.0}, [("dim", [8, 16]), ("granularity", ["D", "DU"])], [0, 1], ["a", "b"]
+    )
     assert len(runs) == 16 and len({r.name for r in runs}) == 16
     assert runs[0].name == "a-dim=8-granularity=D-seed=0"
     assert runs[0].params == {"lr": 1.0, "dim": 8, "granularity": "D", "seed": 0}
@@ -257,6 +348,7 @@ def test_settings_take_the_options_types_and_names():
 
 def test_a_sweep_stopped_before_any_run_finished_leaves_nothing(tmp_path):
     from lopt_np.sweep import SweepFolder
+
     with pytest.raises(KeyboardInterrupt):
         with SweepFolder(tmp_path / "s") as folder:
             folder.check_plan({"kind": "sweep", "runs": {}})

@@ -2,6 +2,7 @@
 and backends, batch for batch, under the ``authors`` preset; and every SPEC §8 option, flipped
 alone, breaking the replay. Tolerances from the trace README: 1e-11 absolute under Adam (the
 step amplifies rounding by lr/ε where |∇| ≈ ε), 1e-13 under SGD; float64."""
+
 import functools
 
 import pytest
@@ -38,21 +39,25 @@ def test_authors_preset_replays_every_step(name, device):
 def test_theta_clip_100_never_fires_in_the_traces(name):
     """The authors clip the Θ gradient at 100 (reference backend only): same replay."""
     trace = _trace(name)
-    assert_matches(replay(trace, trace_config(trace, device="reference", theta_clip=100.0)),
-                   TOLERANCE[name])
+    assert_matches(
+        replay(trace, trace_config(trace, device="reference", theta_clip=100.0)), TOLERANCE[name]
+    )
 
 
-@pytest.mark.parametrize("name,steps", [
-    ("d_adam", 2),
-    pytest.param("dui_adam", 3, marks=pytest.mark.slow),
-    pytest.param("dui_sgd", 3, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name,steps",
+    [
+        ("d_adam", 2),
+        pytest.param("dui_adam", 3, marks=pytest.mark.slow),
+        pytest.param("dui_sgd", 3, marks=pytest.mark.slow),
+    ],
+)
 def test_cuda_backend_replays_the_first_steps(name, steps):
     """The CUDA kernels (Numba's simulator in the default run) under the authors' preset: the
     first real step and λ step(s). The simulator runs one Python thread per table element."""
     pytest.importorskip("numba.cuda")
     trace = _trace(name)
-    assert_matches(replay(trace, trace_config(trace, device="cuda"), steps=steps),
-                   TOLERANCE[name])
+    assert_matches(replay(trace, trace_config(trace, device="cuda"), steps=steps), TOLERANCE[name])
 
 
 # Each SPEC §8 difference flipped back to SPEC §5's choice, alone. The smallest deviation an
@@ -91,13 +96,14 @@ def test_one_stream_of_batches_draws_lookahead_then_real_batch(small_split):
     """``lookahead_batches="stream"``: B̄ and B are consecutive batches of one stream (the trace's
     draw order), so per λOpt step the stream advances by two batches."""
     from lopt_np.sampling import BatchStream, TripletSampler
+
     sampler = TripletSampler(small_split, 0)
     whole = sampler.train_triplets(1)
     stream = BatchStream(sampler)
     a, b = stream.next(64), stream.next(64)
     assert (a.users == whole.users[:64]).all() and (b.pos == whole.pos[64:128]).all()
     n = len(whole.users)
-    stream.next(n)                                       # the rest of the pass, short
-    c = stream.next(64)                                  # the next pass: its own permutation
+    stream.next(n)  # the rest of the pass, short
+    c = stream.next(64)  # the next pass: its own permutation
     nxt = sampler.train_triplets(2)
     assert (c.users == nxt.users[:64]).all()

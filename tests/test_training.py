@@ -1,4 +1,5 @@
 """The trainer on generated data: λOpt learns, Λ stays feasible, runs are reproducible."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ FAST = dict(dim=16, batch_size=256, epochs=4, eval_every=0, lr=0.01)
 def test_lambda_opt_lowers_validation_loss_and_keeps_lambda_feasible(small_split):
     m = LambdaOpt(granularity="DUI", lambda_lr=0.05, **FAST).fit(small_split)
     vl = [h["lookahead_valid_loss"] for h in m.history]
-    assert vl[-1] < vl[0] - 0.02   # from ln 2 ≈ 0.693 (untrained) downwards
+    assert vl[-1] < vl[0] - 0.02  # from ln 2 ≈ 0.693 (untrained) downwards
     assert (m.lambda_P >= 0).all() and (m.lambda_Q >= 0).all()
     assert m.lambda_P.shape == (small_split.n_users, 16)
     assert m.lambda_Q.shape == (small_split.n_items, 16)
@@ -24,8 +25,9 @@ def test_learned_lambda_differs_across_users(small_split, granularity):
     assert per_user.max() > 0 and np.std(per_user) > 0.05 * per_user.max()
 
 
-@pytest.mark.parametrize("optimizer, granularity", [("adam", "DUI"), ("lazy_adam", "DUI"),
-                                                    ("sgd", "D"), ("adam", "UI")])
+@pytest.mark.parametrize(
+    "optimizer, granularity", [("adam", "DUI"), ("lazy_adam", "DUI"), ("sgd", "D"), ("adam", "UI")]
+)
 def test_same_seed_same_result_and_any_thread_count(small_split, optimizer, granularity):
     kw = dict(FAST, optimizer=optimizer, granularity=granularity, lambda_lr=0.05)
     a = LambdaOpt(seed=5, threads=1, **kw).fit(small_split)
@@ -57,7 +59,9 @@ def test_progress_can_stop_training(small_split):
 
 
 def test_fixed_lambda_is_not_learned(small_split):
-    m = LambdaOpt(learn_lambda=False, lambda_init=0.3, granularity="global", **FAST).fit(small_split)
+    m = LambdaOpt(learn_lambda=False, lambda_init=0.3, granularity="global", **FAST).fit(
+        small_split
+    )
     assert np.all(m.lambda_P == np.float32(0.3))
     assert m.history[-1]["lookahead_valid_loss"] is None
 
@@ -70,8 +74,9 @@ def test_strong_fixed_lambda_shrinks_embeddings(small_split):
 
 def test_divergence_stops_with_the_step_named(small_split):
     with pytest.raises(TrainingDivergedError, match=r"step \d+ \(epoch 1\)"):
-        LambdaOpt(optimizer="sgd", lr=1e6, **{k: v for k, v in FAST.items() if k != "lr"}) \
-            .fit(small_split)
+        LambdaOpt(optimizer="sgd", lr=1e6, **{k: v for k, v in FAST.items() if k != "lr"}).fit(
+            small_split
+        )
 
 
 def test_reference_backend_runs_the_same_trainer(small_split):
@@ -83,24 +88,28 @@ def test_reference_backend_runs_the_same_trainer(small_split):
 
 
 def test_early_stopping_keeps_the_best_epoch(small_split):
-    m = LambdaOpt(dim=16, batch_size=256, epochs=6, lr=0.05, patience=1,
-                  early_stopping="ndcg@50").fit(small_split)
+    m = LambdaOpt(
+        dim=16, batch_size=256, epochs=6, lr=0.05, patience=1, early_stopping="ndcg@50"
+    ).fit(small_split)
     scores = [h["valid"]["ndcg@50"] for h in m.history]
     assert m.best_epoch == 1 + int(np.argmax(scores))
     assert m.evaluate(small_split, "valid")["metrics"]["ndcg@50"] == pytest.approx(max(scores))
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(lr=-1.0), "lr must be a positive number"),
-    (dict(granularity="XYZ"), "unknown granularity"),
-    (dict(optimizer="rmsprop"), "unknown optimizer"),
-    (dict(scope="rows"), "unknown scope"),
-    (dict(optimizer="lazy_adam", scope="full"), "needs the 'batch' penalty scope"),
-    (dict(lambda_optimizer="lion"), "unknown lambda_optimizer"),
-    (dict(dim=0), "dim must be a positive integer"),
-    (dict(early_stopping="mrr"), "early_stopping must be"),
-    (dict(learning_rate=0.1), "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(lr=-1.0), "lr must be a positive number"),
+        (dict(granularity="XYZ"), "unknown granularity"),
+        (dict(optimizer="rmsprop"), "unknown optimizer"),
+        (dict(scope="rows"), "unknown scope"),
+        (dict(optimizer="lazy_adam", scope="full"), "needs the 'batch' penalty scope"),
+        (dict(lambda_optimizer="lion"), "unknown lambda_optimizer"),
+        (dict(dim=0), "dim must be a positive integer"),
+        (dict(early_stopping="mrr"), "early_stopping must be"),
+        (dict(learning_rate=0.1), "unknown parameter"),
+    ],
+)
 def test_invalid_configuration_is_rejected(params, message):
     with pytest.raises(ConfigError, match=message):
         LambdaOpt(**params)

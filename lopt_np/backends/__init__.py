@@ -8,6 +8,7 @@
 
 All of them receive the same host-sampled triplets, so their results can be compared directly.
 """
+
 from ..errors import ConfigError
 from .base import Backend
 
@@ -18,14 +19,18 @@ def make_backend(name, *args, **kwargs):
     """Instantiate the backend ``name`` (see :data:`BACKENDS`)."""
     if name == "cpu":
         from .cpu import CpuBackend
+
         return CpuBackend(*args, **kwargs)
     if name == "reference":
         from .reference import ReferenceBackend
+
         return ReferenceBackend(*args, **kwargs)
     if name == "cuda":
         from .cuda_support import cuda_module
-        cuda_module()                  # one-line error before the kernels are imported
+
+        cuda_module()  # one-line error before the kernels are imported
         from .cuda import CudaBackend
+
         return CudaBackend(*args, **kwargs)
     raise ConfigError(f"unknown device/backend {name!r}; expected one of {', '.join(BACKENDS)}")
 

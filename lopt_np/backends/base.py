@@ -1,4 +1,5 @@
 """The interface every backend implements, and what they share (settings, Λ layout)."""
+
 import numpy as np
 
 from ..errors import ConfigError
@@ -15,15 +16,16 @@ def check_settings(theta_opt, lambda_opt, scope, lookahead):
     ``LAMBDA_OPTIMIZERS``, …): an unknown one is a :class:`ConfigError` naming the choices, on
     every backend alike, never a fallback to another optimizer."""
     for what, value, allowed in (
-            ("optimizer", theta_opt.name, THETA_OPTIMIZERS),
-            ("eps_placement", theta_opt.eps_placement, EPS_PLACEMENTS),
-            ("lambda_optimizer", lambda_opt.name, LAMBDA_OPTIMIZERS),
-            ("lambda_eps_placement", lambda_opt.eps_placement, EPS_PLACEMENTS),
-            ("lambda_rows", lambda_opt.rows, LAMBDA_ROWS),
-            ("scope", scope, SCOPES),
-            ("lookahead scope", lookahead.scope, SCOPES),
-            ("lookahead eps_placement", lookahead.eps_placement, EPS_PLACEMENTS),
-            ("lookahead_count", lookahead.count, LOOKAHEAD_COUNTS)):
+        ("optimizer", theta_opt.name, THETA_OPTIMIZERS),
+        ("eps_placement", theta_opt.eps_placement, EPS_PLACEMENTS),
+        ("lambda_optimizer", lambda_opt.name, LAMBDA_OPTIMIZERS),
+        ("lambda_eps_placement", lambda_opt.eps_placement, EPS_PLACEMENTS),
+        ("lambda_rows", lambda_opt.rows, LAMBDA_ROWS),
+        ("scope", scope, SCOPES),
+        ("lookahead scope", lookahead.scope, SCOPES),
+        ("lookahead eps_placement", lookahead.eps_placement, EPS_PLACEMENTS),
+        ("lookahead_count", lookahead.count, LOOKAHEAD_COUNTS),
+    ):
         if value not in allowed:
             raise ConfigError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
 
@@ -39,20 +41,29 @@ class Backend:
     and ε placement).
     """
 
-    def __init__(self, P, Q, lam_P, lam_Q, granularity, theta_opt: ThetaOptimizer,
-                 lambda_opt: LambdaOptimizer, scope="batch", learn_lambda=True,
-                 lookahead: Lookahead = None):
+    def __init__(
+        self,
+        P,
+        Q,
+        lam_P,
+        lam_Q,
+        granularity,
+        theta_opt: ThetaOptimizer,
+        lambda_opt: LambdaOptimizer,
+        scope="batch",
+        learn_lambda=True,
+        lookahead: Lookahead = None,
+    ):
         self.granularity = get_granularity(granularity)
         self.theta_opt = theta_opt
         self.lambda_opt = lambda_opt
         self.scope = scope
-        self.lookahead = lookahead or Lookahead(scope=scope,
-                                                eps_placement=theta_opt.eps_placement)
+        self.lookahead = lookahead or Lookahead(scope=scope, eps_placement=theta_opt.eps_placement)
         check_settings(theta_opt, lambda_opt, scope, self.lookahead)
         self.learn_lambda = learn_lambda and bool(learned_blocks(self.granularity, lam_P, lam_Q))
         self.dtype = np.dtype(P.dtype)
-        self.t = 0          # Θ updates done
-        self.lambda_t = 0   # Λ updates done
+        self.t = 0  # Θ updates done
+        self.lambda_t = 0  # Λ updates done
         # the optimizers' scalars in the tables' dtype (a float32 kernel stays in float32)
         f = self.dtype.type
         o, lo = theta_opt, lambda_opt
@@ -73,8 +84,10 @@ class Backend:
         rule = self.lookahead
         t = rule.step_count(self.t)
         if t < 1:
-            raise ConfigError("lookahead_count 'current' uses t = real steps done, which is 0 "
-                              "before the first real step: set lambda_warmup_steps ≥ 1")
+            raise ConfigError(
+                "lookahead_count 'current' uses t = real steps done, which is 0 "
+                "before the first real step: set lambda_warmup_steps ≥ 1"
+            )
         return self._adam_scalars(self.theta_opt, t, rule.eps_placement)
 
     def lambda_step(self, train_batch, valid_batch):
@@ -99,14 +112,18 @@ class Backend:
     def state_arrays(self):
         """The live arrays the next step depends on (Θ, Λ, every optimizer moment), by name;
         each backend with checkpoints names its own."""
-        raise ConfigError(f"checkpoints are written on the cpu and reference backends, not "
-                          f"{type(self).__name__}")
+        raise ConfigError(
+            f"checkpoints are written on the cpu and reference backends, not {type(self).__name__}"
+        )
 
     def checkpoint_state(self):
         """:meth:`state_arrays` as host copies, with the update counters (a checkpoint;
         :meth:`load_checkpoint_state` puts it back)."""
-        return {**{k: np.array(a) for k, a in self.state_arrays().items()},
-                "t": np.int64(self.t), "lambda_t": np.int64(self.lambda_t)}
+        return {
+            **{k: np.array(a) for k, a in self.state_arrays().items()},
+            "t": np.int64(self.t),
+            "lambda_t": np.int64(self.lambda_t),
+        }
 
     def load_checkpoint_state(self, state):
         """Copy a checkpoint into the live arrays, in place (the kernels hold them)."""
@@ -119,6 +136,8 @@ def restore(target, source, name):
     """Copy a checkpointed array into the live one, in place, after checking its shape."""
     source = np.asarray(source)
     if source.shape != target.shape:
-        raise ConfigError(f"the checkpoint's {name} has shape {source.shape}, the run's "
-                          f"{target.shape}: it is not this run's checkpoint")
+        raise ConfigError(
+            f"the checkpoint's {name} has shape {source.shape}, the run's "
+            f"{target.shape}: it is not this run's checkpoint"
+        )
     target[...] = source

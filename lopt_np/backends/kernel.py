@@ -3,6 +3,7 @@ optimizer state and compact gradients, which table's gradient feeds which block,
 step 5 (clip, Λ-optimizer step, projection) over them. Each backend supplies its tables, an
 allocator and its kernel module; the update runs the same kernels by the same names on both.
 """
+
 import numpy as np
 
 from ..math.lambda_update import clip_scale
@@ -18,8 +19,8 @@ class LambdaBlock:
 
     def __init__(self, lam, table, owners, zeros):
         self.lam = lam
-        self.table = table            # the table whose held rows index G (per-row Λ), or None
-        self.tables = owners          # every table this Λ regularizes (both when tied)
+        self.table = table  # the table whose held rows index G (per-row Λ), or None
+        self.tables = owners  # every table this Λ regularizes (both when tied)
         rows = table.capacity if table is not None else 1
         self.G = zeros((rows, lam.shape[1]), lam.dtype)
         self.m, self.v, self.vmax = (zeros(lam.shape, lam.dtype) for _ in range(3))
@@ -59,13 +60,19 @@ class KernelBackend(Backend):
         scale = f(1.0) if norm is None else f(clip_scale(norm, lo.clip))
         self.lambda_t += 1
         alpha, eps_in, eps_out = self._adam_scalars(lo, self.lambda_t, lo.eps_placement)
-        adam = (alpha, *self._lambda_betas, eps_in, eps_out, lo.name == "amsgrad",
-                lo.rows == "batch")
+        adam = (
+            alpha,
+            *self._lambda_betas,
+            eps_in,
+            eps_out,
+            lo.name == "amsgrad",
+            lo.rows == "batch",
+        )
         for b in self.blocks:
             slot, held, n = b.slot_held()
             if lo.name == "sgd":
                 k.lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
-            else:                              # Adam or AMSGrad (base.check_settings)
+            else:  # Adam or AMSGrad (base.check_settings)
                 k.lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, *adam)
 
     def _to_host(self, a):
@@ -76,6 +83,14 @@ class KernelBackend(Backend):
         return tuple(self._to_host(a) for a in (self.tP.T, self.tQ.T, self.tP.lam, self.tQ.lam))
 
     def all_finite(self):
-        arrays = [self.tP.T, self.tQ.T, self.tP.m, self.tQ.m, self.tP.v, self.tQ.v,
-                  self.tP.lam, self.tQ.lam]
+        arrays = [
+            self.tP.T,
+            self.tQ.T,
+            self.tP.m,
+            self.tQ.m,
+            self.tP.v,
+            self.tQ.v,
+            self.tP.lam,
+            self.tQ.lam,
+        ]
         return all(np.isfinite(self._to_host(a)).all() for a in arrays)

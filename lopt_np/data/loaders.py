@@ -8,6 +8,7 @@ Formats: ``movielens`` (``u.data`` tab-separated, ``ratings.dat`` with ``::``, `
 with column names given by options (default ``user,item,timestamp``; the files in
 ``shared/data`` are of this kind). ``auto`` picks by file name.
 """
+
 import os
 import zlib
 import gzip
@@ -47,13 +48,19 @@ def _read(reader, path, what):
         raise DataError(f"{path} is empty") from exc
     except pd.errors.ParserError as exc:
         raise DataError(f"cannot parse {path} as {what}: {exc}") from exc
-    except (UnicodeDecodeError, zlib.error, gzip.BadGzipFile, OSError, EOFError,
-            lzma.LZMAError, ValueError) as exc:
+    except (
+        UnicodeDecodeError,
+        zlib.error,
+        gzip.BadGzipFile,
+        OSError,
+        EOFError,
+        lzma.LZMAError,
+        ValueError,
+    ) as exc:
         hint = ""
         if isinstance(exc, (UnicodeDecodeError, gzip.BadGzipFile, zlib.error, EOFError)):
             hint = " (is it compressed differently from what its name says, or truncated?)"
-        raise DataError(f"cannot read {path} as {what}: {type(exc).__name__}: {exc}{hint}") \
-            from exc
+        raise DataError(f"cannot read {path} as {what}: {type(exc).__name__}: {exc}{hint}") from exc
 
 
 def _ids(column, name, source):
@@ -65,8 +72,10 @@ def _ids(column, name, source):
         missing = missing | (text.str.strip() == "").to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise DataError(f"{source}: column {name!r} has {int(missing.sum()):,} missing or blank "
-                        f"id(s) (first at data row {row + 1})")
+        raise DataError(
+            f"{source}: column {name!r} has {int(missing.sum()):,} missing or blank "
+            f"id(s) (first at data row {row + 1})"
+        )
     if column.dtype.kind in "iu":
         if column.dtype.kind == "u" and len(column) and column.max() > np.iinfo(np.int64).max:
             raise DataError(f"{source}: column {name!r} holds ids beyond int64")
@@ -80,8 +89,10 @@ def _timestamps(raw, name, source):
     is an error naming its row."""
     if raw.isna().any():
         first = int(np.flatnonzero(raw.isna().to_numpy())[0])
-        raise DataError(f"{source}: column {name!r} has {int(raw.isna().sum()):,} missing "
-                        f"timestamp(s) (first at data row {first + 1})")
+        raise DataError(
+            f"{source}: column {name!r} has {int(raw.isna().sum()):,} missing "
+            f"timestamp(s) (first at data row {first + 1})"
+        )
     if pd.api.types.is_datetime64_any_dtype(raw):
         return _datetime_ns(raw)
     if raw.dtype.kind in "iub":
@@ -96,16 +107,20 @@ def _timestamps(raw, name, source):
             if parsed is not None:
                 return _datetime_ns(parsed)
         bad = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise DataError(f"{source}: column {name!r} has the timestamp {shown(raw.iloc[bad])} "
-                        f"at data row {bad + 1}: neither a number nor an ISO 8601 date")
+        raise DataError(
+            f"{source}: column {name!r} has the timestamp {shown(raw.iloc[bad])} "
+            f"at data row {bad + 1}: neither a number nor an ISO 8601 date"
+        )
     values = t.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all() or np.abs(values).max(initial=0) >= 2.0 ** 63:
-        bad = int(np.flatnonzero(~np.isfinite(values) | (np.abs(values) >= 2.0 ** 63))[0])
-        raise DataError(f"{source}: column {name!r} has the out-of-range timestamp "
-                        f"{shown(raw.iloc[bad])} at data row {bad + 1}")
+    if not np.isfinite(values).all() or np.abs(values).max(initial=0) >= 2.0**63:
+        bad = int(np.flatnonzero(~np.isfinite(values) | (np.abs(values) >= 2.0**63))[0])
+        raise DataError(
+            f"{source}: column {name!r} has the out-of-range timestamp "
+            f"{shown(raw.iloc[bad])} at data row {bad + 1}"
+        )
     if t.dtype.kind in "iu":
         return t.astype(np.int64).to_numpy()
-    if np.all(values == np.floor(values)) and np.abs(values).max(initial=0) < 2.0 ** 53:
+    if np.all(values == np.floor(values)) and np.abs(values).max(initial=0) < 2.0**53:
         return values.astype(np.int64)
     return values
 
@@ -126,13 +141,16 @@ def standardize(df, user_col="user", item_col="item", time_col="timestamp", sour
     missing = [c for c in wanted if c not in df.columns]
     if missing:
         cols = ", ".join(shown(str(c)) for c in list(df.columns)[:20])
-        raise DataError(f"{source}: missing column(s) {', '.join(map(shown, missing))}; it has "
-                        f"{cols} (choose with --user-col/--item-col/--time-col, or user_col=, "
-                        f"item_col=, time_col= in Python; time_col=None for no timestamps)")
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(map(shown, missing))}; it has "
+            f"{cols} (choose with --user-col/--item-col/--time-col, or user_col=, "
+            f"item_col=, time_col= in Python; time_col=None for no timestamps)"
+        )
     if len(df) == 0:
         raise DataError(f"{source} holds no interactions")
-    out = pd.DataFrame({"user": _ids(df[user_col], user_col, source),
-                        "item": _ids(df[item_col], item_col, source)})
+    out = pd.DataFrame(
+        {"user": _ids(df[user_col], user_col, source), "item": _ids(df[item_col], item_col, source)}
+    )
     if time_col is not None:
         out["timestamp"] = _timestamps(df[time_col], time_col, source)
     return out
@@ -150,14 +168,17 @@ def _check_first_line(path):
         with opener(path, "rb") as fh:
             head = fh.read(MAX_HEADER_BYTES + 1)
     except (OSError, EOFError, lzma.LZMAError, zlib.error):
-        return                                   # the reader below names the problem
+        return  # the reader below names the problem
     if len(head) > MAX_HEADER_BYTES and b"\n" not in head:
-        raise DataError(f"{path}: the first line is longer than {MAX_HEADER_BYTES >> 20} MiB; "
-                        f"this is not a delimited file with a header row")
+        raise DataError(
+            f"{path}: the first line is longer than {MAX_HEADER_BYTES >> 20} MiB; "
+            f"this is not a delimited file with a header row"
+        )
 
 
-def load_interactions(path, fmt="auto", user_col="user", item_col="item", time_col="timestamp",
-                      sep=None):
+def load_interactions(
+    path, fmt="auto", user_col="user", item_col="item", time_col="timestamp", sep=None
+):
     """Read ``path`` in format ``fmt`` (see :data:`FORMATS`) as a standardized DataFrame."""
     path = str(path)
     if fmt not in FORMATS:
@@ -172,27 +193,50 @@ def load_interactions(path, fmt="auto", user_col="user", item_col="item", time_c
     name = os.path.basename(path).lower()
     if fmt == "movielens":
         if name.startswith("u.data"):
-            df = _read(lambda: pd.read_csv(path, sep="\t", header=None,
-                                           names=["user", "item", "rating", "timestamp"],
-                                           **str_kw), path, "MovieLens u.data")
+            df = _read(
+                lambda: pd.read_csv(
+                    path,
+                    sep="\t",
+                    header=None,
+                    names=["user", "item", "rating", "timestamp"],
+                    **str_kw,
+                ),
+                path,
+                "MovieLens u.data",
+            )
         elif name.startswith("ratings.dat"):
-            df = _read(lambda: pd.read_csv(path, sep="::", engine="python", header=None,
-                                           names=["user", "item", "rating", "timestamp"],
-                                           **str_kw), path, "MovieLens ratings.dat")
+            df = _read(
+                lambda: pd.read_csv(
+                    path,
+                    sep="::",
+                    engine="python",
+                    header=None,
+                    names=["user", "item", "rating", "timestamp"],
+                    **str_kw,
+                ),
+                path,
+                "MovieLens ratings.dat",
+            )
         else:
             df = _read(lambda: pd.read_csv(path, **str_kw), path, "MovieLens ratings.csv")
             df = df.rename(columns={"userId": "user", "movieId": "item"})
         return standardize(df, "user", "item", "timestamp", path)
     if fmt == "amazon-food":
-        df = _read(lambda: pd.read_csv(path, usecols=lambda c: c in ("UserId", "ProductId", "Time"),
-                                       **str_kw), path, "Amazon Fine Food Reviews.csv")
+        df = _read(
+            lambda: pd.read_csv(
+                path, usecols=lambda c: c in ("UserId", "ProductId", "Time"), **str_kw
+            ),
+            path,
+            "Amazon Fine Food Reviews.csv",
+        )
         return standardize(df, "UserId", "ProductId", "Time", path)
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError as exc:
-            raise DataError("reading Parquet needs pyarrow (pip install 'lopt_np[parquet]')") \
-                from exc
+            raise DataError(
+                "reading Parquet needs pyarrow (pip install 'lopt_np[parquet]')"
+            ) from exc
         df = _read(lambda: pd.read_parquet(path), path, "Parquet")
         return standardize(df, user_col, item_col, time_col, path)
     sep = sep or ("\t" if fmt == "tsv" else ",")

@@ -10,6 +10,7 @@
   ml-1m-u2999 exactly (294,413 / 96,914 / 96,323), and a user with n = 20 gets 12/4/4, n = 7
   gets 5/1/1. A history shorter than ⌈1/test⌉ (5) has no test item, which is an error.
 """
+
 import hashlib
 import json
 import os
@@ -31,8 +32,9 @@ def collapse_duplicates(df):
     if "timestamp" not in df.columns:
         df = df.assign(timestamp=df["_pos"])
     g = df.sort_values(["timestamp", "_pos"], kind="stable").groupby(["user", "item"], sort=False)
-    out = g.agg(timestamp=("timestamp", "first"), _pos=("_pos", "first"),
-                count=("timestamp", "size")).reset_index()
+    out = g.agg(
+        timestamp=("timestamp", "first"), _pos=("_pos", "first"), count=("timestamp", "size")
+    ).reset_index()
     return out.sort_values("_pos", kind="stable").reset_index(drop=True)
 
 
@@ -69,10 +71,13 @@ def chronological_split(df, valid_frac=0.2, test_frac=0.2, leave_last_out=False)
     latest ⌊valid/(1−test)·rest⌋ of the rest validation; ``leave_last_out``: the latest one is
     test and the one before it validation. A history too short for a test item stays in
     training (such users are not evaluated)."""
-    if not leave_last_out and not (0 < test_frac < 1 and 0 < valid_frac < 1 and
-                                   valid_frac + test_frac < 1):
-        raise DataError(f"invalid split fractions valid={valid_frac}, test={test_frac}: each must "
-                        f"be in (0, 1) and together below 1")
+    if not leave_last_out and not (
+        0 < test_frac < 1 and 0 < valid_frac < 1 and valid_frac + test_frac < 1
+    ):
+        raise DataError(
+            f"invalid split fractions valid={valid_frac}, test={test_frac}: each must "
+            f"be in (0, 1) and together below 1"
+        )
     df = df.sort_values(["u", "timestamp", "_pos"], kind="stable")
     u = df["u"].to_numpy()
     n_per_user = np.bincount(u)
@@ -87,8 +92,10 @@ def chronological_split(df, valid_frac=0.2, test_frac=0.2, leave_last_out=False)
     part = np.where(rank >= n - n_test, 2, np.where(rank >= n - n_test - n_valid, 1, 0))
     pairs = np.stack([u, df["i"].to_numpy()], axis=1).astype(np.int64)
     if not (part == 2).any():
-        raise DataError(f"no user has a history long enough for a test item (the longest has "
-                        f"{int(n_per_user.max())} interaction(s))")
+        raise DataError(
+            f"no user has a history long enough for a test item (the longest has "
+            f"{int(n_per_user.max())} interaction(s))"
+        )
     return pairs[part == 0], pairs[part == 1], pairs[part == 2]
 
 
@@ -101,8 +108,9 @@ def dense_ids(values):
     return plain_ids(values[first]), index
 
 
-def build_split(df, min_count=0, kcore=False, valid_frac=0.2, test_frac=0.2, split="auto",
-                split_seed=0):
+def build_split(
+    df, min_count=0, kcore=False, valid_frac=0.2, test_frac=0.2, split="auto", split_seed=0
+):
     """Standardized interactions (``loaders.standardize``) → :class:`Split` (SPEC §7), with a
     summary in ``info``: records read, duplicates collapsed, what the filter dropped, which
     split ran. ``split``: ``time`` (needs timestamps), ``random`` (each user's interactions in
@@ -114,8 +122,10 @@ def build_split(df, min_count=0, kcore=False, valid_frac=0.2, test_frac=0.2, spl
     if split == "auto":
         split = "time" if timed else "random"
     if split == "time" and not timed:
-        raise DataError("a split by time needs timestamps; the data has none (use split "
-                        "random or leave-last-out)")
+        raise DataError(
+            "a split by time needs timestamps; the data has none (use split "
+            "random or leave-last-out)"
+        )
     n_records = len(df)
     df = collapse_duplicates(df)
     n_duplicates = n_records - len(df)
@@ -123,29 +133,40 @@ def build_split(df, min_count=0, kcore=False, valid_frac=0.2, test_frac=0.2, spl
     n_collapsed = len(df)
     df, rounds = filter_records(df, min_count, kcore)
     if len(df) == 0:
-        raise DataError(f"no interactions left after keeping users and items with at least "
-                        f"{min_count} records; lower --min-count")
+        raise DataError(
+            f"no interactions left after keeping users and items with at least "
+            f"{min_count} records; lower --min-count"
+        )
     users, u = dense_ids(df["user"].to_numpy())
     items, i = dense_ids(df["item"].to_numpy())
     df = df.assign(u=u, i=i)
     if split == "random":
         df = df.assign(timestamp=np.random.default_rng(split_seed).permutation(len(df)))
-    train, valid, test = chronological_split(df, valid_frac, test_frac,
-                                             leave_last_out=split == "leave-last-out")
+    train, valid, test = chronological_split(
+        df, valid_frac, test_frac, leave_last_out=split == "leave-last-out"
+    )
     seen = np.bincount(np.concatenate([train, valid, test])[:, 0], minlength=len(users))
     if (seen >= len(items)).any():
         raise DataError("a user has interacted with every item: no negatives can be sampled")
     if split == "leave-last-out":
         how = "leave-last-out " + ("by time" if timed else "by order in the data")
     else:
-        how = (f"{1 - valid_frac - test_frac:.0%}/{valid_frac:.0%}/{test_frac:.0%} " +
-               ("by time" if split == "time" else f"in random order (seed {split_seed})"))
-    info = {"records": n_records, "duplicates_collapsed": n_duplicates, "min_count": min_count,
-            "filter": ("k-core" if kcore else "single pass") if min_count > 1 else "none",
-            "filter_rounds": rounds, "dropped_interactions": n_collapsed - len(df),
-            "dropped_users": n_users0 - len(users), "dropped_items": n_items0 - len(items),
-            "users_without_test": int(len(users) - len(np.unique(test[:, 0]))),
-            "split": how, "timestamps": timed}
+        how = f"{1 - valid_frac - test_frac:.0%}/{valid_frac:.0%}/{test_frac:.0%} " + (
+            "by time" if split == "time" else f"in random order (seed {split_seed})"
+        )
+    info = {
+        "records": n_records,
+        "duplicates_collapsed": n_duplicates,
+        "min_count": min_count,
+        "filter": ("k-core" if kcore else "single pass") if min_count > 1 else "none",
+        "filter_rounds": rounds,
+        "dropped_interactions": n_collapsed - len(df),
+        "dropped_users": n_users0 - len(users),
+        "dropped_items": n_items0 - len(items),
+        "users_without_test": int(len(users) - len(np.unique(test[:, 0]))),
+        "split": how,
+        "timestamps": timed,
+    }
     return Split(len(users), len(items), train, valid, test, users, items, info)
 
 
@@ -162,8 +183,9 @@ class CacheWarning(UserWarning):
 
 
 def cache_dir():
-    return os.environ.get("LOPT_CACHE_DIR",
-                          os.path.join(os.path.expanduser("~"), ".cache", "lopt_np"))
+    return os.environ.get(
+        "LOPT_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "lopt_np")
+    )
 
 
 def load_split(path, options, loader, use_cache=True, reader=None):
@@ -173,8 +195,9 @@ def load_split(path, options, loader, use_cache=True, reader=None):
     :func:`build_split` and cached. ``info['cached']`` says which happened."""
     if not os.path.isfile(path):
         raise DataError(f"data file not found: {path}")
-    key = hashlib.sha256((_file_digest(path) + json.dumps([options, reader, SPLIT_RULE], sort_keys=True))
-                         .encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        (_file_digest(path) + json.dumps([options, reader, SPLIT_RULE], sort_keys=True)).encode()
+    ).hexdigest()[:24]
     cached = os.path.join(cache_dir(), f"split-{key}.npz")
     meta = cached[:-4] + ".json"
     if use_cache and os.path.exists(cached) and os.path.exists(meta):
@@ -185,8 +208,11 @@ def load_split(path, options, loader, use_cache=True, reader=None):
                 raise ValueError("its description is not a JSON object")
             return Split.load(cached, {**info, "cached": True})
         except (DataError, ValueError, OSError) as exc:
-            warnings.warn(f"the cached split {cached} is damaged ({str(exc)[:200]}); "
-                          f"rebuilding it", CacheWarning, stacklevel=2)
+            warnings.warn(
+                f"the cached split {cached} is damaged ({str(exc)[:200]}); rebuilding it",
+                CacheWarning,
+                stacklevel=2,
+            )
     split = build_split(loader(), **options)
     if use_cache:
         try:

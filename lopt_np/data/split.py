@@ -1,4 +1,5 @@
 """The train/validation/test split every trainer and evaluator works on (SPEC §7)."""
+
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ def pairs_to_csr(pairs, n_users):
     """``(indptr, items, sorted_pairs)``: each user's items, sorted, as compressed rows."""
     pairs = np.asarray(pairs, dtype=np.int64)
     n_items = int(pairs[:, 1].max()) + 1 if len(pairs) else 1
-    codes = np.sort(pairs[:, 0] * n_items + pairs[:, 1])     # by user, then item
+    codes = np.sort(pairs[:, 0] * n_items + pairs[:, 1])  # by user, then item
     pairs = np.stack([codes // n_items, codes % n_items], axis=1)
     indptr = np.zeros(n_users + 1, np.int64)
     np.cumsum(np.bincount(pairs[:, 0], minlength=n_users), out=indptr[1:])
@@ -36,6 +37,7 @@ class Split:
     (user, item) pairs; ``user_ids`` / ``item_ids`` map dense indices back to original ids.
     ``selection``: validation interactions held out from Λ for model selection (SPEC §8; empty
     unless :func:`hold_out_selection` made them)."""
+
     n_users: int
     n_items: int
     train: np.ndarray
@@ -63,29 +65,45 @@ class Split:
     def summary(self):
         """Table-1-like counts of the split."""
         n = len(self.train) + len(self.valid) + len(self.test) + len(self.selection)
-        return {"users": self.n_users, "items": self.n_items, "interactions": n,
-                "density": n / float(self.n_users * self.n_items),
-                "train": len(self.train), "valid": len(self.valid), "test": len(self.test),
-                **({"selection": len(self.selection)} if len(self.selection) else {}),
-                **self.info}
+        return {
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": n,
+            "density": n / float(self.n_users * self.n_items),
+            "train": len(self.train),
+            "valid": len(self.valid),
+            "test": len(self.test),
+            **({"selection": len(self.selection)} if len(self.selection) else {}),
+            **self.info,
+        }
 
     def save(self, path):
         """Write ``split.npz`` (plain arrays; readable without lopt_np)."""
-        np.savez_compressed(path, train=self.train, valid=self.valid, test=self.test,
-                            user_ids=plain_ids(self.user_ids), item_ids=plain_ids(self.item_ids),
-                            n_users=self.n_users, n_items=self.n_items)
+        np.savez_compressed(
+            path,
+            train=self.train,
+            valid=self.valid,
+            test=self.test,
+            user_ids=plain_ids(self.user_ids),
+            item_ids=plain_ids(self.item_ids),
+            n_users=self.n_users,
+            n_items=self.n_items,
+        )
 
     def validate(self, source="the split"):
         """Shapes, dtypes and index ranges; a :class:`DataError` naming the first problem
         (a Numba kernel fed an out-of-range index would read and write out of bounds)."""
         if len(self.user_ids) != self.n_users or len(self.item_ids) != self.n_items:
-            raise DataError(f"{source}: {len(self.user_ids)} user ids for {self.n_users} users, "
-                            f"{len(self.item_ids)} item ids for {self.n_items} items")
+            raise DataError(
+                f"{source}: {len(self.user_ids)} user ids for {self.n_users} users, "
+                f"{len(self.item_ids)} item ids for {self.n_items} items"
+            )
         for part in SPLIT_NAMES + ("selection",):
             pairs = getattr(self, part)
             if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype.kind not in "iu":
-                raise DataError(f"{source}: {part} is not an (n, 2) integer array of (user, "
-                                f"item) pairs")
+                raise DataError(
+                    f"{source}: {part} is not an (n, 2) integer array of (user, item) pairs"
+                )
             if len(pairs) == 0:
                 continue
             low, high = pairs.min(axis=0), pairs.max(axis=0)
@@ -98,12 +116,20 @@ class Split:
         """The split saved in ``path``, validated; any problem is one :class:`DataError`."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                split = cls(int(z["n_users"]), int(z["n_items"]), z["train"].astype(np.int64),
-                            z["valid"].astype(np.int64), z["test"].astype(np.int64),
-                            z["user_ids"], z["item_ids"], dict(info or {}))
+                split = cls(
+                    int(z["n_users"]),
+                    int(z["n_items"]),
+                    z["train"].astype(np.int64),
+                    z["valid"].astype(np.int64),
+                    z["test"].astype(np.int64),
+                    z["user_ids"],
+                    z["item_ids"],
+                    dict(info or {}),
+                )
         except (KeyError, *NPZ_READ_ERRORS) as exc:
-            raise DataError(f"cannot read split file {path} (damaged or not a split): "
-                            f"{exc}") from None
+            raise DataError(
+                f"cannot read split file {path} (damaged or not a split): {exc}"
+            ) from None
         return split.validate(str(path))
 
 
@@ -122,7 +148,8 @@ def hold_out_selection(split, fraction):
     rank[order] = np.arange(len(users)) - np.repeat(starts, counts)
     # position r is held out where ⌊(r+1)·f⌋ steps up: ⌊n·f⌋ of n, spread evenly
     held = np.floor((rank + 1) * fraction + 1e-9) > np.floor(rank * fraction + 1e-9)
-    out = dataclasses.replace(split, valid=split.valid[~held], selection=split.valid[held],
-                              info=dict(split.info))
+    out = dataclasses.replace(
+        split, valid=split.valid[~held], selection=split.valid[held], info=dict(split.info)
+    )
     out.info["selection_fraction"] = fraction
     return out

@@ -8,6 +8,7 @@ would widen a float32 kernel to float64 and halve its speed); ``sigmoid``/``soft
 ``numba.cuda.jit(device=True)``; each is the scalar form of a function in ``lopt_np.math``
 (named in its docstring) and is tested through the kernels that use it.
 """
+
 import math
 
 
@@ -69,13 +70,13 @@ def select_top(scores, candidates, excluded, e0, e1, top_scores, top_items):
         top_items[k] = -1
     n_cand = candidates.shape[0]
     for step in range(n_cand + n):
-        if step < n_cand:                                # phase 1: offer one candidate
+        if step < n_cand:  # phase 1: offer one candidate
             item = candidates[step]
             s = scores[step]
             if not (s > top_scores[0] or (s == top_scores[0] and item < top_items[0])):
                 continue
-            lo = e0                                      # excluded? (binary search; only
-            hi = e1                                      # for the few that beat the root)
+            lo = e0  # excluded? (binary search; only
+            hi = e1  # for the few that beat the root)
             while lo < hi:
                 mid = (lo + hi) // 2
                 if excluded[mid] < item:
@@ -87,7 +88,7 @@ def select_top(scores, candidates, excluded, e0, e1, top_scores, top_items):
             top_scores[0] = s
             top_items[0] = item
             size = n
-        else:                                            # phase 2: the worst to the end
+        else:  # phase 2: the worst to the end
             size = n - 1 - (step - n_cand)
             s = top_scores[0]
             item = top_items[0]
@@ -95,18 +96,21 @@ def select_top(scores, candidates, excluded, e0, e1, top_scores, top_items):
             top_items[0] = top_items[size]
             top_scores[size] = s
             top_items[size] = item
-        pos = 0                                          # sift the root down within size
+        pos = 0  # sift the root down within size
         while True:
             child = 2 * pos + 1
             if child >= size:
                 break
             c2 = child + 1
-            if c2 < size and (top_scores[child] > top_scores[c2] or (
-                    top_scores[child] == top_scores[c2] and top_items[child] < top_items[c2])):
-                child = c2                               # the worse of the two children
+            if c2 < size and (
+                top_scores[child] > top_scores[c2]
+                or (top_scores[child] == top_scores[c2] and top_items[child] < top_items[c2])
+            ):
+                child = c2  # the worse of the two children
             if top_scores[child] > top_scores[pos] or (
-                    top_scores[child] == top_scores[pos] and top_items[child] < top_items[pos]):
-                break                                    # both children rank before it
+                top_scores[child] == top_scores[pos] and top_items[child] < top_items[pos]
+            ):
+                break  # both children rank before it
             s = top_scores[pos]
             item = top_items[pos]
             top_scores[pos] = top_scores[child]

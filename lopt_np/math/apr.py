@@ -13,6 +13,7 @@ of norm ε (APR Eq. 7-9, first-order approximation, per embedding row as in the 
 
 Plain NumPy (the teaching layer); the L2 penalty is added by the trainer (``math.penalty``).
 """
+
 import numpy as np
 
 from .bpr import bpr_grad, bpr_loss
@@ -31,8 +32,7 @@ def adversarial_perturbation(gP, gQ, eps):
 
 def apr_loss(P, Q, dP, dQ, users, pos, neg, reg_adv):
     """``L_fit(Θ) + γ L_fit(Θ + Δ)`` with the perturbation ``(dP, dQ)`` held fixed."""
-    return (bpr_loss(P, Q, users, pos, neg)
-            + reg_adv * bpr_loss(P + dP, Q + dQ, users, pos, neg))
+    return bpr_loss(P, Q, users, pos, neg) + reg_adv * bpr_loss(P + dP, Q + dQ, users, pos, neg)
 
 
 def apr_grad(P, Q, users, pos, neg, eps, reg_adv):

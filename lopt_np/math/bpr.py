@@ -3,6 +3,7 @@
 Plain NumPy, dense arrays: the teaching text every kernel is checked against.
 A batch is three integer arrays ``users``, ``pos``, ``neg`` of equal length |B|.
 """
+
 import numpy as np
 
 

@@ -6,6 +6,7 @@ user's AUC is the fraction of (target, negative) pairs where the target scores s
 higher, ties counting ½; HR@K and NDCG@K are means over
 the user's targets of ``[rank ≤ K]`` and ``[rank ≤ K]/log2(rank + 1)``.
 """
+
 import numpy as np
 
 

@@ -3,14 +3,22 @@
 Dense reference: every function takes whole tables. The fast kernels compute the same values on
 the rows the validation batch touches only (SPEC §5.4).
 """
+
 from typing import NamedTuple
 
 import numpy as np
 
 from ..granularity import get_granularity
 from .bpr import bpr_grad, bpr_loss
-from .optimizers import (adam_moments, adam_step, adam_step_jacobian, lazy_adam_step,
-                         lazy_adam_step_jacobian, sgd_step, sgd_step_jacobian)
+from .optimizers import (
+    adam_moments,
+    adam_step,
+    adam_step_jacobian,
+    lazy_adam_step,
+    lazy_adam_step_jacobian,
+    sgd_step,
+    sgd_step_jacobian,
+)
 from .lambda_update import clip_by_global_norm
 from .penalty import batch_row_weights, penalty_grad, penalty_grad_lambda
 
@@ -18,6 +26,7 @@ from .penalty import batch_row_weights, penalty_grad, penalty_grad_lambda
 class ThetaOptimizer(NamedTuple):
     """Settings of the Θ optimizer f (SPEC §4): ε's placement in Adam's root, and a global-norm
     clip of the Θ gradient (inf: none; the authors clip at 100, SPEC §8)."""
+
     name: str = "adam"
     lr: float = 1e-3
     beta1: float = 0.9
@@ -45,6 +54,7 @@ class Lookahead(NamedTuple):
       torch ≥ 2.1 whose copied optimizer shares the real one's state (a variant to measure,
       not the authors' code).
     """
+
     scope: str = "batch"
     assumed_penalty: bool = False
     eps_placement: str = "inside"
@@ -69,8 +79,9 @@ def theta_update_full(T, d, opt, m, v, t, active, eps_placement=None):
     if opt.name == "sgd":
         return sgd_step(T, d, opt.lr), m, v
     if opt.name == "lazy_adam":
-        return lazy_adam_step(T, m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                              eps_placement)
+        return lazy_adam_step(
+            T, m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement
+        )
     if opt.name == "adam":
         return adam_step(T, m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement)
     raise ValueError(f"unknown optimizer {opt.name!r}")
@@ -87,11 +98,11 @@ def theta_update_jacobian(T, d, opt, m, v, t, active, eps_placement=None):
     if opt.name == "sgd":
         return np.full_like(T, sgd_step_jacobian(opt.lr))
     if opt.name == "lazy_adam":
-        return lazy_adam_step_jacobian(m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                                       eps_placement)
+        return lazy_adam_step_jacobian(
+            m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement
+        )
     if opt.name == "adam":
-        return adam_step_jacobian(m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                                  eps_placement)
+        return adam_step_jacobian(m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement)
     raise ValueError(f"unknown optimizer {opt.name!r}")
 
 
@@ -118,6 +129,7 @@ def reduce_hypergradient(granularity, GP, GQ, lam_P, lam_Q):
 
 class OptimizerState(NamedTuple):
     """Θ optimizer state: moments (unused by SGD) and ``t``, the number of updates done so far."""
+
     mP: np.ndarray
     vP: np.ndarray
     mQ: np.ndarray
@@ -148,10 +160,26 @@ def lookahead(P, Q, lam_P, lam_Q, state, opt, train_batch, rule, assumed_lambda=
     gP, gQ, aP, aQ = assumed_gradient(P, Q, aLP, aLQ, opt, train_batch, rule)
     wP, wQ = batch_row_weights(u, i, j, P.shape[0], Q.shape[0], rule.scope)
     t = rule.step_count(state.t)
-    Pbar = theta_update(P, regularized_direction(gP, P, lam_P, wP), opt, state.mP, state.vP, t,
-                        aP, rule.eps_placement)
-    Qbar = theta_update(Q, regularized_direction(gQ, Q, lam_Q, wQ), opt, state.mQ, state.vQ, t,
-                        aQ, rule.eps_placement)
+    Pbar = theta_update(
+        P,
+        regularized_direction(gP, P, lam_P, wP),
+        opt,
+        state.mP,
+        state.vP,
+        t,
+        aP,
+        rule.eps_placement,
+    )
+    Qbar = theta_update(
+        Q,
+        regularized_direction(gQ, Q, lam_Q, wQ),
+        opt,
+        state.mQ,
+        state.vQ,
+        t,
+        aQ,
+        rule.eps_placement,
+    )
     return Pbar, Qbar, ((gP, wP, aP), (gQ, wQ, aQ))
 
 
@@ -160,20 +188,23 @@ def lookahead_jacobian_lambda(T, lam, built, opt, m, v, t, eps_placement):
     step 4); ``built = (ḡ, w, active)`` from :func:`lookahead`."""
     gbar, w, active = built
     d = regularized_direction(gbar, T, lam, w)
-    return (theta_update_jacobian(T, d, opt, m, v, t, active, eps_placement)
-            * penalty_grad_lambda(T, w))
+    return theta_update_jacobian(T, d, opt, m, v, t, active, eps_placement) * penalty_grad_lambda(
+        T, w
+    )
 
 
-def validation_loss_after_lookahead(P, Q, lam_P, lam_Q, state, opt, train_batch, valid_batch,
-                                    rule, assumed_lambda=None):
+def validation_loss_after_lookahead(
+    P, Q, lam_P, lam_Q, state, opt, train_batch, valid_batch, rule, assumed_lambda=None
+):
     """``L_val(Θ̄(Λ))`` (Eq. 6-7; SPEC §5 step 3): the function G_Λ differentiates (with ḡ's Λ
     held at ``assumed_lambda``, see :func:`lookahead`)."""
     Pbar, Qbar, _ = lookahead(P, Q, lam_P, lam_Q, state, opt, train_batch, rule, assumed_lambda)
     return bpr_loss(Pbar, Qbar, *valid_batch)
 
 
-def lambda_hypergradient(granularity, P, Q, lam_P, lam_Q, state, opt, train_batch, valid_batch,
-                         rule):
+def lambda_hypergradient(
+    granularity, P, Q, lam_P, lam_Q, state, opt, train_batch, valid_batch, rule
+):
     """SPEC §5 steps 1-4 end to end: ``(L_val(Θ̄), [G_Λ per learned block])``.
 
     G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂d ⊙ ∂d/∂Λ), G_Θ̄ = ∂L_val/∂Θ̄ from the BPR gradient at Θ̄.
@@ -204,8 +235,9 @@ def real_step(P, Q, lam_P, lam_Q, state, opt, train_batch, scope):
     loss = bpr_loss(P, Q, u, i, j)
     gP, gQ = bpr_grad(P, Q, u, i, j)
     wP, wQ = batch_row_weights(u, i, j, P.shape[0], Q.shape[0], scope)
-    dP, dQ = clip_by_global_norm((regularized_direction(gP, P, lam_P, wP),
-                             regularized_direction(gQ, Q, lam_Q, wQ)), opt.clip)
+    dP, dQ = clip_by_global_norm(
+        (regularized_direction(gP, P, lam_P, wP), regularized_direction(gQ, Q, lam_Q, wQ)), opt.clip
+    )
     t = state.t + 1
     P2, mP, vP = theta_update_full(P, dP, opt, state.mP, state.vP, t, wP > 0)
     Q2, mQ, vQ = theta_update_full(Q, dQ, opt, state.mQ, state.vQ, t, wQ > 0)

@@ -7,6 +7,7 @@ per-user or per-item Λ whose user or item is in the validation batch V; every o
 its value and moments, as lazy Adam does for Θ; the bias correction counts every Λ step). SGD
 moves only those rows either way, so both settings give it the same numbers.
 """
+
 from typing import NamedTuple
 
 import numpy as np
@@ -24,9 +25,9 @@ class LambdaOptimizer(NamedTuple):
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-    clip: float = float("inf")   # max global L2 norm of G_Λ (inf: no clipping)
-    eps_placement: str = "inside"   # Adam/AMSGrad's ε inside or outside the root (SPEC §4)
-    rows: str = "all"               # entries Adam/AMSGrad update: all, or V's rows (batch)
+    clip: float = float("inf")  # max global L2 norm of G_Λ (inf: no clipping)
+    eps_placement: str = "inside"  # Adam/AMSGrad's ε inside or outside the root (SPEC §4)
+    rows: str = "all"  # entries Adam/AMSGrad update: all, or V's rows (batch)
 
 
 def global_norm(grads):
@@ -56,8 +57,12 @@ def project_nonnegative(lam):
 
 def init_lambda_optimizer_state(blocks):
     """Moments ``m, v, v̂`` per block (zeros) and the update count t = 0."""
-    return {"m": [np.zeros_like(b) for b in blocks], "v": [np.zeros_like(b) for b in blocks],
-            "vmax": [np.zeros_like(b) for b in blocks], "t": 0}
+    return {
+        "m": [np.zeros_like(b) for b in blocks],
+        "v": [np.zeros_like(b) for b in blocks],
+        "vmax": [np.zeros_like(b) for b in blocks],
+        "t": 0,
+    }
 
 
 def validation_rows(granularity, lam_P, lam_Q, valid_batch):
@@ -89,21 +94,24 @@ def lambda_step(blocks, grads, state, opt, row_masks=None):
         row_masks = [None] * len(blocks)
     t = state["t"] + 1
     new_blocks, m_new, v_new, vmax_new = [], [], [], []
-    for lam, g, m, v, vmax, mask in zip(blocks, grads, state["m"], state["v"], state["vmax"],
-                                        row_masks):
+    for lam, g, m, v, vmax, mask in zip(
+        blocks, grads, state["m"], state["v"], state["vmax"], row_masks
+    ):
         old = lam, m, v, vmax
         if opt.name == "sgd":
             lam2 = sgd_step(lam, g, opt.lr)
         elif opt.name == "adam":
-            lam2, m, v = adam_step(lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                                   opt.eps_placement)
+            lam2, m, v = adam_step(
+                lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.eps_placement
+            )
         elif opt.name == "amsgrad":
-            lam2, m, v, vmax = amsgrad_step(lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2,
-                                            opt.eps, opt.eps_placement)
+            lam2, m, v, vmax = amsgrad_step(
+                lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.eps_placement
+            )
         else:
             raise ValueError(f"unknown lambda optimizer {opt.name!r}")
         lam2 = project_nonnegative(lam2)
-        if mask is not None:            # rows off the batch keep value and moments
+        if mask is not None:  # rows off the batch keep value and moments
             keep = ~np.asarray(mask, bool)[:, None]
             lam2, m, v, vmax = (np.where(keep, a, b) for a, b in zip(old, (lam2, m, v, vmax)))
         new_blocks.append(lam2)

@@ -17,6 +17,7 @@ BPR (Eq. 2, SPEC §2) on the margin x = s_ui − s_uj: ∂L/∂s_ui = δ/|B|, �
 tower starts as the MF score. Parameters are a dict of arrays (names in :data:`EMBEDDINGS`,
 ``h_g``, ``h_m``, ``W1``, ``b1``, …). Plain NumPy (the teaching layer).
 """
+
 import numpy as np
 
 from .bpr import sigmoid, softplus
@@ -32,10 +33,13 @@ def init_neumf(P, Q, mlp_dim, layers, rng, init_std=0.1, dtype=np.float32):
     """NeuMF pre-trained from MF (P, Q): GMF tower = MF, MLP embeddings ``mlp_dim`` wide and
     ``layers`` hidden widths (He-normal), output ``h_m`` small so the start is close to MF."""
     n_users, n_items = P.shape[0], Q.shape[0]
-    params = {"P_g": P.astype(dtype, copy=True), "Q_g": Q.astype(dtype, copy=True),
-              "P_m": rng.normal(0, init_std, (n_users, mlp_dim)).astype(dtype),
-              "Q_m": rng.normal(0, init_std, (n_items, mlp_dim)).astype(dtype),
-              "h_g": np.ones(P.shape[1], dtype)}
+    params = {
+        "P_g": P.astype(dtype, copy=True),
+        "Q_g": Q.astype(dtype, copy=True),
+        "P_m": rng.normal(0, init_std, (n_users, mlp_dim)).astype(dtype),
+        "Q_m": rng.normal(0, init_std, (n_items, mlp_dim)).astype(dtype),
+        "h_g": np.ones(P.shape[1], dtype),
+    }
     width = 2 * mlp_dim
     for l, out in enumerate(layers, start=1):
         params[f"W{l}"] = rng.normal(0, np.sqrt(2.0 / width), (width, out)).astype(dtype)
@@ -82,7 +86,7 @@ def neumf_backward(params, cache, users, items, g):
 def neumf_bpr_margin(params, users, pos, neg):
     both = np.concatenate([pos, neg])
     s, _ = neumf_forward(params, np.concatenate([users, users]), both)
-    return s[:len(users)] - s[len(users):]
+    return s[: len(users)] - s[len(users) :]
 
 
 def neumf_bpr_loss(params, users, pos, neg):

@@ -7,19 +7,22 @@ same update function; only the lookahead discards the new state.
 batch touches are stepped (their moments included); every other row, and its moments, stays as
 it is. It is defined for the ``batch`` penalty scope, where untouched rows have d = 0.
 """
+
 import numpy as np
 
 THETA_OPTIMIZERS = ("sgd", "adam", "lazy_adam")
-EPS_PLACEMENTS = ("inside", "outside")     # where Adam's ε sits (SPEC §4)
-ROW_SPARSE_OPTIMIZERS = ("lazy_adam",)     # need the ``batch`` penalty scope
+EPS_PLACEMENTS = ("inside", "outside")  # where Adam's ε sits (SPEC §4)
+ROW_SPARSE_OPTIMIZERS = ("lazy_adam",)  # need the ``batch`` penalty scope
 
 
 def check_optimizer_scope(optimizer, scope):
     """Raise ``ValueError`` for a row-sparse optimizer with the ``full`` scope (whose penalty
     gradient touches every row every step, so no row could be skipped)."""
     if optimizer in ROW_SPARSE_OPTIMIZERS and scope != "batch":
-        raise ValueError(f"optimizer {optimizer!r} updates only the rows of the batch and needs "
-                         f"the 'batch' penalty scope (got {scope!r})")
+        raise ValueError(
+            f"optimizer {optimizer!r} updates only the rows of the batch and needs "
+            f"the 'batch' penalty scope (got {scope!r})"
+        )
 
 
 def sgd_step(theta, d, lr):
@@ -34,7 +37,7 @@ def sgd_step_jacobian(lr):
 
 def adam_step_size(lr, beta1, beta2, t):
     """``α_t = η √(1 − β2^t) / (1 − β1^t)`` (Eq. 12 bias correction; t = 1 for the first update)."""
-    return lr * np.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+    return lr * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
 
 
 def adam_eps_terms(eps, placement, beta2, t):
@@ -47,9 +50,10 @@ def adam_eps_terms(eps, placement, beta2, t):
     if placement == "inside":
         return eps, 0.0
     if placement == "outside":
-        return 0.0, eps * np.sqrt(1.0 - beta2 ** t)
-    raise ValueError(f"unknown eps placement {placement!r}; expected one of "
-                     f"{', '.join(EPS_PLACEMENTS)}")
+        return 0.0, eps * np.sqrt(1.0 - beta2**t)
+    raise ValueError(
+        f"unknown eps placement {placement!r}; expected one of {', '.join(EPS_PLACEMENTS)}"
+    )
 
 
 def adam_moments(m, v, d, beta1, beta2):
@@ -114,8 +118,7 @@ def lazy_adam_step(theta, m, v, t, d, rows_active, lr, beta1, beta2, eps, eps_pl
     return np.where(a, T2, theta), np.where(a, m2, m), np.where(a, v2, v)
 
 
-def lazy_adam_step_jacobian(m, v, t, d, rows_active, lr, beta1, beta2, eps,
-                            eps_placement="inside"):
+def lazy_adam_step_jacobian(m, v, t, d, rows_active, lr, beta1, beta2, eps, eps_placement="inside"):
     """Elementwise ``∂Θ'/∂d`` of :func:`lazy_adam_step`: Adam's on active rows, 0 elsewhere."""
     jac = adam_step_jacobian(m, v, t, d, lr, beta1, beta2, eps, eps_placement)
     return np.where(np.asarray(rows_active, bool)[:, None], jac, 0.0)

@@ -5,6 +5,7 @@ to T's shape; the granularity (``lopt_np.granularity``) decides which axes it ca
 Both scopes go through one code path with a per-row weight ``w_r``:
 ``full`` → w_r = 1, ``batch`` → w_r = c_r/|B| (c_r = occurrences of row r in the batch).
 """
+
 import numpy as np
 
 SCOPES = ("full", "batch")

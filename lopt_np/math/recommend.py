@@ -9,6 +9,7 @@ admissible candidates is padded with candidate -1 and score -inf.
 
 Similar items and users use cosine similarity: the same scores on unit-length rows.
 """
+
 import numpy as np
 
 
@@ -32,6 +33,6 @@ def top_n(scores, n, excluded=None):
     order = idx[np.lexsort((idx, -scores[idx]))][:n]
     items = np.full(n, -1, np.int64)
     top = np.full(n, -np.inf)
-    items[:len(order)] = order
-    top[:len(order)] = scores[order]
+    items[: len(order)] = order
+    top[: len(order)] = scores[order]
     return items, top

@@ -6,6 +6,7 @@ changed. The locator below stamps the kernels of this folder with a digest of th
 well; it is put in front of Numba's own locators, for this folder's files only, and defers to
 ``NUMBA_CACHE_DIR`` where one is set.
 """
+
 import hashlib
 import os
 
@@ -50,8 +51,15 @@ def install():
     classes = getattr(caching.CacheImpl, "_locator_classes", None)
     if classes is None or any(c.__name__.startswith("Kernel") for c in classes):
         return
-    bases = [b for b in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
-                         caching.UserWideCacheLocator) if b in classes]
+    bases = [
+        b
+        for b in (
+            caching.UserProvidedCacheLocator,
+            caching.InTreeCacheLocator,
+            caching.UserWideCacheLocator,
+        )
+        if b in classes
+    ]
     classes[:0] = [_locator(b) for b in bases]
 
 
@@ -61,8 +69,11 @@ install()
 def is_cold():
     """True when the on-disk cache holds no compiled kernel of this folder yet (the next run
     compiles them: about a minute)."""
-    folder = (caching.UserProvidedCacheLocator(is_cold, __file__).get_cache_path()
-              if config.CACHE_DIR else os.path.join(HERE, "__pycache__"))
+    folder = (
+        caching.UserProvidedCacheLocator(is_cold, __file__).get_cache_path()
+        if config.CACHE_DIR
+        else os.path.join(HERE, "__pycache__")
+    )
     try:
         return not any(name.endswith(".nbi") for name in os.listdir(folder))
     except OSError:

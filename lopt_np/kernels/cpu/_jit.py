@@ -5,6 +5,7 @@ finite checks) instead of a Python exception, which keeps the inner loops vector
 Inner loops start at 0 or run on unsigned bounds, so that Numba's negative-index wrap-around
 does not block vectorization either.
 """
+
 from numba import njit
 
 from .. import elementwise as _e
@@ -59,8 +60,9 @@ def layout_switch(kernel):
     the layout as plain arguments and stays cacheable on disk (a closure holding a variant would
     not: a dispatcher pickles differently in every process). Not cached itself: it is compiled
     into its callers."""
-    rd, r, d, s = (kernel.variant(*key) for key in ((True, True), (True, False), (False, True),
-                                                     (False, False)))
+    rd, r, d, s = (
+        kernel.variant(*key) for key in ((True, True), (True, False), (False, True), (False, False))
+    )
 
     @njit(error_model="numpy")
     def switch(per_row, per_dim, *args):

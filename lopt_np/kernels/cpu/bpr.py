@@ -10,6 +10,7 @@ batch in order, so repeated rows lose no update and the sums are identical for a
 The margin's dot product may be reassociated (``fast_reduction``: vectorized partial sums), the
 same way on every thread, so it too does not depend on the thread count.
 """
+
 import numba
 import numpy as np
 from numba import prange
@@ -36,8 +37,25 @@ def bpr_forward(P, Q, srcP, srcQ, users, pos, neg, delta, loss):
 
 
 @pjit
-def bpr_grad_scatter(P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ, gP, gQ,
-                     countP, countQ, count_rows, nblocks):
+def bpr_grad_scatter(
+    P,
+    Q,
+    srcP,
+    srcQ,
+    users,
+    pos,
+    neg,
+    delta,
+    scale,
+    dstP,
+    dstQ,
+    gP,
+    gQ,
+    countP,
+    countQ,
+    count_rows,
+    nblocks,
+):
     """``g += scale·δ_b·(∂x_uij/∂Θ)`` for every triplet; with ``count_rows`` also the row
     occurrence counts c_r of the batch scope (SPEC §2-3). ``nblocks`` column blocks run in
     parallel (any value gives the same sums; :func:`column_blocks` picks one per thread)."""

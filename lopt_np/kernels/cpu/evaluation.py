@@ -9,6 +9,7 @@ position k has ``Σ_{m>k} n_above[m]`` negatives strictly higher (its rank − 1
 AUC term (SPEC §7). The counts are vector compares over
 the t targets: O(|I|·t) per user but branch-free, no allocation of size |I|.
 """
+
 import numpy as np
 from numba import prange
 
@@ -35,8 +36,19 @@ def count_at_most(values, x):
 
 
 @pjit
-def rank_block(scores, block_users, target_indptr, target_items, seen_indptr, seen_items, ks,
-               ranks, auc, hr, ndcg):
+def rank_block(
+    scores,
+    block_users,
+    target_indptr,
+    target_items,
+    seen_indptr,
+    seen_items,
+    ks,
+    ranks,
+    auc,
+    hr,
+    ndcg,
+):
     """For each user ``block_users[b]`` (row b of ``scores``): ``ranks[p]`` of its target pairs
     p (indices into ``target_items``), ``auc[u]``, ``hr[u, k]``, ``ndcg[u, k]``. Each user's
     ``seen_items`` (train ∪ valid ∪ test, the non-negatives) must be sorted ascending."""
@@ -64,7 +76,7 @@ def rank_block(scores, block_users, target_indptr, target_items, seen_indptr, se
             x = scores[b, j]
             m = count_below(sorted_score, x)
             n_above[m] += 1
-            if m < n_t and sorted_score[m] == x:        # ties with a target
+            if m < n_t and sorted_score[m] == x:  # ties with a target
                 m = count_at_most(sorted_score, x)
             n_below[m] += 1
             n_neg += 1
@@ -76,9 +88,9 @@ def rank_block(scores, block_users, target_indptr, target_items, seen_indptr, se
             higher += n_above[m]
         lower = 0
         auc_sum = 0.0
-        for k in range(n_t):                 # ascending score: `higher` shrinks, `lower` grows
+        for k in range(n_t):  # ascending score: `higher` shrinks, `lower` grows
             lower += n_below[k]
-            half_ties = 0.5 * (n_neg - higher - lower)      # ties count ½ (SPEC §7)
+            half_ties = 0.5 * (n_neg - higher - lower)  # ties count ½ (SPEC §7)
             r = 1.0 + higher + half_ties
             ranks[t0 + order[k]] = r
             auc_sum += (lower + half_ties) / n_neg

@@ -5,11 +5,22 @@ Numba CPU. Mirrors ``math.hypergradient``; the host orchestration of one lookahe
 The touched rows of a table are *held* in compact buffers: ``held[s]`` is the table row in
 buffer row s and ``slot[r]`` the buffer row of table row r (−1 when not held).
 """
+
 from numba import prange
 
 from .. import LAZY_ADAM, SGD
-from ._jit import (adam_jacobian, adam_moments, adam_update, by_lambda_layout, jit,
-                   layout_switch, penalty_grad, penalty_grad_lambda, pjit, sgd_update)
+from ._jit import (
+    adam_jacobian,
+    adam_moments,
+    adam_update,
+    by_lambda_layout,
+    jit,
+    layout_switch,
+    penalty_grad,
+    penalty_grad_lambda,
+    pjit,
+    sgd_update,
+)
 from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
 
 
@@ -54,10 +65,32 @@ def _lookahead_rows(per_row, per_dim):
     ``lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
     assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out, Tbar,
     dTbar_dlam)``"""
+
     @pjit
-    def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
-                       assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in,
-                       eps_out, Tbar, dTbar_dlam):
+    def lookahead_rows(
+        T,
+        m,
+        v,
+        gbar,
+        count,
+        held,
+        n_held,
+        lam,
+        inv_batch,
+        full_scope,
+        assumed_penalty,
+        optimizer,
+        alpha,
+        lr,
+        beta1,
+        beta2,
+        c1,
+        c2,
+        eps_in,
+        eps_out,
+        Tbar,
+        dTbar_dlam,
+    ):
         K = T.shape[1]
         one = T.dtype.type(1.0)
         zero = T.dtype.type(0.0)
@@ -75,20 +108,27 @@ def _lookahead_rows(per_row, per_dim):
                 for k in range(K):
                     t_rk = T[r, k]
                     lam_rk = lam[lr_, k if per_dim else 0]
-                    d = (gbar[s, k] + penalty_grad(w_assumed, lam_rk, t_rk)
-                         + penalty_grad(w, lam_rk, t_rk))
+                    d = (
+                        gbar[s, k]
+                        + penalty_grad(w_assumed, lam_rk, t_rk)
+                        + penalty_grad(w, lam_rk, t_rk)
+                    )
                     Tbar[s, k] = sgd_update(t_rk, d, lr)
                     dTbar_dlam[s, k] = -lr * penalty_grad_lambda(w, t_rk)
             else:
                 for k in range(K):
                     t_rk = T[r, k]
                     lam_rk = lam[lr_, k if per_dim else 0]
-                    d = (gbar[s, k] + penalty_grad(w_assumed, lam_rk, t_rk)
-                         + penalty_grad(w, lam_rk, t_rk))
+                    d = (
+                        gbar[s, k]
+                        + penalty_grad(w_assumed, lam_rk, t_rk)
+                        + penalty_grad(w, lam_rk, t_rk)
+                    )
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
                     Tbar[s, k] = adam_update(t_rk, m2, v2, alpha, eps_in, eps_out)
                     jac = adam_jacobian(m2, v2, d, alpha, c1, c2, eps_in, eps_out)
                     dTbar_dlam[s, k] = jac * penalty_grad_lambda(w, t_rk)
+
     return lookahead_rows
 
 
@@ -131,8 +171,25 @@ _lookahead_rows_of = layout_switch(lookahead_rows)
 
 
 @jit
-def lookahead_step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, layout_P, layout_Q, learn_P, learn_Q,
-                   full_scope, assumed_penalty, optimizer, step, nblocks):
+def lookahead_step(
+    tP,
+    tQ,
+    Bbar,
+    V,
+    delta,
+    loss,
+    G_P,
+    G_Q,
+    layout_P,
+    layout_Q,
+    learn_P,
+    learn_Q,
+    full_scope,
+    assumed_penalty,
+    optimizer,
+    step,
+    nblocks,
+):
     """SPEC §5 steps 1-4 as one compiled call: the kernels above and in ``bpr`` in the order of
     the backend's ``lambda_step``, with no return to Python between them (a λ step is ~15
     kernels of 0.01-0.3 ms each, so per-call host overhead is a large share at ML-1M shape).
@@ -151,26 +208,81 @@ def lookahead_step(tP, tQ, Bbar, V, delta, loss, G_P, G_Q, layout_P, layout_Q, l
     nQ = hold_rows(jv, tQ.slot, tQ.held, hold_rows(iv, tQ.slot, tQ.held, 0))
     zero_rows(tP.buf, tP.count, nP)
     zero_rows(tQ.buf, tQ.count, nQ)
-    G_P[:nP if layout_P[0] else 1] = 0.0
-    G_Q[:nQ if layout_Q[0] else 1] = 0.0
+    G_P[: nP if layout_P[0] else 1] = 0.0
+    G_Q[: nQ if layout_Q[0] else 1] = 0.0
     # 1. ḡ at Θ_t on the held rows, with their counts in B̄
     inv_b = f(1.0 / ub.shape[0])
     bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, delta, loss)
-    bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, delta, inv_b, tP.slot,
-                     tQ.slot, tP.buf[0], tQ.buf[0], tP.count, tQ.count, True, nblocks)
+    bpr_grad_scatter(
+        tP.T,
+        tQ.T,
+        tP.identity,
+        tQ.identity,
+        ub,
+        ib,
+        jb,
+        delta,
+        inv_b,
+        tP.slot,
+        tQ.slot,
+        tP.buf[0],
+        tQ.buf[0],
+        tP.count,
+        tQ.count,
+        True,
+        nblocks,
+    )
     # 2. assumed step Θ̄ and ∂Θ̄/∂Λ on the held rows
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
-        _lookahead_rows_of(per_row, per_dim, t.T, t.m, t.v, t.buf[0], t.count, t.held, n_held,
-                           t.lam, inv_b, full_scope, assumed_penalty, optimizer, step.alpha,
-                           step.lr, step.beta1, step.beta2, step.c1, step.c2, step.eps_in,
-                           step.eps_out, t.Tbar, t.dTbar_dlam)
+        _lookahead_rows_of(
+            per_row,
+            per_dim,
+            t.T,
+            t.m,
+            t.v,
+            t.buf[0],
+            t.count,
+            t.held,
+            n_held,
+            t.lam,
+            inv_b,
+            full_scope,
+            assumed_penalty,
+            optimizer,
+            step.alpha,
+            step.lr,
+            step.beta1,
+            step.beta2,
+            step.c1,
+            step.c2,
+            step.eps_in,
+            step.eps_out,
+            t.Tbar,
+            t.dTbar_dlam,
+        )
     # 3. L_val(Θ̄) and G_Θ̄ (Θ̄ is compact: addressed through the slot maps)
     nv = uv.shape[0]
     bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, delta, loss)
     val_loss = sum_in_order(loss[:nv]) / nv
-    bpr_grad_scatter(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, delta, f(1.0 / nv),
-                     tP.slot, tQ.slot, tP.buf[1], tQ.buf[1], tP.scratch_count,
-                     tQ.scratch_count, False, nblocks)
+    bpr_grad_scatter(
+        tP.Tbar,
+        tQ.Tbar,
+        tP.slot,
+        tQ.slot,
+        uv,
+        iv,
+        jv,
+        delta,
+        f(1.0 / nv),
+        tP.slot,
+        tQ.slot,
+        tP.buf[1],
+        tQ.buf[1],
+        tP.scratch_count,
+        tQ.scratch_count,
+        False,
+        nblocks,
+    )
     # 4. G_Λ = reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)
     if learn_P:
         accumulate_lambda_grad(tP.buf[1], tP.dTbar_dlam, nP, layout_P[0], G_P)

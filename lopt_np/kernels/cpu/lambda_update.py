@@ -5,6 +5,7 @@ The gradient G is compact like the lookahead's held rows: ``G[slot[r]]`` is the 
 row r (no row: G = 0), ``held[s]`` the reverse map. A Λ shared by all rows (global, D) has
 ``slot = held = [0]``.
 """
+
 import numpy as np
 from numba import prange
 
@@ -22,8 +23,9 @@ def sum_of_squares(G, n_rows):
 
 
 @jit
-def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out,
-                      amsgrad):
+def lambda_adam_entry(
+    lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
+):
     """In place, element (r, k): Λ ← max(Adam/AMSGrad(Λ, g), 0) with its moments
     (``math.lambda_update.lambda_step``; ε terms as ``math.optimizers.adam_eps_terms``)."""
     m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
@@ -36,8 +38,24 @@ def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps
 
 
 @pjit
-def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
-                       eps_out, amsgrad, batch_rows):
+def lambda_adam_update(
+    lam,
+    slot,
+    G,
+    m,
+    v,
+    vmax,
+    scale,
+    alpha,
+    beta1,
+    beta2,
+    c1,
+    c2,
+    eps_in,
+    eps_out,
+    amsgrad,
+    batch_rows,
+):
     """In place: :func:`lambda_adam_entry` with gradient scale·G on every row (rows ``all``:
     moments decay where G = 0) or, with ``batch_rows``, on the rows with a gradient only (rows
     ``batch``: every other row keeps its value and moments). Rows are visited in table order,
@@ -49,8 +67,9 @@ def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1,
         if s >= 0 or not batch_rows:
             for k in range(K):
                 g = scale * G[s, k] if s >= 0 else zero
-                lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
-                                  eps_out, amsgrad)
+                lambda_adam_entry(
+                    lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
+                )
 
 
 @pjit

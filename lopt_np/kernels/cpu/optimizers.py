@@ -12,11 +12,20 @@ untouched; ``held[s]`` the reverse map; ``count[s]`` the occurrences c_r), see
 - ``lazy_adam_update``: row-sparse Adam on the held rows only (``math.optimizers.lazy_adam_step``);
 - ``sgd_update``: SGD; with the ``batch`` scope only held rows move (d = 0 elsewhere).
 """
+
 from numba import prange
 
 from .. import ADAM, LAZY_ADAM, SGD
-from ._jit import (adam_moments, adam_update as _adam, by_lambda_layout, jit, layout_switch,
-                   penalty_grad, pjit, sgd_update as _sgd)
+from ._jit import (
+    adam_moments,
+    adam_update as _adam,
+    by_lambda_layout,
+    jit,
+    layout_switch,
+    penalty_grad,
+    pjit,
+    sgd_update as _sgd,
+)
 from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
 from .hypergradient import hold_rows, release_rows, zero_rows
 
@@ -26,9 +35,26 @@ def _adam_update(per_row, per_dim):
 
     ``adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, c1,
     c2, eps_in, eps_out)``"""
+
     @pjit
-    def adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2,
-                    c1, c2, eps_in, eps_out):
+    def adam_update(
+        T,
+        m,
+        v,
+        slot,
+        g,
+        count,
+        lam,
+        inv_batch,
+        full_scope,
+        alpha,
+        beta1,
+        beta2,
+        c1,
+        c2,
+        eps_in,
+        eps_out,
+    ):
         K = T.shape[1]
         one = T.dtype.type(1.0)
         zero = T.dtype.type(0.0)
@@ -51,6 +77,7 @@ def _adam_update(per_row, per_dim):
                     T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                     m[r, k] = m2
                     v[r, k] = v2
+
     return adam_update
 
 
@@ -59,9 +86,26 @@ def _lazy_adam_update(per_row, per_dim):
 
     ``lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1,
     c2, eps_in, eps_out)``"""
+
     @pjit
-    def lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2,
-                         c1, c2, eps_in, eps_out):
+    def lazy_adam_update(
+        T,
+        m,
+        v,
+        held,
+        n_held,
+        g,
+        count,
+        lam,
+        inv_batch,
+        alpha,
+        beta1,
+        beta2,
+        c1,
+        c2,
+        eps_in,
+        eps_out,
+    ):
         K = T.shape[1]
         for s in prange(n_held):
             r = held[s]
@@ -73,6 +117,7 @@ def _lazy_adam_update(per_row, per_dim):
                 T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                 m[r, k] = m2
                 v[r, k] = v2
+
     return lazy_adam_update
 
 
@@ -80,6 +125,7 @@ def _sgd_update(per_row, per_dim):
     """In place: T ← T − η d (every row for the ``full`` scope, the held rows for ``batch``).
 
     ``sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr)``"""
+
     @pjit
     def sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr):
         K = T.shape[1]
@@ -101,6 +147,7 @@ def _sgd_update(per_row, per_dim):
                 for k in range(K):
                     d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                     T[r, k] = _sgd(T[r, k], d, lr)
+
     return sgd_update
 
 
@@ -110,9 +157,11 @@ def _adam_moments_update(per_row, per_dim):
 
     ``adam_moments_update(T, m, v, slot, g, count, lam, inv_batch, with_penalty, beta1, beta2,
     c1, c2)``"""
+
     @pjit
-    def adam_moments_update(T, m, v, slot, g, count, lam, inv_batch, with_penalty, beta1, beta2,
-                            c1, c2):
+    def adam_moments_update(
+        T, m, v, slot, g, count, lam, inv_batch, with_penalty, beta1, beta2, c1, c2
+    ):
         K = T.shape[1]
         zero = T.dtype.type(0.0)
         for r in prange(T.shape[0]):
@@ -125,6 +174,7 @@ def _adam_moments_update(per_row, per_dim):
                 m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
                 m[r, k] = m2
                 v[r, k] = v2
+
     return adam_moments_update
 
 
@@ -153,8 +203,25 @@ def batch_gradient(tP, tQ, B, delta, loss, nblocks):
     zero_rows(tP.buf[:1], tP.count, nP)
     zero_rows(tQ.buf[:1], tQ.count, nQ)
     bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, delta, loss)
-    bpr_grad_scatter(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, delta, inv, tP.slot,
-                     tQ.slot, tP.buf[0], tQ.buf[0], tP.count, tQ.count, True, nblocks)
+    bpr_grad_scatter(
+        tP.T,
+        tQ.T,
+        tP.identity,
+        tQ.identity,
+        u,
+        i,
+        j,
+        delta,
+        inv,
+        tP.slot,
+        tQ.slot,
+        tP.buf[0],
+        tQ.buf[0],
+        tP.count,
+        tQ.count,
+        True,
+        nblocks,
+    )
     return sum_in_order(loss[:n]) / n, inv, nP, nQ
 
 
@@ -165,13 +232,31 @@ def batch_gradient(tP, tQ, B, delta, loss, nblocks):
 # real step's ``kernels.groups.StepScalars``; ε terms: ``math.optimizers.adam_eps_terms``) and
 # return L_fit.
 
+
 @jit
 def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
-        _adam_update_of(per_row, per_dim, t.T, t.m, t.v, t.slot, t.buf[0], t.count, t.lam, inv,
-                        full_scope, step.alpha, step.beta1, step.beta2, step.c1, step.c2,
-                        step.eps_in, step.eps_out)
+        _adam_update_of(
+            per_row,
+            per_dim,
+            t.T,
+            t.m,
+            t.v,
+            t.slot,
+            t.buf[0],
+            t.count,
+            t.lam,
+            inv,
+            full_scope,
+            step.alpha,
+            step.beta1,
+            step.beta2,
+            step.c1,
+            step.c2,
+            step.eps_in,
+            step.eps_out,
+        )
     release_rows(tP.slot, tP.held, nP)
     release_rows(tQ.slot, tQ.held, nQ)
     return fit_loss
@@ -181,9 +266,26 @@ def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step
 def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
-        _lazy_adam_update_of(per_row, per_dim, t.T, t.m, t.v, t.held, n_held, t.buf[0], t.count,
-                             t.lam, inv, step.alpha, step.beta1, step.beta2, step.c1, step.c2,
-                             step.eps_in, step.eps_out)
+        _lazy_adam_update_of(
+            per_row,
+            per_dim,
+            t.T,
+            t.m,
+            t.v,
+            t.held,
+            n_held,
+            t.buf[0],
+            t.count,
+            t.lam,
+            inv,
+            step.alpha,
+            step.beta1,
+            step.beta2,
+            step.c1,
+            step.c2,
+            step.eps_in,
+            step.eps_out,
+        )
     release_rows(tP.slot, tP.held, nP)
     release_rows(tQ.slot, tQ.held, nQ)
     return fit_loss
@@ -193,25 +295,52 @@ def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope,
 def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
     fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
     for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
-        _sgd_update_of(per_row, per_dim, t.T, t.slot, t.held, n_held, t.buf[0], t.count, t.lam,
-                       inv, full_scope, step.lr)
+        _sgd_update_of(
+            per_row,
+            per_dim,
+            t.T,
+            t.slot,
+            t.held,
+            n_held,
+            t.buf[0],
+            t.count,
+            t.lam,
+            inv,
+            full_scope,
+            step.lr,
+        )
     release_rows(tP.slot, tP.held, nP)
     release_rows(tQ.slot, tQ.held, nQ)
     return fit_loss
 
 
 @jit
-def absorb_assumed_gradient(tP, tQ, Bbar, delta, loss, layout_P, layout_Q, with_penalty, step,
-                            nblocks):
+def absorb_assumed_gradient(
+    tP, tQ, Bbar, delta, loss, layout_P, layout_Q, with_penalty, step, nblocks
+):
     """The assumed step's gradient ḡ on B̄ (BPR, plus B̄'s batch penalty when ``with_penalty``)
     entered into the real dense-Adam moments, as when the assumed copy shares the real
     optimizer's state (SPEC §8, ``shared_assumed_state``); the caller counts the step. ``tP``/
     ``tQ``: the tables with a second slot map and gradient buffer (``backends.cpu``)."""
     _, inv, nP, nQ = batch_gradient(tP, tQ, Bbar, delta, loss, nblocks)
     for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
-        _adam_moments_update_of(per_row, per_dim, t.T, t.m, t.v, t.slot, t.buf[0], t.count,
-                                t.lam, inv, with_penalty, step.beta1, step.beta2, step.c1,
-                                step.c2)
+        _adam_moments_update_of(
+            per_row,
+            per_dim,
+            t.T,
+            t.m,
+            t.v,
+            t.slot,
+            t.buf[0],
+            t.count,
+            t.lam,
+            inv,
+            with_penalty,
+            step.beta1,
+            step.beta2,
+            step.c1,
+            step.c2,
+        )
     release_rows(tP.slot, tP.held, nP)
     release_rows(tQ.slot, tQ.held, nQ)
 

@@ -8,6 +8,7 @@ and, where it is small enough to build (``lopt_np.sampling.BITMAP_MAX_BYTES``), 
 as a bitmap (``bits[u, j >> 6]`` bit ``j & 63``): one load per test instead of a binary
 search, 7× faster at MovieLens-1M shape. Both tests are exact, so both give the same draws.
 """
+
 import numpy as np
 from numba import prange
 

@@ -4,6 +4,7 @@ Every kernel is launched on a 1-D grid with one thread per output element (or pe
 row, …); :func:`launch` covers ``n`` of them with blocks of :data:`THREADS_PER_BLOCK` threads.
 The tests lower it so that the simulator runs several blocks per grid.
 """
+
 from numba import cuda
 
 from .. import elementwise as _e

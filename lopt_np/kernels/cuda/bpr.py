@@ -5,6 +5,7 @@ array holding table row r; ``dst[r]``: row of the gradient buffer, −1 skipped)
 one thread per (triplet, column) and accumulates with atomic adds, so repeated rows lose no
 update.
 """
+
 import numpy as np
 from numba import cuda
 
@@ -35,8 +36,9 @@ def bpr_forward(P, Q, srcP, srcQ, users, pos, neg, delta, loss):
 
 
 @kernel
-def _bpr_grad_scatter(P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ, gP, gQ,
-                      countP, countQ, count_rows):
+def _bpr_grad_scatter(
+    P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ, gP, gQ, countP, countQ, count_rows
+):
     K = P.shape[1]
     e = cuda.grid(1)
     if e < users.shape[0] * K:
@@ -65,13 +67,29 @@ def _bpr_grad_scatter(P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dst
                 cuda.atomic.add(countQ, dj, 1)
 
 
-def bpr_grad_scatter(P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ, gP, gQ,
-                     countP, countQ, count_rows):
+def bpr_grad_scatter(
+    P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ, gP, gQ, countP, countQ, count_rows
+):
     """``g += scale·δ_b·(∂x_uij/∂Θ)`` for every triplet; with ``count_rows`` also the row
     occurrence counts c_r of the batch scope (SPEC §2-3). One thread per (triplet, column)."""
     _bpr_grad_scatter[launch(users.shape[0] * P.shape[1])](
-        P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ, gP, gQ, countP, countQ,
-        count_rows)
+        P,
+        Q,
+        srcP,
+        srcQ,
+        users,
+        pos,
+        neg,
+        delta,
+        scale,
+        dstP,
+        dstQ,
+        gP,
+        gQ,
+        countP,
+        countQ,
+        count_rows,
+    )
 
 
 @kernel

@@ -6,6 +6,7 @@ counts the negatives scored above and below it (rank and AUC term, ties counting
 the CPU), and one thread per user turns its pairs into AUC, HR@K
 and NDCG@K. :func:`rank_users` is the host wrapper: it owns the device buffers and transfers.
 """
+
 import math
 
 import numpy as np
@@ -41,8 +42,9 @@ def _mark_negatives(block_users, seen_indptr, seen_items, negative):
 
 
 @kernel
-def _rank_targets(scores, negative, block_start, user_pos, pair_user, target_items, p0, p1,
-                  ranks, lower_frac):
+def _rank_targets(
+    scores, negative, block_start, user_pos, pair_user, target_items, p0, p1, ranks, lower_frac
+):
     p = p0 + cuda.grid(1)
     if p < p1:
         b = user_pos[pair_user[p]] - block_start
@@ -57,7 +59,7 @@ def _rank_targets(scores, negative, block_start, user_pos, pair_user, target_ite
                     higher += 1
                 elif scores[b, i] < s:
                     lower += 1
-        half_ties = 0.5 * (n_neg - higher - lower)          # ties count ½ (SPEC §7)
+        half_ties = 0.5 * (n_neg - higher - lower)  # ties count ½ (SPEC §7)
         ranks[p] = 1.0 + higher + half_ties
         lower_frac[p] = (lower + half_ties) / n_neg
 
@@ -87,8 +89,21 @@ def _user_metrics(block_users, target_indptr, ranks, lower_frac, ks, auc, hr, nd
             ndcg[u, q] /= n_t
 
 
-def rank_users(P, Q, users, target_indptr, target_items, seen_indptr, seen_items, ks, ranks,
-               auc, hr, ndcg, block_size=4096):
+def rank_users(
+    P,
+    Q,
+    users,
+    target_indptr,
+    target_items,
+    seen_indptr,
+    seen_items,
+    ks,
+    ranks,
+    auc,
+    hr,
+    ndcg,
+    block_size=4096,
+):
     """Fill the host arrays ``ranks`` (per target pair), ``auc``, ``hr``, ``ndcg`` (per user)
     for the users ``users`` (ascending, each with ≥ 1 target), as the CPU's ``rank_block``."""
     d = cuda.to_device
@@ -109,14 +124,15 @@ def rank_users(P, Q, users, target_indptr, target_items, seen_indptr, seen_items
     scores = cuda.device_array((rows, n_items), np.float64)
     negative = cuda.device_array((rows, n_items), np.uint8)
     for start in range(0, len(users), block_size):
-        block = users_d[start:start + block_size]
+        block = users_d[start : start + block_size]
         n_b = block.shape[0]
         _score_block[launch(n_b * n_items)](P_d, QT_d, block, scores)
         _mark_negatives[launch(n_b * n_items)](block, s_indptr, s_items, negative)
         p0 = int(target_indptr[users[start]])
         p1 = int(target_indptr[users[start + n_b - 1] + 1])
-        _rank_targets[launch(p1 - p0)](scores, negative, start, user_pos_d, pair_user_d, t_items,
-                                       p0, p1, ranks_d, lower_d)
+        _rank_targets[launch(p1 - p0)](
+            scores, negative, start, user_pos_d, pair_user_d, t_items, p0, p1, ranks_d, lower_d
+        )
         _user_metrics[launch(n_b)](block, t_indptr, ranks_d, lower_d, ks_d, auc_d, hr_d, ndcg_d)
     ranks[:] = ranks_d.copy_to_host()
     auc[:] = auc_d.copy_to_host()

@@ -7,11 +7,20 @@ table row r (−1 when not held). The *order* of the held rows is decided on the
 compact buffers out identically; :func:`hold_rows` here only writes that order into the device
 slot map.
 """
+
 from numba import cuda
 
 from .. import LAZY_ADAM, SGD
-from ._jit import (adam_jacobian, adam_moments, adam_update, kernel, launch, penalty_grad,
-                   penalty_grad_lambda, sgd_update)
+from ._jit import (
+    adam_jacobian,
+    adam_moments,
+    adam_update,
+    kernel,
+    launch,
+    penalty_grad,
+    penalty_grad_lambda,
+    sgd_update,
+)
 from .optimizers import lambda_at, row_weight
 
 
@@ -71,9 +80,30 @@ def zero_matrix_rows(A, n_rows):
 
 
 @kernel
-def _lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
-                    assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out,
-                    Tbar, dTbar_dlam):
+def _lookahead_rows(
+    T,
+    m,
+    v,
+    gbar,
+    count,
+    held,
+    n_held,
+    lam,
+    inv_batch,
+    full_scope,
+    assumed_penalty,
+    optimizer,
+    alpha,
+    lr,
+    beta1,
+    beta2,
+    c1,
+    c2,
+    eps_in,
+    eps_out,
+    Tbar,
+    dTbar_dlam,
+):
     K = T.shape[1]
     e = cuda.grid(1)
     if e < n_held * K:
@@ -86,11 +116,11 @@ def _lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_sco
             dTbar_dlam[s, k] = T.dtype.type(0.0)
         else:
             w = row_weight(T, count, s, inv_batch, full_scope)
-            w_assumed = (row_weight(T, count, s, inv_batch, False) if assumed_penalty
-                         else T.dtype.type(0.0))
+            w_assumed = (
+                row_weight(T, count, s, inv_batch, False) if assumed_penalty else T.dtype.type(0.0)
+            )
             lam_rk = lambda_at(lam, r, k)
-            d = (gbar[s, k] + penalty_grad(w_assumed, lam_rk, t_rk)
-                 + penalty_grad(w, lam_rk, t_rk))
+            d = gbar[s, k] + penalty_grad(w_assumed, lam_rk, t_rk) + penalty_grad(w, lam_rk, t_rk)
             if optimizer == SGD:
                 Tbar[s, k] = sgd_update(t_rk, d, lr)
                 dTbar_dlam[s, k] = -lr * penalty_grad_lambda(w, t_rk)
@@ -101,15 +131,57 @@ def _lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_sco
                 dTbar_dlam[s, k] = jac * penalty_grad_lambda(w, t_rk)
 
 
-def lookahead_rows(T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope,
-                   assumed_penalty, optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out,
-                   Tbar, dTbar_dlam):
+def lookahead_rows(
+    T,
+    m,
+    v,
+    gbar,
+    count,
+    held,
+    n_held,
+    lam,
+    inv_batch,
+    full_scope,
+    assumed_penalty,
+    optimizer,
+    alpha,
+    lr,
+    beta1,
+    beta2,
+    c1,
+    c2,
+    eps_in,
+    eps_out,
+    Tbar,
+    dTbar_dlam,
+):
     """For every held element: ``T̄ = f(T, ḡ + ∂Ω/∂T)`` and ``∂T̄/∂Λ = ∂T̄/∂d · 2 w T``
     (SPEC §5); lazy Adam leaves rows B̄ does not touch where they are (∂T̄/∂Λ = 0).
     ``assumed_penalty``: ḡ also holds B̄'s batch penalty, a constant for ∂T̄/∂Λ (SPEC §8)."""
     _lookahead_rows[launch(n_held * T.shape[1])](
-        T, m, v, gbar, count, held, n_held, lam, inv_batch, full_scope, assumed_penalty,
-        optimizer, alpha, lr, beta1, beta2, c1, c2, eps_in, eps_out, Tbar, dTbar_dlam)
+        T,
+        m,
+        v,
+        gbar,
+        count,
+        held,
+        n_held,
+        lam,
+        inv_batch,
+        full_scope,
+        assumed_penalty,
+        optimizer,
+        alpha,
+        lr,
+        beta1,
+        beta2,
+        c1,
+        c2,
+        eps_in,
+        eps_out,
+        Tbar,
+        dTbar_dlam,
+    )
 
 
 @kernel
@@ -120,15 +192,15 @@ def _accumulate_lambda_grad(Gbar, dTbar_dlam, n_held, per_row, G_lam):
     if e < n_held * K:
         s = e // K
         k = e - s * K
-        if per_row and per_dim:         # one writer per element
+        if per_row and per_dim:  # one writer per element
             G_lam[s, k] += Gbar[s, k] * dTbar_dlam[s, k]
-        elif per_row:                   # one thread per held row sums its K products
+        elif per_row:  # one thread per held row sums its K products
             if k == 0:
-                acc = 0.0                # float64, as on the CPU
+                acc = 0.0  # float64, as on the CPU
                 for c in range(K):
                     acc += Gbar[s, c] * dTbar_dlam[s, c]
                 G_lam[s, 0] += acc
-        else:                           # Λ shared by all rows: atomic sums over the rows
+        else:  # Λ shared by all rows: atomic sums over the rows
             cuda.atomic.add(G_lam, (0, k if per_dim else 0), Gbar[s, k] * dTbar_dlam[s, k])
 
 
@@ -136,5 +208,6 @@ def accumulate_lambda_grad(Gbar, dTbar_dlam, n_held, per_row, G_lam):
     """``G_Λ += reduce(G_Θ̄ ⊙ ∂Θ̄/∂Λ)`` over held rows, summed over the axes Λ is broadcast
     across (``math.hypergradient.reduce_to_shape``); G_Λ is compact like the held rows for a
     per-row Λ and has one row for a shared Λ."""
-    _accumulate_lambda_grad[launch(n_held * Gbar.shape[1])](Gbar, dTbar_dlam, n_held, per_row,
-                                                             G_lam)
+    _accumulate_lambda_grad[launch(n_held * Gbar.shape[1])](
+        Gbar, dTbar_dlam, n_held, per_row, G_lam
+    )

@@ -7,6 +7,7 @@ The clip factor is computed on the host from :func:`sum_of_squares` (``math.lamb
 clip_scale``), which needs the norm back on the host once per Λ step, fetched together with the
 validation loss.
 """
+
 import numpy as np
 from numba import cuda
 
@@ -45,8 +46,9 @@ def row_sums(A, out, slot=0):
 
 
 @device
-def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out,
-                      amsgrad):
+def lambda_adam_entry(
+    lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
+):
     """In place, element (r, k): Λ ← max(Adam/AMSGrad(Λ, g), 0) with its moments (as the CPU's
     ``lambda_adam_entry``)."""
     m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
@@ -59,8 +61,24 @@ def lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps
 
 
 @kernel
-def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
-                        eps_out, amsgrad, batch_rows):
+def _lambda_adam_update(
+    lam,
+    slot,
+    G,
+    m,
+    v,
+    vmax,
+    scale,
+    alpha,
+    beta1,
+    beta2,
+    c1,
+    c2,
+    eps_in,
+    eps_out,
+    amsgrad,
+    batch_rows,
+):
     K = lam.shape[1]
     e = cuda.grid(1)
     if e < lam.shape[0] * K:
@@ -69,17 +87,49 @@ def _lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1
         s = slot[r]
         if s >= 0 or not batch_rows:
             g = scale * G[s, k] if s >= 0 else lam.dtype.type(0.0)
-            lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
-                              eps_out, amsgrad)
+            lambda_adam_entry(
+                lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
+            )
 
 
-def lambda_adam_update(lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in,
-                       eps_out, amsgrad, batch_rows):
+def lambda_adam_update(
+    lam,
+    slot,
+    G,
+    m,
+    v,
+    vmax,
+    scale,
+    alpha,
+    beta1,
+    beta2,
+    c1,
+    c2,
+    eps_in,
+    eps_out,
+    amsgrad,
+    batch_rows,
+):
     """In place: ``lambda_adam_entry`` on every element (rows ``all``) or, with
     ``batch_rows``, on the rows with a gradient only (rows ``batch``)."""
     _lambda_adam_update[launch(lam.shape[0] * lam.shape[1])](
-        lam, slot, G, m, v, vmax, scale, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad,
-        batch_rows)
+        lam,
+        slot,
+        G,
+        m,
+        v,
+        vmax,
+        scale,
+        alpha,
+        beta1,
+        beta2,
+        c1,
+        c2,
+        eps_in,
+        eps_out,
+        amsgrad,
+        batch_rows,
+    )
 
 
 @kernel

@@ -4,10 +4,18 @@
 thread per updated element; Λ's layout is read from its shape (:func:`lambda_at`), a branch
 that is uniform across a warp.
 """
+
 from numba import cuda
 
-from ._jit import (adam_moments, adam_update as _adam, device, kernel, launch, penalty_grad,
-                   sgd_update as _sgd)
+from ._jit import (
+    adam_moments,
+    adam_update as _adam,
+    device,
+    kernel,
+    launch,
+    penalty_grad,
+    sgd_update as _sgd,
+)
 
 
 @device
@@ -28,8 +36,24 @@ def row_weight(T, count, s, inv_batch, full_scope):
 
 
 @kernel
-def _adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, c1,
-                 c2, eps_in, eps_out):
+def _adam_update(
+    T,
+    m,
+    v,
+    slot,
+    g,
+    count,
+    lam,
+    inv_batch,
+    full_scope,
+    alpha,
+    beta1,
+    beta2,
+    c1,
+    c2,
+    eps_in,
+    eps_out,
+):
     K = T.shape[1]
     e = cuda.grid(1)
     if e < T.shape[0] * K:
@@ -46,17 +70,49 @@ def _adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, bet
         v[r, k] = v2
 
 
-def adam_update(T, m, v, slot, g, count, lam, inv_batch, full_scope, alpha, beta1, beta2, c1,
-                c2, eps_in, eps_out):
+def adam_update(
+    T,
+    m,
+    v,
+    slot,
+    g,
+    count,
+    lam,
+    inv_batch,
+    full_scope,
+    alpha,
+    beta1,
+    beta2,
+    c1,
+    c2,
+    eps_in,
+    eps_out,
+):
     """In place: T, m, v ← Adam(T, m, v, d) on every element (dense, SPEC §4)."""
-    _adam_update[launch(T.shape[0] * T.shape[1])](T, m, v, slot, g, count, lam, inv_batch,
-                                                   full_scope, alpha, beta1, beta2, c1, c2, eps_in,
-                                                   eps_out)
+    _adam_update[launch(T.shape[0] * T.shape[1])](
+        T,
+        m,
+        v,
+        slot,
+        g,
+        count,
+        lam,
+        inv_batch,
+        full_scope,
+        alpha,
+        beta1,
+        beta2,
+        c1,
+        c2,
+        eps_in,
+        eps_out,
+    )
 
 
 @kernel
-def _lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1,
-                      c2, eps_in, eps_out):
+def _lazy_adam_update(
+    T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1, c2, eps_in, eps_out
+):
     K = T.shape[1]
     e = cuda.grid(1)
     if e < n_held * K:
@@ -71,19 +127,35 @@ def _lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, be
         v[r, k] = v2
 
 
-def lazy_adam_update(T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1,
-                     c2, eps_in, eps_out):
+def lazy_adam_update(
+    T, m, v, held, n_held, g, count, lam, inv_batch, alpha, beta1, beta2, c1, c2, eps_in, eps_out
+):
     """In place: Adam on the held rows only (batch scope, ``math.optimizers.lazy_adam_step``)."""
-    _lazy_adam_update[launch(n_held * T.shape[1])](T, m, v, held, n_held, g, count, lam,
-                                                    inv_batch, alpha, beta1, beta2, c1, c2, eps_in,
-                                                    eps_out)
+    _lazy_adam_update[launch(n_held * T.shape[1])](
+        T,
+        m,
+        v,
+        held,
+        n_held,
+        g,
+        count,
+        lam,
+        inv_batch,
+        alpha,
+        beta1,
+        beta2,
+        c1,
+        c2,
+        eps_in,
+        eps_out,
+    )
 
 
 @kernel
 def _sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr):
     K = T.shape[1]
     e = cuda.grid(1)
-    if full_scope:          # every row moves: one thread per table element
+    if full_scope:  # every row moves: one thread per table element
         if e < T.shape[0] * K:
             r = e // K
             k = e - r * K
@@ -92,7 +164,7 @@ def _sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr)
             if s >= 0:
                 d += g[s, k]
             T[r, k] = _sgd(T[r, k], d, lr)
-    elif e < n_held * K:    # only held rows move: one thread per held element
+    elif e < n_held * K:  # only held rows move: one thread per held element
         s = e // K
         k = e - s * K
         r = held[s]
@@ -104,5 +176,6 @@ def _sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr)
 def sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr):
     """In place: T ← T − η d (every row for the ``full`` scope, the held rows for ``batch``)."""
     rows = T.shape[0] if full_scope else n_held
-    _sgd_update[launch(rows * T.shape[1])](T, slot, held, n_held, g, count, lam, inv_batch,
-                                            full_scope, lr)
+    _sgd_update[launch(rows * T.shape[1])](
+        T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr
+    )

@@ -1,6 +1,7 @@
 """Top-n of many rows (``math.recommend``), Numba CUDA; mirrors ``kernels.cpu.recommend``:
 float64 scores of a block of rows (``evaluation._score_block``, one thread per row × candidate),
 then one thread per row runs the shared heap selection."""
+
 import numpy as np
 from numba import cuda
 
@@ -15,12 +16,20 @@ def select_top_block(scores, rows, excluded_indptr, excluded, candidates, top_it
     b = cuda.grid(1)
     if b < rows.shape[0]:
         r = rows[b]
-        select_top(scores[b], candidates, excluded, excluded_indptr[r], excluded_indptr[r + 1],
-                   top_scores[b], top_items[b])
+        select_top(
+            scores[b],
+            candidates,
+            excluded,
+            excluded_indptr[r],
+            excluded_indptr[r + 1],
+            top_scores[b],
+            top_items[b],
+        )
 
 
-def top_n_rows(left, right, rows, excluded_indptr, excluded, candidates, top_items, top_scores,
-               block_size=4096):
+def top_n_rows(
+    left, right, rows, excluded_indptr, excluded, candidates, top_items, top_scores, block_size=4096
+):
     """As the CPU's ``top_n_rows``: fills the host arrays ``top_items``/``top_scores``."""
     d = cuda.to_device
     left_d = d(np.ascontiguousarray(left))
@@ -32,10 +41,11 @@ def top_n_rows(left, right, rows, excluded_indptr, excluded, candidates, top_ite
     items_d = cuda.device_array((n_rows, top_items.shape[1]), np.int64)
     top_d = cuda.device_array((n_rows, top_items.shape[1]), np.float64)
     for start in range(0, len(rows), block_size):
-        block = rows_d[start:start + block_size]
+        block = rows_d[start : start + block_size]
         n_b = block.shape[0]
         _score_block[launch(n_b * len(candidates))](left_d, right_t, block, scores)
-        select_top_block[launch(n_b)](scores[:n_b], block, indptr_d, excluded_d, cand_d,
-                                      items_d[:n_b], top_d[:n_b])
-        top_items[start:start + n_b] = items_d[:n_b].copy_to_host()
-        top_scores[start:start + n_b] = top_d[:n_b].copy_to_host()
+        select_top_block[launch(n_b)](
+            scores[:n_b], block, indptr_d, excluded_d, cand_d, items_d[:n_b], top_d[:n_b]
+        )
+        top_items[start : start + n_b] = items_d[:n_b].copy_to_host()
+        top_scores[start : start + n_b] = top_d[:n_b].copy_to_host()
