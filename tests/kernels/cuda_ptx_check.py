@@ -1,6 +1,6 @@
 """Compile every CUDA kernel of ``lopt_np.kernels.cuda`` to PTX with the real NVVM compiler (no
 GPU needed) for float32 and float64 tables, and print, as JSON, each kernel's count of float64
-arithmetic instructions. Run by ``tests/test_kernels_cuda.py`` in a subprocess without the
+arithmetic instructions. Run by ``tests/kernels/test_kernels_cuda.py`` in a subprocess without the
 simulator; exits with status 3 and the reason on stderr when NVVM/NVRTC cannot be found.
 
 The simulator runs kernels as plain Python, so it cannot catch a construct that Numba CUDA does

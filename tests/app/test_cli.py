@@ -266,7 +266,7 @@ def test_evaluate_rejects_a_non_run_directory(tmp_path):
 
 
 def test_every_command_is_documented_in_readme():
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.rst")).read()
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.rst")).read()
 
     def commands(group, prefix):
         for name, cmd in group.commands.items():
