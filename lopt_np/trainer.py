@@ -44,8 +44,8 @@ LOOKAHEAD_BATCHES = ("independent", "stream", "same")
 # Named combinations of settings (SPEC §8). The defaults of :class:`TrainConfig` are the
 # combination that measured best (README, "Accuracy"): the authors' lookahead semantics with an
 # N(0, 0.1²) init and a selection hold-out, and Λ's Adam/AMSGrad on V's rows only (the dense
-# update, their code's and SPEC §5's, measured the same accuracy and is slower). ``spec``: SPEC §3-§5's semantics, the same settings
-# otherwise. ``authors``: what the authors' code (LaceyChen17/lambda-opt @672a7ec) computes, as
+# update, their code's and SPEC §5's, measured the same accuracy and is slower). ``spec``:
+# SPEC §3-§5's semantics, the same settings otherwise. ``authors``: what the authors' code (LaceyChen17/lambda-opt @672a7ec) computes, as
 # its recorded traces confirm, with its ML-1M script's settings. Their Θ gradient clip (global
 # norm 100) is left out: it never takes effect (largest pre-clip norm 0.63 in the traces);
 # ``theta_clip`` runs it on the reference backend, where the replay tests check both.
@@ -418,15 +418,15 @@ def lambda_opt_iteration(backend, cfg, step, draw):
     returns the next batch of ``kind`` (TRAIN, LOOKAHEAD or VALID); the trainer samples them,
     the trace replay reads them from a recording. Returns
     ``(L_fit, L_val(Θ̄) or None)``."""
-    valid_loss = None
+    valid_loss, real_batch = None, None
     if backend.learn_lambda and cfg.lambda_due(step):
         if cfg.lookahead_batches == "same":  # B̄ = B
-            batch = draw(TRAIN)
-            valid_loss = backend.lambda_step(batch, draw(VALID))
-            return backend.theta_step(batch), valid_loss
-        lookahead_batch = draw(LOOKAHEAD)
+            real_batch = draw(TRAIN)
+        lookahead_batch = draw(LOOKAHEAD) if real_batch is None else real_batch
         valid_loss = backend.lambda_step(lookahead_batch, draw(VALID))
-    return backend.theta_step(draw(TRAIN)), valid_loss
+    if real_batch is None:
+        real_batch = draw(TRAIN)
+    return backend.theta_step(real_batch), valid_loss
 
 
 def make_trainer_backend(cfg, P, Q, lam_P, lam_Q, max_batch, max_valid_batch):

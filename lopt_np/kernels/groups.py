@@ -4,9 +4,10 @@ fields by name, so a kernel never depends on a tuple's order defined elsewhere).
 from collections import namedtuple
 
 # One embedding table with its optimizer state and the step buffers of its held rows (held
-# rows and slot maps: ``kernels/cpu/hypergradient.py``): T, Adam's m and v, its Λ, the identity slot
-# map of the whole table, the held rows' slot map and reverse map, the gradient buffers
-# ``buf[0]`` (g or ḡ) and ``buf[1]`` (G_Θ̄), the rows' counts in B or B̄ and in V, Θ̄ and ∂Θ̄/∂Λ.
+# rows and slot maps: ``kernels/cpu/hypergradient.py``): T, Adam's m and v, its Λ, the
+# identity slot map of the whole table, the held rows' slot map and reverse map, the gradient
+# buffers ``buf[0]`` (g or ḡ) and ``buf[1]`` (G_Θ̄), the rows' counts in B or B̄ and in V, Θ̄
+# and ∂Θ̄/∂Λ.
 TableArrays = namedtuple(
     "TableArrays",
     [
