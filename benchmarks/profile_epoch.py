@@ -18,7 +18,8 @@ import numpy as np
 import lopt_np.backends.cpu as cpu_backend
 import lopt_np.kernels.cpu.lambda_update as lambda_kernels
 from bench_epoch import SHAPES, shaped_split
-from lopt_np.trainer import LambdaOpt, Progress
+from lopt_np.math.lambda_update import LAMBDA_ROWS
+from lopt_np.trainer import LOOKAHEAD_BATCHES, LambdaOpt, Progress, TrainConfig
 from report import save_report
 
 # the calls the CPU backend makes per step: lookahead_step (SPEC §5 steps 1-4: two BPR passes and
@@ -80,9 +81,9 @@ def main():
     ap.add_argument("--granularity", default="DUI")
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--lambda-optimizer", default="amsgrad")
-    ap.add_argument("--lambda-rows", default="batch", choices=("all", "batch"))
+    ap.add_argument("--lambda-rows", default=TrainConfig.lambda_rows, choices=LAMBDA_ROWS)
     ap.add_argument(
-        "--lookahead-batches", default="stream", choices=("independent", "stream", "same")
+        "--lookahead-batches", default=TrainConfig.lookahead_batches, choices=LOOKAHEAD_BATCHES
     )
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
@@ -132,8 +133,10 @@ def main():
     lines += ["", f"{modes[1]} ÷ fixed-λ: {ratio:.2f}"]
     text = "\n".join(lines)
     print(text)
-    suffix = ("" if a.lambda_rows == "batch" else f"-rows-{a.lambda_rows}") + (
-        "" if a.lookahead_batches == "stream" else f"-batches-{a.lookahead_batches}"
+    suffix = ("" if a.lambda_rows == TrainConfig.lambda_rows else f"-rows-{a.lambda_rows}") + (
+        ""
+        if a.lookahead_batches == TrainConfig.lookahead_batches
+        else f"-batches-{a.lookahead_batches}"
     )
     save_report(
         a.out,
