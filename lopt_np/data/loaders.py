@@ -94,7 +94,7 @@ def _timestamps(raw, name, source):
             f"timestamp(s) (first at data row {first + 1})"
         )
     if pd.api.types.is_datetime64_any_dtype(raw):
-        return _datetime_ns(raw)
+        return _datetime_ns(raw, raw, name, source)
     if raw.dtype.kind in "iub":
         return raw.astype(np.int64).to_numpy()
     t = pd.to_numeric(raw, errors="coerce") if raw.dtype.kind != "f" else raw
@@ -105,7 +105,7 @@ def _timestamps(raw, name, source):
             except (ValueError, TypeError, OverflowError):
                 parsed = None
             if parsed is not None:
-                return _datetime_ns(parsed)
+                return _datetime_ns(parsed, raw, name, source)
         bad = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise DataError(
             f"{source}: column {name!r} has the timestamp {shown(raw.iloc[bad])} "
@@ -125,10 +125,21 @@ def _timestamps(raw, name, source):
     return values
 
 
-def _datetime_ns(values):
+def _datetime_ns(values, raw, name, source):
+    """Datetimes as int64 nanoseconds since 1970 (UTC); a date outside what that holds is an
+    error naming its row (``raw``: the column as read)."""
     if getattr(values.dt, "tz", None) is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return values.astype("datetime64[ns]").astype(np.int64).to_numpy()
+    try:
+        return values.astype("datetime64[ns]").astype(np.int64).to_numpy()
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        lo, hi = pd.Timestamp.min, pd.Timestamp.max
+        bad = int(np.flatnonzero(((values < lo) | (values > hi)).to_numpy())[0])
+        raise DataError(
+            f"{source}: column {name!r} has the date {shown(raw.iloc[bad])} at data row "
+            f"{bad + 1}: outside {lo:%Y-%m-%d} to {hi:%Y-%m-%d}, the dates a timestamp in "
+            "nanoseconds holds"
+        ) from None
 
 
 def standardize(df, user_col="user", item_col="item", time_col="timestamp", source="data"):

@@ -73,6 +73,18 @@ def test_tsv(tmp_path):
             {},
             "timestamp 'yesterday' at data row 1: neither a number nor an ISO",
         ),
+        (
+            "user,item,timestamp\na,b,2024-01-01\na,c,-1\n",
+            "csv",
+            {},
+            "date '-1' at data row 2: outside 1677-09-21 to 2262-04-11",
+        ),
+        (
+            "user,item,timestamp\na,b,3000-01-01T00:00:00Z\n",
+            "csv",
+            {},
+            "date '3000-01-01T00:00:00Z' at data row 1: outside",
+        ),
         ("user,item,timestamp\na,b,\n", "csv", {}, "missing timestamp"),
         ("user,item,timestamp\n", "csv", {}, "no interactions"),
         ("", "csv", {}, "empty"),
