@@ -44,7 +44,7 @@ def signatures(f):
         optimizers._adam_update: (A2, A2, A2, I1, A2, I1, A2, f, b, f, f, f, f, f, f, f),
         optimizers._lazy_adam_update: (A2, A2, A2, I1, n, A2, I1, A2, f, f, f, f, f, f, f, f),
         optimizers._sgd_update: (A2, I1, I1, n, A2, I1, A2, f, b, f),
-        hypergradient._hold_rows: (I1, I1, n),
+        hypergradient._map_held_rows: (I1, I1, n),
         hypergradient._release_rows: (I1, I1, n),
         hypergradient._zero_rows: (A3, I1, n),
         hypergradient._zero_matrix_rows: (A2, n),

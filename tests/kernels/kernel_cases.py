@@ -139,6 +139,7 @@ def run_backends(
     steps,
     names=("reference", "cpu"),
     lambda_rows="all",
+    clip=0.5,
 ):
     rng = np.random.default_rng(4)
     nU, nI, K = 13, 17, 6
@@ -147,7 +148,7 @@ def run_backends(
     args = (
         granularity,
         ThetaOptimizer(optimizer, 0.05),
-        LambdaOptimizer(lambda_optimizer, 0.05, clip=0.5, rows=lambda_rows),
+        LambdaOptimizer(lambda_optimizer, 0.05, clip=clip, rows=lambda_rows),
     )
     backends = [make_backend(n, P, Q, lP, lQ, *args, scope=scope) for n in names]
     losses = []
@@ -181,3 +182,27 @@ def assert_user_metrics(auc, hr, nd, ks, ref):
         for q, k in enumerate(ks):
             assert hr[u, q] == pytest.approx(row[f"hr@{k}"], abs=1e-12)
             assert nd[u, q] == pytest.approx(row[f"ndcg@{k}"], abs=1e-12)
+
+
+def check_clip_matches_reference(granularity, backend_name):
+    """With a clip that fires at every Λ step (SGD on Λ, whose step is proportional to the clip
+    scale), the backend equals the reference: the norm of G_Λ is summed over every learned
+    block once (a tied Λ's one array counted once). Without the clip the result differs, so the
+    clip did fire."""
+    runs = {
+        clip: run_backends(
+            granularity,
+            "adam",
+            "batch",
+            "sgd",
+            np.float64,
+            3,
+            ("reference", backend_name),
+            clip=clip,
+        )[0]
+        for clip in (1e-4, np.inf)
+    }
+    for a, b in zip(*(bk.parameters() for bk in runs[1e-4])):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+    clipped, free = (runs[c][0].parameters()[2:] for c in (1e-4, np.inf))
+    assert max(np.abs(a - b).max() for a, b in zip(clipped, free)) > 1e-8

@@ -13,6 +13,7 @@ from helpers import random_triplets
 from kernel_cases import (
     F32,
     assert_user_metrics,
+    check_clip_matches_reference,
     check_fused_theta_updates,
     check_lambda_update_rows,
     lambda_update_case,
@@ -178,6 +179,10 @@ def test_cpu_backend_matches_reference_with_lambda_rows_batch(granularity, optim
     assert (moved > 1e-8) == per_row
 
 
+def test_cpu_backend_matches_reference_when_the_clip_fires(granularity):
+    check_clip_matches_reference(granularity, "cpu")
+
+
 def test_cpu_backend_matches_reference_float32(granularity, optimizer, scope):
     backends, losses = run_backends(granularity, optimizer, scope, "adam", np.float32, 3)
     for ref, cpu in losses:
@@ -193,8 +198,7 @@ def test_compiled_steps_have_one_version_for_every_layout():
     other one (tied, shared, per-row Λ) reuses its compiled versions, which Numba can cache on
     disk; none is compiled per layout."""
     from lopt_np.granularity import GRANULARITIES
-    from lopt_np.kernels.cpu.hypergradient import lookahead_step
-    from lopt_np.kernels.cpu.optimizers import theta_step_adam
+    from lopt_np.kernels.cpu.step import lookahead_step, theta_step_adam
 
     names = list(GRANULARITIES)
     run_backends(names[0], "adam", "batch", "adam", np.float32, 1, names=("cpu",))

@@ -25,6 +25,7 @@ from helpers import random_triplets  # noqa: E402
 from kernel_cases import (
     F32,
     assert_user_metrics,
+    check_clip_matches_reference,
     check_fused_theta_updates,  # noqa: E402
     check_lambda_update_rows,
     held_rows,
@@ -157,7 +158,7 @@ def test_lookahead_and_lambda_reduction_match_cpu_kernels(
 def test_hold_release_and_zero_rows():
     slot = np.full(9, -1, np.int64)
     held = np.array([4, 1, 8, 0, 0], np.int64)
-    cuda_hg.hold_rows(slot, held, 3)
+    cuda_hg.map_held_rows(slot, held, 3)
     np.testing.assert_array_equal(slot, [-1, 1, -1, -1, 0, -1, -1, -1, 2])
     cuda_hg.release_rows(slot, held, 3)
     assert (slot == -1).all()
@@ -254,6 +255,10 @@ def test_cuda_backend_matches_reference_with_lambda_rows_batch(granularity):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
 
 
+def test_cuda_backend_matches_reference_when_the_clip_fires(granularity):
+    check_clip_matches_reference(granularity, "cuda")
+
+
 def test_cuda_backend_matches_reference_float32(granularity, optimizer, scope):
     backends, losses = run_backends(
         granularity, optimizer, scope, "amsgrad", np.float32, 2, names=("reference", "cuda")
@@ -332,6 +337,54 @@ def test_lambda_update_kernels_have_one_signature_in_both_layers():
         cpu_fn, cuda_fn = getattr(cpu_lu, name), getattr(cuda_lu, name)
         cpu_params = list(inspect.signature(cpu_fn.py_func).parameters)
         assert list(inspect.signature(cuda_fn).parameters) == cpu_params, name
+
+
+def test_step_kernels_have_one_signature_in_both_layers():
+    """``backends.kernel.KernelBackend`` is the one driver of SPEC §5 on both layers: it calls
+    ``lookahead_step``, ``theta_step[code]``, ``absorb_assumed_gradient`` (CPU only) and
+    ``release_rows`` by name on ``kernels.cpu.step`` or ``kernels.cuda.step``. Each the CUDA
+    module has takes the CPU one's parameters in the same order, for every Θ optimizer."""
+    import inspect
+
+    from lopt_np.kernels.cpu import step as cpu_step
+    from lopt_np.kernels.cuda import step as cuda_step
+
+    def params(fn):
+        return list(inspect.signature(getattr(fn, "py_func", fn)).parameters)
+
+    for name in ("lookahead_step", "release_rows"):
+        assert params(getattr(cuda_step, name)) == params(getattr(cpu_step, name)), name
+    assert set(cuda_step.theta_step) == set(cpu_step.theta_step) == set(OPTIMIZER_CODES.values())
+    for code, fn in cpu_step.theta_step.items():
+        assert params(cuda_step.theta_step[code]) == params(fn), code
+    # what the CUDA layer lacks, the driver refuses by name (shared_assumed_state)
+    assert set(cpu_step.__all__) - set(cuda_step.__all__) == {
+        "absorb_assumed_gradient",
+        "CpuWork",
+    }
+
+
+def test_the_cuda_backend_refuses_shared_assumed_state_by_name():
+    from lopt_np.backends import make_backend
+    from lopt_np.errors import ConfigError
+    from lopt_np.granularity import init_lambda
+    from lopt_np.math.hypergradient import Lookahead, ThetaOptimizer
+    from lopt_np.math.lambda_update import LambdaOptimizer
+
+    P, Q = random_tables(np.random.default_rng(0), 5, 6, 3, np.float32)
+    lP, lQ = init_lambda("DUI", 5, 6, 3, 0.05, np.float32)
+    with pytest.raises(ConfigError, match="shared_assumed_state is not implemented on CudaBackend"):
+        make_backend(
+            "cuda",
+            P,
+            Q,
+            lP,
+            lQ,
+            "DUI",
+            ThetaOptimizer("adam", 0.01),
+            LambdaOptimizer("adam", 0.01),
+            lookahead=Lookahead(shared_state=True),
+        )
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu", "cuda"])

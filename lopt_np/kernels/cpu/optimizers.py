@@ -15,19 +15,14 @@ untouched; ``held[s]`` the reverse map; ``count[s]`` the occurrences c_r), see
 
 from numba import prange
 
-from .. import ADAM, LAZY_ADAM, SGD
 from ._jit import (
     adam_moments,
     adam_update as _adam,
     by_lambda_layout,
-    jit,
-    layout_switch,
     penalty_grad,
     pjit,
     sgd_update as _sgd,
 )
-from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
-from .hypergradient import hold_rows, release_rows, zero_rows
 
 
 def _adam_update(per_row, per_dim):
@@ -182,167 +177,3 @@ adam_update = by_lambda_layout(_adam_update, lam_arg=6)
 adam_moments_update = by_lambda_layout(_adam_moments_update, lam_arg=6)
 lazy_adam_update = by_lambda_layout(_lazy_adam_update, lam_arg=7)
 sgd_update = by_lambda_layout(_sgd_update, lam_arg=6)
-
-
-_adam_update_of = layout_switch(adam_update)
-_adam_moments_update_of = layout_switch(adam_moments_update)
-_lazy_adam_update_of = layout_switch(lazy_adam_update)
-_sgd_update_of = layout_switch(sgd_update)
-
-
-@jit
-def batch_gradient(tP, tQ, B, delta, loss, nblocks):
-    """The first half of the real step: hold B's rows and put the BPR gradient on them
-    (compact, with their counts). ``tP``/``tQ`` are ``kernels.groups.TableArrays``, a batch
-    ``(users, pos, neg)``. Returns ``(L_fit, 1/|B|, rows held in P, rows held in Q)``."""
-    u, i, j = B
-    n = u.shape[0]
-    inv = tP.T.dtype.type(1.0 / n)
-    nP = hold_rows(u, tP.slot, tP.held, 0)
-    nQ = hold_rows(j, tQ.slot, tQ.held, hold_rows(i, tQ.slot, tQ.held, 0))
-    zero_rows(tP.buf[:1], tP.count, nP)
-    zero_rows(tQ.buf[:1], tQ.count, nQ)
-    bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, delta, loss)
-    bpr_grad_scatter(
-        tP.T,
-        tQ.T,
-        tP.identity,
-        tQ.identity,
-        u,
-        i,
-        j,
-        delta,
-        inv,
-        tP.slot,
-        tQ.slot,
-        tP.buf[0],
-        tQ.buf[0],
-        tP.count,
-        tQ.count,
-        True,
-        nblocks,
-    )
-    return sum_in_order(loss[:n]) / n, inv, nP, nQ
-
-
-# The real step (SPEC §5, last paragraph) as one compiled call per Θ optimizer (only the one in
-# use is compiled): ``batch_gradient``, the fused update of each table for its Λ layout
-# ``(per_row, per_dim)``, release of the held rows. All three take
-# ``(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks)`` (``step``: the
-# real step's ``kernels.groups.StepScalars``; ε terms: ``math.optimizers.adam_eps_terms``) and
-# return L_fit.
-
-
-@jit
-def theta_step_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
-    fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
-    for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
-        _adam_update_of(
-            per_row,
-            per_dim,
-            t.T,
-            t.m,
-            t.v,
-            t.slot,
-            t.buf[0],
-            t.count,
-            t.lam,
-            inv,
-            full_scope,
-            step.alpha,
-            step.beta1,
-            step.beta2,
-            step.c1,
-            step.c2,
-            step.eps_in,
-            step.eps_out,
-        )
-    release_rows(tP.slot, tP.held, nP)
-    release_rows(tQ.slot, tQ.held, nQ)
-    return fit_loss
-
-
-@jit
-def theta_step_lazy_adam(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
-    fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
-    for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
-        _lazy_adam_update_of(
-            per_row,
-            per_dim,
-            t.T,
-            t.m,
-            t.v,
-            t.held,
-            n_held,
-            t.buf[0],
-            t.count,
-            t.lam,
-            inv,
-            step.alpha,
-            step.beta1,
-            step.beta2,
-            step.c1,
-            step.c2,
-            step.eps_in,
-            step.eps_out,
-        )
-    release_rows(tP.slot, tP.held, nP)
-    release_rows(tQ.slot, tQ.held, nQ)
-    return fit_loss
-
-
-@jit
-def theta_step_sgd(tP, tQ, B, delta, loss, layout_P, layout_Q, full_scope, step, nblocks):
-    fit_loss, inv, nP, nQ = batch_gradient(tP, tQ, B, delta, loss, nblocks)
-    for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
-        _sgd_update_of(
-            per_row,
-            per_dim,
-            t.T,
-            t.slot,
-            t.held,
-            n_held,
-            t.buf[0],
-            t.count,
-            t.lam,
-            inv,
-            full_scope,
-            step.lr,
-        )
-    release_rows(tP.slot, tP.held, nP)
-    release_rows(tQ.slot, tQ.held, nQ)
-    return fit_loss
-
-
-@jit
-def absorb_assumed_gradient(
-    tP, tQ, Bbar, delta, loss, layout_P, layout_Q, with_penalty, step, nblocks
-):
-    """The assumed step's gradient ḡ on B̄ (BPR, plus B̄'s batch penalty when ``with_penalty``)
-    entered into the real dense-Adam moments, as when the assumed copy shares the real
-    optimizer's state (SPEC §8, ``shared_assumed_state``); the caller counts the step. ``tP``/
-    ``tQ``: the tables with a second slot map and gradient buffer (``backends.cpu``)."""
-    _, inv, nP, nQ = batch_gradient(tP, tQ, Bbar, delta, loss, nblocks)
-    for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
-        _adam_moments_update_of(
-            per_row,
-            per_dim,
-            t.T,
-            t.m,
-            t.v,
-            t.slot,
-            t.buf[0],
-            t.count,
-            t.lam,
-            inv,
-            with_penalty,
-            step.beta1,
-            step.beta2,
-            step.c1,
-            step.c2,
-        )
-    release_rows(tP.slot, tP.held, nP)
-    release_rows(tQ.slot, tQ.held, nQ)
-
-
-theta_step = {ADAM: theta_step_adam, LAZY_ADAM: theta_step_lazy_adam, SGD: theta_step_sgd}

@@ -3,9 +3,9 @@ Numba CUDA; mirrors ``kernels.cpu.hypergradient``.
 
 Held rows: ``held[s]`` is the table row in compact buffer row s, ``slot[r]`` the buffer row of
 table row r (−1 when not held). The *order* of the held rows is decided on the host by the CPU's
-``hold_rows`` (first appearance in the batch, O(batch) work), so both backends lay their
-compact buffers out identically; :func:`hold_rows` here only writes that order into the device
-slot map.
+``hold_rows`` (first appearance in the batch, O(batch) work; ``kernels.cuda.step``), so both
+backends lay their compact buffers out identically; :func:`map_held_rows` here only writes that
+order into the device slot map.
 """
 
 from numba import cuda
@@ -25,15 +25,15 @@ from .optimizers import lambda_at, row_weight
 
 
 @kernel
-def _hold_rows(slot, held, n_held):
+def _map_held_rows(slot, held, n_held):
     s = cuda.grid(1)
     if s < n_held:
         slot[held[s]] = s
 
 
-def hold_rows(slot, held, n_held):
+def map_held_rows(slot, held, n_held):
     """``slot[held[s]] = s`` for the first ``n_held`` held rows."""
-    _hold_rows[launch(n_held)](slot, held, n_held)
+    _map_held_rows[launch(n_held)](slot, held, n_held)
 
 
 @kernel
