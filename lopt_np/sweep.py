@@ -260,6 +260,8 @@ class Executor:
                 run = futures[future]
                 try:
                     yield future.result()
+                except Interrupted:  # a signal to this process, raised while it waited
+                    raise
                 except LoptError as exc:
                     yield Outcome(run, failed=str(exc))
                 except Exception as exc:  # a lost worker, a bug in one run

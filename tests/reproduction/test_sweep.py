@@ -306,6 +306,50 @@ def test_without_dask_several_jobs_name_the_extra(monkeypatch):
         assert ex.slots == 1
 
 
+def test_a_signal_while_waiting_for_a_worker_ends_the_sweep_not_one_run(monkeypatch):
+    """SIGTERM to the sweep's process raises ``Interrupted`` wherever the main thread waits,
+    often inside a future's ``result()``: it must end the whole sweep (the CLI exits 128 + 15),
+    not be recorded as that run's failure while the others go on."""
+    import distributed
+
+    from lopt_np.sweep import Interrupted, Run
+
+    class Future:
+        def __init__(self, error=None):
+            self.error = error
+
+        def result(self):
+            if self.error is not None:
+                raise self.error
+            return "outcome"
+
+        def release(self):
+            pass
+
+        def cancel(self):
+            pass
+
+    class Client:
+        def __init__(self, errors):
+            self.errors = iter(errors)
+
+        def scatter(self, data, **kw):
+            return data
+
+        def submit(self, *args, **kw):
+            return Future(next(self.errors))
+
+    monkeypatch.setattr(distributed, "as_completed", lambda futures: iter(list(futures)))
+    runs = [Run(name, {}, "d", {}) for name in ("a", "b")]
+    ex = Executor(jobs=2)
+    ex.client = Client([ConfigError("a run's own error"), None])
+    outcomes = list(ex.map(None, runs, {"d": None}))
+    assert outcomes[0].failed == "a run's own error" and outcomes[1] == "outcome"
+    ex.client = Client([Interrupted("SIGTERM"), None])
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        list(ex.map(None, runs, {"d": None}))
+
+
 def test_an_unreachable_scheduler_is_one_error_line(tmp_path, monkeypatch):
     monkeypatch.setattr("lopt_np.sweep.CONNECT_TIMEOUT", "1s")
     r = run("sweep", *SMALL, "--scheduler", "tcp://127.0.0.1:9", "--out", tmp_path / "s")
