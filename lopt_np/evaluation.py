@@ -1,12 +1,13 @@
-"""Evaluation driver (SPEC §7): scores in float64 by user blocks (memory O(block × |I|)), ranks
-by the Numba CPU kernel (or, with ``device="cuda"``, by ``kernels.cuda.evaluation``), means
-over users, and the per-frequency-group breakdown of Figure 6."""
+"""Evaluation driver (SPEC §7): scores in float64 by user blocks (memory O(block × |I|)), ranked
+by the layer's ``rank_users`` (``kernels.cpu.evaluation``, or with ``device="cuda"``
+``kernels.cuda.evaluation``: the same arguments), means over users, and the
+per-frequency-group breakdown of Figure 6."""
 
 import numpy as np
 
 from .data.split import pairs_to_csr
 from .errors import ConfigError, DataError
-from .kernels.cpu.evaluation import rank_block
+from .kernels.cpu.evaluation import rank_scored_users
 
 DEFAULT_KS = (50, 100)
 # Lower edges of the training-frequency groups (Figures 6-8): [0,15), [15,30), … , [240, ∞).
@@ -44,39 +45,27 @@ def evaluate(
     split,
     target="test",
     ks=DEFAULT_KS,
-    block_size=512,
+    block_size=None,
     group_edges=DEFAULT_GROUP_EDGES,
     device="cpu",
 ):
     """Mean AUC, HR@K and NDCG@K of MF (scores P_u·Q_i) over users with ``target`` items, plus
-    per-group breakdowns. ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``."""
+    per-group breakdowns. ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``,
+    whose kernel module's ``rank_users`` ranks (the same arguments on both); ``block_size``:
+    users scored at once (None: the layer's default)."""
     for name, X in (("user", P), ("item", Q)):
         if not np.isfinite(X).all():
             raise DataError(
                 f"the {name} embeddings hold NaN or inf: such a model has no "
                 f"ranking to evaluate (SPEC §7)"
             )
-    if device != "cuda":
-        Q64 = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
-        return evaluate_scores(
-            lambda block: np.asarray(P[block], dtype=np.float64) @ Q64,
-            split,
-            target,
-            ks,
-            block_size,
-            group_edges,
-        )
+    kernels = _evaluation_kernels(device)
     ks = check_ks(ks, split.n_items)
     t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
     s_indptr, s_items = split.csr()
     users = np.flatnonzero(np.diff(t_indptr) > 0)
     ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
-    from .backends.cuda_support import cuda_module
-
-    cuda_module()  # a one-line error when unavailable
-    from .kernels.cuda.evaluation import rank_users
-
-    rank_users(
+    kernels.rank_users(
         P,
         Q,
         users,
@@ -89,8 +78,24 @@ def evaluate(
         auc,
         hr,
         nd,
+        **({} if block_size is None else {"block_size": block_size}),
     )
     return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
+
+
+def _evaluation_kernels(device):
+    """``kernels.cpu.evaluation`` or (``device="cuda"``) ``kernels.cuda.evaluation``; a
+    one-line error where CUDA is unavailable."""
+    if device != "cuda":
+        from .kernels.cpu import evaluation
+
+        return evaluation
+    from .backends.cuda_support import cuda_module
+
+    cuda_module()
+    from .kernels.cuda import evaluation
+
+    return evaluation
 
 
 def evaluate_scores(
@@ -108,16 +113,30 @@ def evaluate_scores(
     s_indptr, s_items = split.csr()
     users = np.flatnonzero(np.diff(t_indptr) > 0)
     ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
-    ks_arr = np.asarray(ks, np.int64)
-    for start in range(0, len(users), block_size):
-        block = users[start : start + block_size]
-        scores = np.ascontiguousarray(score_users(block), dtype=np.float64)
+
+    def finite_scores(block):
+        scores = score_users(block)
         if not np.isfinite(scores).all():
             raise DataError(
                 "the model's scores hold NaN or inf: such a model has no ranking "
                 "to evaluate (SPEC §7)"
             )
-        rank_block(scores, block, t_indptr, t_items, s_indptr, s_items, ks_arr, ranks, auc, hr, nd)
+        return scores
+
+    rank_scored_users(
+        finite_scores,
+        users,
+        t_indptr,
+        t_items,
+        s_indptr,
+        s_items,
+        np.asarray(ks, np.int64),
+        ranks,
+        auc,
+        hr,
+        nd,
+        block_size,
+    )
     return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
 
 

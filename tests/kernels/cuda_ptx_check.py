@@ -73,7 +73,7 @@ def signatures(f):
             A2,
         ),
         hypergradient._accumulate_lambda_grad: (A2, A2, n, b, A2),
-        lambda_update._sum_of_squares: (A2, n, D1, n),
+        lambda_update._accumulate_sum_of_squares: (A2, n, D1, n),
         lambda_update._row_sums: (A2, D1, n),
         lambda_update._lambda_adam_update: (A2, I1, A2, A2, A2, A2, f, f, f, f, f, f, f, f, b, b),
         lambda_update._lambda_sgd_update: (A2, I1, n, A2, f, f),

@@ -176,7 +176,7 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
         lambda_optimizer, eps_placement
     )
     sq = np.zeros(1)
-    cuda_lu.sum_of_squares(Gc, n_held, sq)
+    cuda_lu.accumulate_sum_of_squares(Gc, n_held, sq)
     np.testing.assert_allclose(sq[0], np.sum(Gc[:n_held].astype(np.float64) ** 2), rtol=1e-12)
     scale = np.float32(clip_scale(np.sqrt(sq[0]), 1.5))
     if lambda_optimizer == "sgd":
@@ -191,7 +191,7 @@ def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
 
 def _cuda_clip_scale(G, n_rows):
     sq = np.zeros(1)
-    cuda_lu.sum_of_squares(G, n_rows, sq)
+    cuda_lu.accumulate_sum_of_squares(G, n_rows, sq)
     return clip_scale(np.sqrt(sq[0]), 1.5)
 
 
@@ -326,17 +326,81 @@ def test_every_kernel_compiles_for_a_real_gpu_without_float64_in_float32_kernels
         assert f64[f"lopt_np.kernels.cuda.{name}"]["float32"] == 0, name
 
 
-def test_lambda_update_kernels_have_one_signature_in_both_layers():
-    """``backends.kernel.KernelBackend`` runs SPEC §5 step 5 by calling these names on either
-    layer's module: each exists in both with the same parameters, in the same order."""
+# What one compiled layer has and the other has not, with why. Every other public function of
+# ``kernels/cpu/X.py`` is in ``kernels/cuda/X.py`` under the same name with the same parameters
+# in the same order, and the reverse.
+LAYER_ONLY = {
+    "cpu": {
+        "bpr.sum_in_order": "a fixed-order sum inside a compiled step (CUDA: batch_sum)",
+        "bpr.column_blocks": "the scatter's column blocks, one per thread (CUDA: a thread each)",
+        "hypergradient.hold_rows": "orders the held rows; the CUDA step calls it on the host",
+        "optimizers.adam_moments_update": "shared_assumed_state, a CPU-only variant",
+        "lambda_update.sum_of_squares": "returns ‖G‖² (CUDA: accumulate_sum_of_squares)",
+        "evaluation.count_below": "a helper of rank_block",
+        "evaluation.count_at_most": "a helper of rank_block",
+        "evaluation.rank_block": "ranks any model's scores (evaluate_scores) on the CPU",
+        "evaluation.rank_scored_users": "ranks any model's scores (evaluate_scores) on the CPU",
+        "step.absorb_assumed_gradient": "shared_assumed_state, a CPU-only variant",
+        "step.CpuWork": "the CPU step's scratch",
+    },
+    "cuda": {
+        "bpr.batch_sum": "an atomic sum into a device scalar (CPU: sum_in_order)",
+        "hypergradient.map_held_rows": "writes the host's held order into the device slot map",
+        "hypergradient.zero_matrix_rows": "clears G_Λ on the device (CPU: a slice assignment)",
+        "optimizers.lambda_at": "Λ broadcast from its shape (CPU: one variant per Λ layout)",
+        "optimizers.row_weight": "w_r as a device function (CPU: inline in each kernel)",
+        "lambda_update.accumulate_sum_of_squares": "‖G‖² into a device scalar",
+        "lambda_update.row_sums": "mean Λ without copying Λ to the host",
+        "step.CudaWork": "the CUDA step's scratch",
+    },
+}
+# parameters a CPU function takes after the shared ones
+CPU_EXTRA_PARAMETERS = {"bpr.bpr_grad_scatter": ["nblocks"]}
+KERNEL_MODULES = (
+    "bpr",
+    "hypergradient",
+    "optimizers",
+    "lambda_update",
+    "evaluation",
+    "recommend",
+    "step",
+)
+
+
+def public_functions(module):
+    """``{name: parameters}`` of the functions (and named tuples) ``module`` defines."""
     import inspect
 
-    from lopt_np.kernels.cpu import lambda_update as cpu_lu
+    out = {}
+    for name, obj in vars(module).items():
+        fn = getattr(obj, "py_func", obj)
+        if name.startswith("_") or not callable(obj):
+            continue
+        if module.__name__ not in (
+            getattr(obj, "__module__", None),
+            getattr(fn, "__module__", None),
+        ):
+            continue  # imported from elsewhere
+        signature = inspect.signature(obj if hasattr(obj, "__signature__") else fn)
+        out[name] = list(signature.parameters)
+    return out
 
-    for name in ("lambda_sgd_update", "lambda_adam_update"):
-        cpu_fn, cuda_fn = getattr(cpu_lu, name), getattr(cuda_lu, name)
-        cpu_params = list(inspect.signature(cpu_fn.py_func).parameters)
-        assert list(inspect.signature(cuda_fn).parameters) == cpu_params, name
+
+def test_every_kernel_name_means_the_same_parameters_in_both_layers():
+    """The contract the driver (``backends.kernel.KernelBackend``) and the evaluation rely on:
+    a name in both layers takes the same parameters in the same order; what one layer lacks
+    is listed above with why, and nothing else is missing."""
+    import importlib
+
+    for m in KERNEL_MODULES:
+        cpu = public_functions(importlib.import_module(f"lopt_np.kernels.cpu.{m}"))
+        gpu = public_functions(importlib.import_module(f"lopt_np.kernels.cuda.{m}"))
+        for layer, mine, other in (("cpu", cpu, gpu), ("cuda", gpu, cpu)):
+            only = {f"{m}.{n}" for n in set(mine) - set(other)}
+            assert only == {k for k in LAYER_ONLY[layer] if k.startswith(f"{m}.")}, (layer, m)
+        for name in set(cpu) & set(gpu):
+            extra = CPU_EXTRA_PARAMETERS.get(f"{m}.{name}", [])
+            assert cpu[name] == gpu[name] + extra, f"{m}.{name}"
 
 
 def test_step_kernels_have_one_signature_in_both_layers():

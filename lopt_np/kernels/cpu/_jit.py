@@ -6,6 +6,8 @@ Inner loops start at 0 or run on unsigned bounds, so that Numba's negative-index
 does not block vectorization either.
 """
 
+import inspect
+
 from numba import njit
 
 from .. import elementwise as _e
@@ -50,6 +52,9 @@ def by_lambda_layout(factory, lam_arg):
 
     kernel.__name__ = factory.__name__.lstrip("_")
     kernel.__doc__ = factory.__doc__
+    kernel.__module__ = factory.__module__
+    # the parameters of every variant (what ``inspect.signature`` and the contract test read)
+    kernel.__signature__ = inspect.signature(variant(False, False).py_func)
     kernel.variant = variant
     return kernel
 

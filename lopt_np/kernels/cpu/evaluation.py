@@ -103,3 +103,72 @@ def rank_block(
         for q in range(ks.shape[0]):
             hr[u, q] /= n_t
             ndcg[u, q] /= n_t
+
+
+def rank_scored_users(
+    score_users,
+    users,
+    target_indptr,
+    target_items,
+    seen_indptr,
+    seen_items,
+    ks,
+    ranks,
+    auc,
+    hr,
+    ndcg,
+    block_size=512,
+):
+    """:func:`rank_block` over ``users`` in blocks of ``block_size``: ``score_users(block)``
+    gives the block's float64 scores against every item (any model)."""
+    for start in range(0, len(users), block_size):
+        block = users[start : start + block_size]
+        scores = np.ascontiguousarray(score_users(block), dtype=np.float64)
+        rank_block(
+            scores,
+            block,
+            target_indptr,
+            target_items,
+            seen_indptr,
+            seen_items,
+            ks,
+            ranks,
+            auc,
+            hr,
+            ndcg,
+        )
+
+
+def rank_users(
+    P,
+    Q,
+    users,
+    target_indptr,
+    target_items,
+    seen_indptr,
+    seen_items,
+    ks,
+    ranks,
+    auc,
+    hr,
+    ndcg,
+    block_size=512,
+):
+    """Fill ``ranks`` (per target pair), ``auc``, ``hr``, ``ndcg`` (per user) for the users
+    ``users`` (ascending, each with ≥ 1 target) of MF, scores P_u·Q_i in float64 (the same
+    arguments as ``kernels.cuda.evaluation.rank_users``)."""
+    QT = np.ascontiguousarray(Q, dtype=np.float64).T.copy()
+    rank_scored_users(
+        lambda block: np.asarray(P[block], dtype=np.float64) @ QT,
+        users,
+        target_indptr,
+        target_items,
+        seen_indptr,
+        seen_items,
+        ks,
+        ranks,
+        auc,
+        hr,
+        ndcg,
+        block_size,
+    )

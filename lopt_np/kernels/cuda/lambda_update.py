@@ -3,9 +3,9 @@ projection Λ ≥ 0 in one pass; mirrors ``kernels.cpu.lambda_update`` (same com
 layout: ``G[slot[r]]`` is the gradient of Λ's row r, ``held[s]`` the reverse map; a shared Λ
 has ``slot = held = [0]``).
 
-The clip factor is computed on the host from :func:`sum_of_squares` (``math.lambda_update.
-clip_scale``), which needs the norm back on the host once per Λ step, fetched together with the
-validation loss.
+The clip factor is computed on the host (``math.lambda_update.clip_scale``) from
+:func:`accumulate_sum_of_squares`, which needs the norm back on the host once per Λ step,
+fetched together with the validation loss.
 """
 
 import numpy as np
@@ -15,7 +15,7 @@ from ._jit import adam_moments, adam_update, device, kernel, launch, sgd_update
 
 
 @kernel
-def _sum_of_squares(G, n_rows, out, slot):
+def _accumulate_sum_of_squares(G, n_rows, out, slot):
     r = cuda.grid(1)
     if r < n_rows:
         s = 0.0
@@ -24,10 +24,10 @@ def _sum_of_squares(G, n_rows, out, slot):
         cuda.atomic.add(out, slot, s)
 
 
-def sum_of_squares(G, n_rows, out, slot=0):
+def accumulate_sum_of_squares(G, n_rows, out, slot=0):
     """``out[slot] += Σ G²`` over the first ``n_rows`` rows, in float64 (one thread per row,
     atomic adds across rows)."""
-    _sum_of_squares[launch(n_rows)](G, n_rows, out, slot)
+    _accumulate_sum_of_squares[launch(n_rows)](G, n_rows, out, slot)
 
 
 @kernel

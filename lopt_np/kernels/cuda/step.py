@@ -24,7 +24,7 @@ from .hypergradient import (
     zero_matrix_rows,
     zero_rows,
 )
-from .lambda_update import sum_of_squares
+from .lambda_update import accumulate_sum_of_squares
 from .optimizers import adam_update, lazy_adam_update, sgd_update
 
 # The CUDA step's scratch on the device: the BPR margins δ and losses of one batch, the index
@@ -157,9 +157,9 @@ def lookahead_step(tP, tQ, Bbar, V, grads, layout_P, layout_Q, rule, step, work)
     if grads.learn_Q:
         accumulate_lambda_grad(tQ.buf[1], tQ.dTbar_dlam, nQ, layout_Q[0], grads.G_Q)
     if grads.norm and grads.learn_P:
-        sum_of_squares(grads.G_P, rows_P, work.scalars, 1)
+        accumulate_sum_of_squares(grads.G_P, rows_P, work.scalars, 1)
     if grads.norm and grads.learn_Q and not grads.tied:
-        sum_of_squares(grads.G_Q, rows_Q, work.scalars, 1)
+        accumulate_sum_of_squares(grads.G_Q, rows_Q, work.scalars, 1)
     loss_sum, sq_norm = _fetch(work)
     return loss_sum / nv, sq_norm, nP, nQ
 
