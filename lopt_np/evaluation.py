@@ -60,27 +60,10 @@ def evaluate(
                 f"ranking to evaluate (SPEC §7)"
             )
     kernels = _evaluation_kernels(device)
-    ks = check_ks(ks, split.n_items)
-    t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
-    s_indptr, s_items = split.csr()
-    users = np.flatnonzero(np.diff(t_indptr) > 0)
-    ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
-    kernels.rank_users(
-        P,
-        Q,
-        users,
-        t_indptr,
-        t_items,
-        s_indptr,
-        s_items,
-        np.asarray(ks, np.int64),
-        ranks,
-        auc,
-        hr,
-        nd,
-        **({} if block_size is None else {"block_size": block_size}),
+    sizes = {} if block_size is None else {"block_size": block_size}
+    return _rank_and_summarize(
+        lambda *arrays: kernels.rank_users(P, Q, *arrays, **sizes), split, target, ks, group_edges
     )
-    return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
 
 
 def _evaluation_kernels(device):
@@ -108,11 +91,6 @@ def evaluate_scores(
 ):
     """:func:`evaluate` for any model: ``score_users(users)`` returns the float64 scores of
     those users against every item, ``(len(users), n_items)``; ranked on the CPU."""
-    ks = check_ks(ks, split.n_items)
-    t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
-    s_indptr, s_items = split.csr()
-    users = np.flatnonzero(np.diff(t_indptr) > 0)
-    ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
 
     def finite_scores(block):
         scores = score_users(block)
@@ -123,20 +101,25 @@ def evaluate_scores(
             )
         return scores
 
-    rank_scored_users(
-        finite_scores,
-        users,
-        t_indptr,
-        t_items,
-        s_indptr,
-        s_items,
-        np.asarray(ks, np.int64),
-        ranks,
-        auc,
-        hr,
-        nd,
-        block_size,
+    return _rank_and_summarize(
+        lambda *arrays: rank_scored_users(finite_scores, *arrays, block_size),
+        split,
+        target,
+        ks,
+        group_edges,
     )
+
+
+def _rank_and_summarize(rank, split, target, ks, group_edges):
+    """The users with ``target`` items ranked by ``rank(users, target_indptr, target_items,
+    seen_indptr, seen_items, ks, ranks, auc, hr, ndcg)`` (a kernel layer's ranking with the
+    model bound), then the means and the per-group summary."""
+    ks = check_ks(ks, split.n_items)
+    t_indptr, t_items, t_pairs = pairs_to_csr(getattr(split, target), split.n_users)
+    s_indptr, s_items = split.csr()
+    users = np.flatnonzero(np.diff(t_indptr) > 0)
+    ranks, auc, hr, nd = _metric_arrays(split, t_items, ks)
+    rank(users, t_indptr, t_items, s_indptr, s_items, np.asarray(ks, np.int64), ranks, auc, hr, nd)
     return _summary(split, users, t_pairs, ks, auc, hr, nd, group_edges)
 
 
