@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..granularity import learned_blocks
 from ..kernels.groups import DeviceTableArrays, LambdaGrads, LookaheadRule, StepScalars, TableArrays
-from ..math.lambda_update import clip_scale
+from ..math.lambda_update import clip_scale, lambda_rule
 from .base import Backend
 
 
@@ -224,6 +224,7 @@ class KernelBackend(Backend):
         ``lambda_opt.rows`` names, projection onto Λ ≥ 0."""
         f = self.dtype.type
         lo = self.lambda_opt
+        rule = lambda_rule(lo.name)
         k = self.lambda_kernels
         scale = f(1.0) if norm is None else f(clip_scale(norm, lo.clip))
         self.lambda_t += 1
@@ -233,14 +234,14 @@ class KernelBackend(Backend):
             *self._lambda_betas,
             eps_in,
             eps_out,
-            lo.name == "amsgrad",
+            rule.amsgrad,
             lo.rows == "batch",
         )
         for b in self.blocks:
             slot, held, n = b.slot_held()
-            if lo.name == "sgd":
+            if not rule.moments:
                 k.lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
-            else:  # Adam or AMSGrad (base.check_settings)
+            else:
                 k.lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, *adam)
 
     def _to_host(self, a):

@@ -2,6 +2,8 @@
 same names as ``lopt_np.math``. Kernels compute into preallocated arrays and return nothing
 (or a scalar loss); host wrappers own allocation and settings."""
 
-# Θ-optimizer codes the kernels branch on (names as in ``math.optimizers.THETA_OPTIMIZERS``).
-SGD, ADAM, LAZY_ADAM = 0, 1, 2
-OPTIMIZER_CODES = {"sgd": SGD, "adam": ADAM, "lazy_adam": LAZY_ADAM}
+from ..math.optimizers import THETA_RULES
+
+# Θ-optimizer codes the kernels branch on, from the registry ``math.optimizers.THETA_RULES``.
+OPTIMIZER_CODES = {name: rule.code for name, rule in THETA_RULES.items()}
+SGD, ADAM, LAZY_ADAM = (OPTIMIZER_CODES[n] for n in ("sgd", "adam", "lazy_adam"))

@@ -120,6 +120,17 @@ def select_top(scores, candidates, excluded, e0, e1, top_scores, top_items):
             pos = child
 
 
+def row_weight(T, count, s, inv_batch, full_scope):
+    """w_r of the penalty (``math.penalty.row_weights``, SPEC §3) in T's dtype: 1 for the
+    ``full`` scope; c_r/|B| for ``batch`` on a held row (slot s ≥ 0, ``count[s]`` = c_r), 0 on a
+    row the batch does not touch."""
+    if full_scope:
+        return T.dtype.type(1.0)
+    if s < 0:
+        return T.dtype.type(0.0)
+    return T.dtype.type(count[s]) * inv_batch
+
+
 def penalty_grad(w, lam, theta):
     """2 w Λ θ (``math.penalty.penalty_grad``, SPEC §3), written (w + w)·Λ·θ: no float64
     literal, so a float32 kernel stays in float32."""

@@ -10,15 +10,7 @@ import numpy as np
 
 from ..granularity import get_granularity
 from .bpr import bpr_grad, bpr_loss
-from .optimizers import (
-    adam_moments,
-    adam_step,
-    adam_step_jacobian,
-    lazy_adam_step,
-    lazy_adam_step_jacobian,
-    sgd_step,
-    sgd_step_jacobian,
-)
+from .optimizers import adam_moments, theta_rule
 from .lambda_update import clip_by_global_norm
 from .penalty import batch_row_weights, penalty_grad, penalty_grad_lambda
 
@@ -72,19 +64,12 @@ def regularized_direction(g, T, lam, w):
 
 
 def theta_update_full(T, d, opt, m, v, t, active, eps_placement=None):
-    """The Θ optimizer f by name: ``(Θ', m', v')`` for update index ``t`` (SPEC §4). ``active``
-    marks the rows the batch touches: ``lazy_adam`` steps only those. ``eps_placement`` overrides
-    ``opt``'s (the lookahead may place ε differently, SPEC §8)."""
-    eps_placement = eps_placement or opt.eps_placement
-    if opt.name == "sgd":
-        return sgd_step(T, d, opt.lr), m, v
-    if opt.name == "lazy_adam":
-        return lazy_adam_step(
-            T, m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement
-        )
-    if opt.name == "adam":
-        return adam_step(T, m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement)
-    raise ValueError(f"unknown optimizer {opt.name!r}")
+    """The Θ optimizer f of ``opt.name`` (``math.optimizers.THETA_RULES``): ``(Θ', m', v')`` for update
+    index ``t`` (SPEC §4). ``active`` marks the rows the batch touches: ``lazy_adam`` steps only
+    those. ``eps_placement`` overrides ``opt``'s (the lookahead may place ε differently, SPEC
+    §8)."""
+    settings = opt._replace(eps_placement=eps_placement or opt.eps_placement)
+    return theta_rule(opt.name).step(T, d, m, v, t, active, settings)
 
 
 def theta_update(T, d, opt, m, v, t, active, eps_placement=None):
@@ -94,16 +79,8 @@ def theta_update(T, d, opt, m, v, t, active, eps_placement=None):
 
 def theta_update_jacobian(T, d, opt, m, v, t, active, eps_placement=None):
     """Elementwise ``∂Θ'/∂d`` of :func:`theta_update` (SPEC §5 step 4)."""
-    eps_placement = eps_placement or opt.eps_placement
-    if opt.name == "sgd":
-        return np.full_like(T, sgd_step_jacobian(opt.lr))
-    if opt.name == "lazy_adam":
-        return lazy_adam_step_jacobian(
-            m, v, t, d, active, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement
-        )
-    if opt.name == "adam":
-        return adam_step_jacobian(m, v, t, d, opt.lr, opt.beta1, opt.beta2, opt.eps, eps_placement)
-    raise ValueError(f"unknown optimizer {opt.name!r}")
+    settings = opt._replace(eps_placement=eps_placement or opt.eps_placement)
+    return theta_rule(opt.name).jacobian(T, d, m, v, t, active, settings)
 
 
 def reduce_to_shape(G, shape):

@@ -8,15 +8,64 @@ its value and moments, as lazy Adam does for Θ; the bias correction counts ever
 moves only those rows either way, so both settings give it the same numbers.
 """
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ..granularity import learned_blocks
 from .optimizers import adam_step, amsgrad_step, sgd_step
 
-LAMBDA_OPTIMIZERS = ("sgd", "adam", "amsgrad")
 LAMBDA_ROWS = ("all", "batch")
+
+
+# The registry of Λ optimizers: ``step(Λ, G, m, v, v̂, t, opt)`` → ``(Λ', m', v', v̂')`` before the
+# projection; ``opt`` is a :class:`LambdaOptimizer`.
+
+
+def _sgd(lam, g, m, v, vmax, t, opt):
+    return sgd_step(lam, g, opt.lr), m, v, vmax
+
+
+def _adam(lam, g, m, v, vmax, t, opt):
+    lam2, m2, v2 = adam_step(
+        lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.eps_placement
+    )
+    return lam2, m2, v2, vmax
+
+
+def _amsgrad(lam, g, m, v, vmax, t, opt):
+    return amsgrad_step(
+        lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.eps_placement
+    )
+
+
+class LambdaRule(NamedTuple):
+    """One Λ optimizer of SPEC §5 step 5, declared once: ``step`` (the formulas above),
+    ``moments`` (keeps Adam's m, v: the compiled layers' ``lambda_adam_update``; otherwise
+    ``lambda_sgd_update``) and ``amsgrad`` (the running maximum v̂ takes v's place)."""
+
+    step: Callable
+    moments: bool
+    amsgrad: bool
+
+
+LAMBDA_RULES = {
+    "sgd": LambdaRule(_sgd, moments=False, amsgrad=False),
+    "adam": LambdaRule(_adam, moments=True, amsgrad=False),
+    "amsgrad": LambdaRule(_amsgrad, moments=True, amsgrad=True),
+}
+LAMBDA_OPTIMIZERS = tuple(LAMBDA_RULES)
+
+
+def lambda_rule(name):
+    """The :class:`LambdaRule` of ``name``; an unknown name is a ``ValueError`` naming the
+    choices."""
+    try:
+        return LAMBDA_RULES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown lambda optimizer {name!r}; expected one of {', '.join(LAMBDA_OPTIMIZERS)}"
+        ) from None
 
 
 class LambdaOptimizer(NamedTuple):
@@ -89,6 +138,7 @@ def lambda_step(blocks, grads, state, opt, row_masks=None):
     """Clip, optimizer step, projection (SPEC §5 step 5). ``row_masks`` (with ``opt.rows ==
     "batch"``): per block, the rows to update (:func:`validation_rows`; None: all). Returns
     ``(new blocks, new state)``."""
+    rule = lambda_rule(opt.name)
     grads = clip_by_global_norm(grads, opt.clip)
     if opt.rows == "all" or row_masks is None:
         row_masks = [None] * len(blocks)
@@ -98,18 +148,7 @@ def lambda_step(blocks, grads, state, opt, row_masks=None):
         blocks, grads, state["m"], state["v"], state["vmax"], row_masks
     ):
         old = lam, m, v, vmax
-        if opt.name == "sgd":
-            lam2 = sgd_step(lam, g, opt.lr)
-        elif opt.name == "adam":
-            lam2, m, v = adam_step(
-                lam, m, v, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.eps_placement
-            )
-        elif opt.name == "amsgrad":
-            lam2, m, v, vmax = amsgrad_step(
-                lam, m, v, vmax, t, g, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.eps_placement
-            )
-        else:
-            raise ValueError(f"unknown lambda optimizer {opt.name!r}")
+        lam2, m, v, vmax = rule.step(lam, g, m, v, vmax, t, opt)
         lam2 = project_nonnegative(lam2)
         if mask is not None:  # rows off the batch keep value and moments
             keep = ~np.asarray(mask, bool)[:, None]

@@ -8,11 +8,11 @@ batch touches are stepped (their moments included); every other row, and its mom
 it is. It is defined for the ``batch`` penalty scope, where untouched rows have d = 0.
 """
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 
-THETA_OPTIMIZERS = ("sgd", "adam", "lazy_adam")
 EPS_PLACEMENTS = ("inside", "outside")  # where Adam's ε sits (SPEC §4)
-ROW_SPARSE_OPTIMIZERS = ("lazy_adam",)  # need the ``batch`` penalty scope
 
 
 def check_optimizer_scope(optimizer, scope):
@@ -122,3 +122,67 @@ def lazy_adam_step_jacobian(m, v, t, d, rows_active, lr, beta1, beta2, eps, eps_
     """Elementwise ``∂Θ'/∂d`` of :func:`lazy_adam_step`: Adam's on active rows, 0 elsewhere."""
     jac = adam_step_jacobian(m, v, t, d, lr, beta1, beta2, eps, eps_placement)
     return np.where(np.asarray(rows_active, bool)[:, None], jac, 0.0)
+
+
+# The registry of Θ optimizers -------------------------------------------------------------------
+# Each rule takes ``(T, d, m, v, t, active, s)``: the table, the direction d, the moments, the
+# update index t, the rows the batch touches, and the settings ``s`` (lr, beta1, beta2, eps,
+# eps_placement: ``math.hypergradient.ThetaOptimizer``).
+
+
+def _sgd(T, d, m, v, t, active, s):
+    return sgd_step(T, d, s.lr), m, v
+
+
+def _sgd_jacobian(T, d, m, v, t, active, s):
+    return np.full_like(T, sgd_step_jacobian(s.lr))
+
+
+def _adam(T, d, m, v, t, active, s):
+    return adam_step(T, m, v, t, d, s.lr, s.beta1, s.beta2, s.eps, s.eps_placement)
+
+
+def _adam_jacobian(T, d, m, v, t, active, s):
+    return adam_step_jacobian(m, v, t, d, s.lr, s.beta1, s.beta2, s.eps, s.eps_placement)
+
+
+def _lazy_adam(T, d, m, v, t, active, s):
+    return lazy_adam_step(T, m, v, t, d, active, s.lr, s.beta1, s.beta2, s.eps, s.eps_placement)
+
+
+def _lazy_adam_jacobian(T, d, m, v, t, active, s):
+    return lazy_adam_step_jacobian(
+        m, v, t, d, active, s.lr, s.beta1, s.beta2, s.eps, s.eps_placement
+    )
+
+
+class ThetaRule(NamedTuple):
+    """One Θ optimizer f of SPEC §4, declared once: ``step`` → ``(Θ', m', v')``, its elementwise
+    ``jacobian`` ∂Θ'/∂d (SPEC §5 step 4), ``row_sparse`` (steps only the batch's rows, so it
+    needs the ``batch`` scope) and ``code``, the number the compiled kernels branch on
+    (``lopt_np.kernels.OPTIMIZER_CODES``)."""
+
+    step: Callable
+    jacobian: Callable
+    row_sparse: bool
+    code: int
+
+
+THETA_RULES = {
+    "sgd": ThetaRule(_sgd, _sgd_jacobian, row_sparse=False, code=0),
+    "adam": ThetaRule(_adam, _adam_jacobian, row_sparse=False, code=1),
+    "lazy_adam": ThetaRule(_lazy_adam, _lazy_adam_jacobian, row_sparse=True, code=2),
+}
+THETA_OPTIMIZERS = tuple(THETA_RULES)
+ROW_SPARSE_OPTIMIZERS = tuple(n for n, r in THETA_RULES.items() if r.row_sparse)
+
+
+def theta_rule(name):
+    """The :class:`ThetaRule` of ``name``; an unknown name is a ``ValueError`` naming the choices
+    (never a fallback to another optimizer)."""
+    try:
+        return THETA_RULES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown optimizer {name!r}; expected one of {', '.join(THETA_OPTIMIZERS)}"
+        ) from None

@@ -348,7 +348,6 @@ LAYER_ONLY = {
         "hypergradient.map_held_rows": "writes the host's held order into the device slot map",
         "hypergradient.zero_matrix_rows": "clears G_Λ on the device (CPU: a slice assignment)",
         "optimizers.lambda_at": "Λ broadcast from its shape (CPU: one variant per Λ layout)",
-        "optimizers.row_weight": "w_r as a device function (CPU: inline in each kernel)",
         "lambda_update.accumulate_sum_of_squares": "‖G‖² into a device scalar",
         "lambda_update.row_sums": "mean Λ without copying Λ to the host",
         "step.CudaWork": "the CUDA step's scratch",

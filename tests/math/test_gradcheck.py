@@ -5,6 +5,7 @@ import pytest
 
 import lopt_np.gradcheck as gc
 import lopt_np.math.hypergradient as hg
+import lopt_np.math.optimizers as theta_optimizers
 from lopt_np.gradcheck import (
     check_bpr_grad,
     check_grads,
@@ -147,9 +148,9 @@ def _scaled(fn, factor):
 
 def test_corrupted_eps_outside_jacobian_is_caught(monkeypatch):
     """Taking the ε-inside Jacobian for an ε-outside Adam must fail the check."""
-    inside = hg.adam_step_jacobian
+    inside = theta_optimizers.adam_step_jacobian
     monkeypatch.setattr(
-        hg,
+        theta_optimizers,
         "adam_step_jacobian",
         lambda m, v, t, d, lr, b1, b2, eps, placement="inside": inside(
             m, v, t, d, lr, b1, b2, eps, "inside"
@@ -189,18 +190,18 @@ def test_corrupted_closed_form_is_caught(monkeypatch, target):
             v_new = beta2 * v + (1 - beta2) * d * d
             return -adam_step_size(lr, beta1, beta2, t) * (1 - beta1) / np.sqrt(v_new + eps)
 
-        monkeypatch.setattr(hg, "adam_step_jacobian", no_v_path)
+        monkeypatch.setattr(theta_optimizers, "adam_step_jacobian", no_v_path)
         opt = "adam"
     elif target == "lazy_adam_jacobian_mask":
         # forgetting that untouched rows do not move: Adam's Jacobian on every row
         monkeypatch.setattr(
-            hg,
+            theta_optimizers,
             "lazy_adam_step_jacobian",
-            lambda m, v, t, d, active, *a: hg.adam_step_jacobian(m, v, t, d, *a),
+            lambda m, v, t, d, active, *a: theta_optimizers.adam_step_jacobian(m, v, t, d, *a),
         )
         opt = "lazy_adam"
     else:
-        monkeypatch.setattr(hg, "sgd_step_jacobian", lambda lr: -lr * 1.001)
+        monkeypatch.setattr(theta_optimizers, "sgd_step_jacobian", lambda lr: -lr * 1.001)
         opt = "sgd"
     results = run_gradchecks("DUI", opt, "batch")
     assert any(not r.passed for r in results)

@@ -18,6 +18,7 @@ from ._jit import (
     penalty_grad,
     penalty_grad_lambda,
     pjit,
+    row_weight,
     sgd_update,
 )
 
@@ -90,14 +91,12 @@ def _lookahead_rows(per_row, per_dim):
         dTbar_dlam,
     ):
         K = T.shape[1]
-        one = T.dtype.type(1.0)
         zero = T.dtype.type(0.0)
         for s in prange(n_held):
             r = held[s]
             lr_ = r if per_row else 0
-            w_batch = T.dtype.type(count[s]) * inv_batch
-            w = one if full_scope else w_batch
-            w_assumed = w_batch if assumed_penalty else zero
+            w = row_weight(T, count, s, inv_batch, full_scope)
+            w_assumed = row_weight(T, count, s, inv_batch, False) if assumed_penalty else zero
             if optimizer == LAZY_ADAM and count[s] == 0:
                 for k in range(K):
                     Tbar[s, k] = T[r, k]

@@ -21,6 +21,7 @@ from ._jit import (
     by_lambda_layout,
     penalty_grad,
     pjit,
+    row_weight,
     sgd_update as _sgd,
 )
 
@@ -51,13 +52,11 @@ def _adam_update(per_row, per_dim):
         eps_out,
     ):
         K = T.shape[1]
-        one = T.dtype.type(1.0)
-        zero = T.dtype.type(0.0)
         for r in prange(T.shape[0]):
             s = slot[r]
             lr_ = r if per_row else 0
+            w = row_weight(T, count, s, inv_batch, full_scope)
             if s >= 0:
-                w = one if full_scope else T.dtype.type(count[s]) * inv_batch
                 for k in range(K):
                     d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
@@ -65,7 +64,6 @@ def _adam_update(per_row, per_dim):
                     m[r, k] = m2
                     v[r, k] = v2
             else:
-                w = one if full_scope else zero
                 for k in range(K):
                     d = penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
@@ -105,7 +103,7 @@ def _lazy_adam_update(per_row, per_dim):
         for s in prange(n_held):
             r = held[s]
             lr_ = r if per_row else 0
-            w = T.dtype.type(count[s]) * inv_batch
+            w = row_weight(T, count, s, inv_batch, False)
             for k in range(K):
                 d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                 m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
@@ -124,21 +122,21 @@ def _sgd_update(per_row, per_dim):
     @pjit
     def sgd_update(T, slot, held, n_held, g, count, lam, inv_batch, full_scope, lr):
         K = T.shape[1]
-        one = T.dtype.type(1.0)
         zero = T.dtype.type(0.0)
         if full_scope:
             for r in prange(T.shape[0]):
                 s = slot[r]
                 lr_ = r if per_row else 0
+                w = row_weight(T, count, s, inv_batch, True)
                 for k in range(K):
                     gk = g[s, k] if s >= 0 else zero
-                    d = gk + penalty_grad(one, lam[lr_, k if per_dim else 0], T[r, k])
+                    d = gk + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                     T[r, k] = _sgd(T[r, k], d, lr)
         else:
             for s in prange(n_held):
                 r = held[s]
                 lr_ = r if per_row else 0
-                w = T.dtype.type(count[s]) * inv_batch
+                w = row_weight(T, count, s, inv_batch, False)
                 for k in range(K):
                     d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
                     T[r, k] = _sgd(T[r, k], d, lr)
@@ -162,7 +160,7 @@ def _adam_moments_update(per_row, per_dim):
         for r in prange(T.shape[0]):
             s = slot[r]
             lr_ = r if per_row else 0
-            w = T.dtype.type(count[s]) * inv_batch if (s >= 0 and with_penalty) else zero
+            w = row_weight(T, count, s, inv_batch, False) if with_penalty else zero
             for k in range(K):
                 gk = g[s, k] if s >= 0 else zero
                 d = gk + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])

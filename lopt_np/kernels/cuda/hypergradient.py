@@ -19,9 +19,10 @@ from ._jit import (
     launch,
     penalty_grad,
     penalty_grad_lambda,
+    row_weight,
     sgd_update,
 )
-from .optimizers import lambda_at, row_weight
+from .optimizers import lambda_at
 
 
 @kernel

@@ -14,6 +14,7 @@ from ._jit import (
     kernel,
     launch,
     penalty_grad,
+    row_weight,
     sgd_update as _sgd,
 )
 
@@ -22,17 +23,6 @@ from ._jit import (
 def lambda_at(lam, r, k):
     """Λ_{r,k} broadcast from Λ's shape ``(n or 1, K or 1)`` (SPEC §3)."""
     return lam[r if lam.shape[0] > 1 else 0, k if lam.shape[1] > 1 else 0]
-
-
-@device
-def row_weight(T, count, s, inv_batch, full_scope):
-    """w_r of the penalty (SPEC §3): 1 for the ``full`` scope; c_r/|B| for ``batch`` on a held
-    row (slot s ≥ 0), 0 on a row the batch does not touch."""
-    if full_scope:
-        return T.dtype.type(1.0)
-    if s < 0:
-        return T.dtype.type(0.0)
-    return T.dtype.type(count[s]) * inv_batch
 
 
 @kernel
