@@ -14,9 +14,8 @@ scope), the same MF configuration as the other rows of Table 2.
 """
 
 import dataclasses
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from .math.neumf import EMBEDDINGS, init_neumf, neumf_bpr_grad, neumf_score_matr
 from .math.optimizers import adam_step
 from .math.penalty import batch_row_weights, penalty_grad
 from .sampling import TripletSampler
+from .settings import check_declared, setting
 
 
 def sgda_params(params, lr=None):
@@ -45,34 +45,27 @@ AMF_EPS_GRID = (0.05, 0.2, 0.5)  # the AMF ε values lopt reproduce tries (best 
 class BaselineConfig:
     """Settings shared by AMF and NeuMF (the model-specific ones are ignored by the other)."""
 
-    lam: float = 0.0  # fixed L2 coefficient on the batch's embedding rows
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    batch_size: int = 1024
-    epochs: int = 30
-    seed: int = 0
-    patience: int = 5  # epochs without improvement before stopping (0: off)
-    early_stopping: str = "hr@100"
-    ks: tuple = field(default=DEFAULT_KS)
-    adv_eps: float = 0.5  # AMF: ε, the norm of each row's perturbation
-    reg_adv: float = 1.0  # AMF: γ, the weight of the adversarial loss
-    mlp_dim: int = 32  # NeuMF: MLP embedding width
-    layers: tuple = (64, 32, 16)  # NeuMF: hidden widths of the MLP tower
+    lam: float = setting(0.0, "Fixed L2 coefficient on the batch's embedding rows.", low=0)
+    lr: float = setting(1e-3, "Adam learning rate of AMF and NeuMF.", low=0, low_open=True)
+    beta1: float = setting(0.9, "Adam β1 of AMF and NeuMF.", low=0, high=1, high_open=True)
+    beta2: float = setting(0.999, "Adam β2 of AMF and NeuMF.", low=0, high=1, high_open=True)
+    eps: float = setting(1e-8, "Adam ε of AMF and NeuMF.", low=0, low_open=True)
+    batch_size: int = setting(1024, "Training triplets per step.", low=1)
+    epochs: int = setting(30, "Epochs of AMF and NeuMF after MF-λFix.", low=1)
+    seed: int = setting(0, "Seed of the initialization and the sampling.", low=0)
+    patience: int = setting(5, "Early-stopping patience of AMF and NeuMF (0: off).", low=0)
+    early_stopping: str = setting("hr@100", "Validation metric for early stopping.")
+    ks: tuple = setting(DEFAULT_KS, "Cut-offs K of HR@K and NDCG@K.")
+    adv_eps: float = setting(
+        0.5, "AMF: the norm ε of each row's adversarial perturbation.", low=0, low_open=True
+    )
+    reg_adv: float = setting(1.0, "AMF: weight γ of the adversarial BPR loss.", low=0)
+    mlp_dim: int = setting(32, "NeuMF: width of the MLP tower's embeddings.", low=1)
+    layers: tuple = setting((64, 32, 16), "NeuMF: hidden widths of the MLP tower.")
 
     def validate(self):
-        for name in ("lr", "adv_eps"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(f"{name} must be a positive number, got {v!r}")
-        for name in ("lam", "reg_adv"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ConfigError(f"{name} must be a finite number ≥ 0, got {v!r}")
-        for name in ("batch_size", "epochs", "mlp_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        """Each field against its declaration (``settings.check_declared``), then the tower."""
+        check_declared(self)
         if not self.layers or min(self.layers) < 1:
             raise ConfigError(f"layers must be one or more positive widths, got {self.layers!r}")
         return self

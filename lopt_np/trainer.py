@@ -10,7 +10,7 @@ import functools
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -29,17 +29,19 @@ from .evaluation import (
 )
 from .granularity import get_granularity, init_lambda
 from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
-from .math.lambda_update import LambdaOptimizer
-from .math.optimizers import EPS_PLACEMENTS, check_optimizer_scope
+from .math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS, LambdaOptimizer
+from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
 from .data.split import EMPTY_PAIRS, Split, hold_out_selection
 from .model import Model
 from .progress import ConsoleProgress, Progress, RunControl, Tee  # noqa: F401 (re-export)
 from .data.inputs import DATA_FIELDS, DataConfig, to_split
 from .sampling import STREAM_LOOKAHEAD, BatchStream, TripletSampler
+from .settings import check_declared, setting
 
 METRICS = ("auc", "hr", "ndcg")
 LOOKAHEAD_BATCHES = ("independent", "stream", "same")
+DTYPES = ("float32", "float64")
 
 # Named combinations of settings (SPEC §8). The defaults of :class:`TrainConfig` are the
 # combination that measured best (README, "Accuracy"): the authors' lookahead semantics with an
@@ -96,122 +98,149 @@ PRESETS = {
 }
 
 
+POSITIVE = dict(low=0, low_open=True)  # bounds of a learning rate, an ε, a std
+UNIT = dict(low=0, high=1, high_open=True)  # of a β or a fraction: [0, 1)
+
+
 @dataclass
 class TrainConfig:
-    """Every hyperparameter of a run, with the names the CLI uses (``--lambda-lr`` …)."""
+    """Every hyperparameter of a run, with the names the CLI uses (``--lambda-lr`` …): each
+    field declares its default, help text, choices and bounds once (``lopt_np.settings``), and
+    both :meth:`validate` and the ``lopt`` options read them."""
 
-    dim: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    batch_size: int = 1024
-    valid_batch_size: int = 0  # 0: same as batch_size
-    epochs: int = 100
-    init_std: float = 0.1
-    granularity: str = "DUI"
-    learn_lambda: bool = True
-    lambda_init: float = 0.0
-    lambda_optimizer: str = "amsgrad"
-    lambda_lr: float = 1e-3
-    lambda_clip: float = 100.0
-    lambda_beta1: float = 0.9  # Λ's Adam/AMSGrad moments (its own, not Θ's)
-    lambda_beta2: float = 0.999
-    lambda_eps: float = 1e-8
-    lambda_update_interval: int = 1
-    lambda_rows: str = "batch"  # Λ entries Adam/AMSGrad update: V's rows, or all
-    scope: str = "batch"
+    dim: int = setting(128, "Latent dimension K.", low=1)
+    lr: float = setting(1e-3, "Θ learning rate.", **POSITIVE)
+    optimizer: str = setting("adam", "Θ optimizer.", choices=THETA_OPTIMIZERS)
+    beta1: float = setting(0.9, "Θ's Adam β1.", **UNIT)
+    beta2: float = setting(0.999, "Θ's Adam β2.", **UNIT)
+    eps: float = setting(1e-8, "Θ's Adam ε (Λ's: --lambda-eps).", **POSITIVE)
+    batch_size: int = setting(1024, "Training triplets per step.", low=1)
+    valid_batch_size: int = setting(0, "Validation triplets per Λ update (0: --batch-size).", low=0)
+    epochs: int = setting(100, "At most this many epochs.", low=1)
+    init_std: float = setting(0.1, "Std of the N(0, σ²) embedding init.", **POSITIVE)
+    granularity: str = setting("DUI", "Which indices Λ carries (SPEC §3).")
+    learn_lambda: bool = setting(True, "Learn Λ (false: MF-λFix, Λ fixed at lambda_init).")
+    lambda_init: float = setting(
+        0.0, "Initial Λ; with --fixed-lambda the fixed λ (required there).", low=0
+    )
+    lambda_optimizer: str = setting("amsgrad", "Λ's optimizer.", choices=LAMBDA_OPTIMIZERS)
+    lambda_lr: float = setting(1e-3, "Λ's learning rate: the main knob of λOpt.", **POSITIVE)
+    lambda_clip: float = setting(
+        100.0,
+        "Clip G_Λ to this global L2 norm (none: no clipping).",
+        low=0,
+        low_open=True,
+        finite=False,
+    )
+    # Λ's Adam/AMSGrad moments (its own, not Θ's)
+    lambda_beta1: float = setting(0.9, "Λ's Adam/AMSGrad β1 (its own; Θ's is beta1).", **UNIT)
+    lambda_beta2: float = setting(0.999, "Λ's Adam/AMSGrad β2 (its own; Θ's is beta2).", **UNIT)
+    lambda_eps: float = setting(1e-8, "Λ's Adam/AMSGrad ε (its own; Θ's is --eps).", **POSITIVE)
+    lambda_update_interval: int = setting(1, "Update Λ every N steps.", low=1)
+    lambda_rows: str = setting(
+        "batch",
+        "Λ entries an Adam/AMSGrad step updates: batch (only the users and items of the "
+        "validation batch; the rest keep value and moments, like lazy Adam) or all (every "
+        "entry: moments decay where G_Λ = 0; the authors' and SPEC §5's).",
+        choices=LAMBDA_ROWS,
+    )
+    scope: str = setting(
+        "batch", "Penalty on the batch's rows or on every row (SPEC §3).", choices=SCOPES
+    )
     # the variants of SPEC §8 (the authors' choices measured best; ``PRESETS["spec"]``: §3-§5)
-    eps_placement: str = "outside"  # Θ's Adam: ε inside or outside the root
-    lambda_eps_placement: str = "outside"  # the same for Λ's Adam/AMSGrad
-    lookahead_scope: str = "full"  # penalty scope in the lookahead (same: = scope)
-    lookahead_eps_placement: str = "inside"  # ε in the lookahead's Adam (same: = eps_placement)
-    lookahead_count: str = "current"  # lookahead bias correction: t+1 (next) or t
-    assumed_penalty: bool = True  # ḡ also holds B̄'s batch penalty at the current Λ
-    theta_clip: float = math.inf  # global-norm clip of the Θ gradient
-    lambda_warmup_steps: int = 1  # real steps before the first λ step
-    lookahead_batches: str = "stream"  # B̄ and B: independent, one stream, or B̄ = B
-    shared_assumed_state: bool = False  # ḡ also enters the real Adam's moments and t
-    # share of each user's validation interactions held out from Λ for early stopping and model
-    # selection (SPEC §8, last paragraph); 0: Λ and selection share the validation set
-    selection_frac: float = 0.25
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float32"
-    threads: int = 0  # 0: all cores
-    eval_every: int = 1  # validation metrics every N epochs (0: never)
-    early_stopping: str = "hr@100"  # validation metric watched (on the selection slice)
-    patience: int = 10  # epochs without improvement before stopping (0: off)
-    ks: tuple = field(default=DEFAULT_KS)
-    final_epochs: int = 20  # epochs of the final fit on every interaction (fit_final)
-    final_lambda: str = "zero"  # Λ of the final fit: zero or the learned Λ (fit_final)
-
-    INTEGERS = (
-        "dim",
-        "final_epochs",
-        "batch_size",
-        "epochs",
-        "lambda_update_interval",
-        "valid_batch_size",
-        "threads",
-        "eval_every",
-        "patience",
-        "lambda_warmup_steps",
-        "seed",
+    eps_placement: str = setting(
+        "outside",
+        "Θ's Adam: ε inside the root, √(v + ε) (SPEC §4, Eq. 12), or outside it, √v̂ + ε "
+        "(torch.optim.Adam, the authors' real step).",
+        choices=EPS_PLACEMENTS,
     )
-    NUMBERS = (
-        "lr",
-        "lambda_lr",
-        "init_std",
-        "eps",
-        "beta1",
-        "beta2",
-        "lambda_beta1",
-        "lambda_beta2",
-        "lambda_eps",
-        "lambda_init",
-        "lambda_clip",
-        "theta_clip",
-        "selection_frac",
+    lambda_eps_placement: str = setting(
+        "outside", "Λ's Adam/AMSGrad: ε inside or outside the root.", choices=EPS_PLACEMENTS
     )
-    STRINGS = (
-        "optimizer",
-        "granularity",
-        "lambda_optimizer",
-        "lambda_rows",
-        "scope",
-        "device",
-        "dtype",
-        "early_stopping",
-        "final_lambda",
+    lookahead_scope: str = setting(
+        "full",
+        "Penalty scope of the lookahead's differentiable term (same: --scope; full: 2ΛΘ on "
+        "every row, weight 1, as the authors').",
+        choices=("same",) + SCOPES,
+    )
+    lookahead_eps_placement: str = setting(
+        "inside",
+        "ε in the lookahead's Adam step (same: --eps-placement; the authors' lookahead: inside).",
+        choices=("same",) + EPS_PLACEMENTS,
+    )
+    lookahead_count: str = setting(
+        "current",
+        "Bias-correction count of the lookahead's Adam: next = t + 1 (the update about to be "
+        "taken), current = t (the authors').",
+        choices=LOOKAHEAD_COUNTS,
+    )
+    assumed_penalty: bool = setting(
+        True,
+        "The lookahead's training gradient also holds its batch's penalty at the current Λ, "
+        "as a constant (the authors').",
+    )
+    theta_clip: float = setting(
+        math.inf,
+        "Global-norm clip of the Θ gradient (reference backend only).",
+        low=0,
+        low_open=True,
+        finite=False,
+    )
+    lambda_warmup_steps: int = setting(
+        1, "Real steps before the first Λ step (the authors: 1).", low=0
+    )
+    lookahead_batches: str = setting(
+        "stream",
+        "The lookahead's training batch: from an independent stream, the batch before the "
+        "real step's in one stream (the authors'), or the real step's own batch (same).",
+        choices=LOOKAHEAD_BATCHES,
+    )
+    shared_assumed_state: bool = setting(
+        False,
+        "The lookahead's training gradient also enters the real Adam's moments and step "
+        "count (a torch-2 port of the authors' code whose copied optimizer shares the real "
+        "one's state; dense Adam, CPU).",
+    )
+    # SPEC §8, last paragraph: 0 lets Λ and the selection share the validation set
+    selection_frac: float = setting(
+        0.25,
+        "Share of each user's validation interactions held out from Λ for early stopping "
+        "and model selection (0: none held out).",
+        **UNIT,
+    )
+    seed: int = setting(0, "Seed of the initialization and the sampling.", low=0)
+    device: str = setting(
+        "cpu",
+        "cuda: every step on the GPU (numba-cuda, the `cuda` extra).",
+        choices=BACKENDS,
+    )
+    dtype: str = setting("float32", "Float type of Θ, Λ and their moments.", choices=DTYPES)
+    threads: int = setting(0, "CPU threads (0: all cores).", low=0)
+    eval_every: int = setting(1, "Validation metrics every N epochs (0: only at the end).", low=0)
+    early_stopping: str = setting(
+        "hr@100", "Validation metric for early stopping and model selection."
+    )
+    patience: int = setting(
+        10, "Stop after N evaluations without improvement, keep the best (0: off).", low=0
+    )
+    ks: tuple = setting(DEFAULT_KS, "Cut-offs K of HR@K and NDCG@K.")
+    final_epochs: int = setting(20, "Epochs of the --final fit.", low=1)
+    final_lambda: str = setting(
+        "zero",
+        "Penalty of the --final fit: none (zero) or the learned Λ held fixed.",
+        choices=FINAL_LAMBDAS,
     )
 
     def validate(self):
-        """Every value checked, types first, as a :class:`ConfigError` naming the option."""
+        """Every value checked, types first, as a :class:`ConfigError` naming the option: each
+        field against its declaration (``settings.check_declared``), then what involves
+        several fields or a registry."""
 
         def need(cond, msg):
             if not cond:
                 raise ConfigError(msg)
 
-        for name in self.INTEGERS:
-            v = getattr(self, name)
-            need(
-                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)),
-                f"{name} must be an integer, got {v!r}",
-            )
-        for name in self.NUMBERS:
-            v = getattr(self, name)
-            need(
-                isinstance(v, (int, float, np.integer, np.floating))
-                and not isinstance(v, (bool, np.bool_)),
-                f"{name} must be a number, got {v!r}",
-            )
-        for name in self.STRINGS:
-            need(
-                isinstance(getattr(self, name), str),
-                f"{name} must be a name (a string), got {getattr(self, name)!r}",
-            )
+        check_declared(self)
         need(
             isinstance(self.ks, (tuple, list))
             and len(self.ks) > 0
@@ -221,57 +250,6 @@ class TrainConfig:
             ),
             f"ks must be a non-empty list of positive integers, got {self.ks!r}",
         )
-        need(self.seed >= 0, f"seed must be ≥ 0, got {self.seed!r}")
-        need(
-            self.lambda_warmup_steps >= 0,
-            f"lambda_warmup_steps must be an integer ≥ 0, got {self.lambda_warmup_steps!r}",
-        )
-        need(
-            isinstance(self.dim, (int, np.integer)) and self.dim >= 1,
-            f"dim must be a positive integer, got {self.dim!r}",
-        )
-        need(
-            isinstance(self.final_epochs, (int, np.integer)) and self.final_epochs >= 1,
-            f"final_epochs must be a positive integer, got {self.final_epochs!r}",
-        )
-        need(
-            self.final_lambda in FINAL_LAMBDAS,
-            f"final_lambda must be one of {', '.join(FINAL_LAMBDAS)}, got {self.final_lambda!r}",
-        )
-        for name in ("lr", "lambda_lr", "init_std", "eps", "lambda_eps"):
-            v = getattr(self, name)
-            need(
-                isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
-                f"{name} must be a positive number, got {v!r}",
-            )
-        for name in ("beta1", "beta2", "lambda_beta1", "lambda_beta2"):
-            v = getattr(self, name)
-            need(0 <= v < 1, f"{name} must be in [0, 1), got {v!r}")
-        need(
-            self.lambda_init >= 0 and math.isfinite(self.lambda_init),
-            f"lambda_init must be a finite number ≥ 0, got {self.lambda_init!r}",
-        )
-        need(self.lambda_clip > 0, f"lambda_clip must be > 0, got {self.lambda_clip!r}")
-        need(self.theta_clip > 0, f"theta_clip must be > 0, got {self.theta_clip!r}")
-        need(
-            isinstance(self.selection_frac, (int, float)) and 0 <= self.selection_frac < 1,
-            f"selection_frac must be in [0, 1), got {self.selection_frac!r}",
-        )
-        for name, allowed in (
-            ("lookahead_eps_placement", ("same",) + EPS_PLACEMENTS),
-            ("lookahead_scope", ("same",) + SCOPES),
-            ("lookahead_count", LOOKAHEAD_COUNTS),
-            ("lookahead_batches", LOOKAHEAD_BATCHES),
-        ):
-            need(
-                getattr(self, name) in allowed,
-                f"unknown {name} {getattr(self, name)!r}; expected one of {', '.join(allowed)}",
-            )
-        for name in ("assumed_penalty", "shared_assumed_state"):
-            need(
-                isinstance(getattr(self, name), (bool, np.bool_)),
-                f"{name} must be true or false, got {getattr(self, name)!r}",
-            )
         need(
             not self.shared_assumed_state
             or (self.optimizer == "adam" and self.device in ("cpu", "reference")),
@@ -289,24 +267,6 @@ class TrainConfig:
                 f"theta_clip is implemented on the reference backend only "
                 f"(device {self.device!r}); leave it unset"
             )
-        for name in ("batch_size", "epochs", "lambda_update_interval"):
-            v = getattr(self, name)
-            need(
-                isinstance(v, (int, np.integer)) and v >= 1,
-                f"{name} must be a positive integer, got {v!r}",
-            )
-        for name in (
-            "valid_batch_size",
-            "threads",
-            "eval_every",
-            "patience",
-            "lambda_warmup_steps",
-        ):
-            v = getattr(self, name)
-            need(
-                isinstance(v, (int, np.integer)) and v >= 0,
-                f"{name} must be an integer ≥ 0, got {v!r}",
-            )
         get_granularity(self.granularity)
         # the optimizers' names, ε placements, rows and scope: the backends' own check
         check_settings(
@@ -319,18 +279,10 @@ class TrainConfig:
             check_optimizer_scope(self.optimizer, self.scope)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        need(
-            self.device in BACKENDS,
-            f"unknown device {self.device!r}; expected one of {', '.join(BACKENDS)}",
-        )
         if self.device == "cuda":  # fail before any data is read, in one line
             from .backends.cuda_support import cuda_module
 
             cuda_module()
-        need(
-            self.dtype in ("float32", "float64"),
-            f"dtype must be float32 or float64, got {self.dtype!r}",
-        )
         metric = self.early_stopping.split("@")[0]
         need(
             metric in METRICS and (metric == "auc" or "@" in self.early_stopping),

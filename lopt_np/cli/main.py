@@ -19,19 +19,14 @@ import click
 from click.core import ParameterSource
 
 from lopt_np.data.inputs import PAPER_MIN_COUNT, DataConfig
-from lopt_np.data.loaders import FORMATS
-from lopt_np.data.preprocess import SPLITS
 from lopt_np.errors import LoptError
 from lopt_np.granularity import GRANULARITIES
 from lopt_np.io import format_metrics, format_summary, metric_label
-from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS
-from lopt_np.math.hypergradient import LOOKAHEAD_COUNTS
-from lopt_np.math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS
-from lopt_np.math.penalty import SCOPES
 from lopt_np.baselines import AMF_EPS_GRID, BaselineConfig
 from lopt_np.reproduce import METHODS, SGDA_LRS, folder_name
 from lopt_np.progress import ConsoleProgress, JsonLinesLog, StopOnSignal, Tee
-from lopt_np.trainer import FINAL_LAMBDAS, LOOKAHEAD_BATCHES, PRESETS, TrainConfig
+from lopt_np.settings import declared
+from lopt_np.trainer import PRESETS, TrainConfig
 
 GRANULARITY_NAMES = tuple(GRANULARITIES)
 D = TrainConfig()  # every training option's default comes from here
@@ -122,88 +117,18 @@ def data_options(min_count=DATA.min_count, multiple=False):
                 if multiple
                 else "Interaction file. Omit to use the built-in synthetic dataset.",
             ),
-            click.option(
-                "--format",
-                "fmt",
-                default=DATA.fmt,
-                show_default=True,
-                type=click.Choice(FORMATS),
-                help="File format (auto: by file name).",
-            ),
-            click.option(
-                "--user-col",
-                default=DATA.user_col,
-                show_default=True,
-                help="User column (csv/tsv/parquet).",
-            ),
-            click.option(
-                "--item-col",
-                default=DATA.item_col,
-                show_default=True,
-                help="Item column (csv/tsv/parquet).",
-            ),
-            click.option(
-                "--time-col",
-                default=DATA.time_col,
-                show_default=True,
-                callback=time_column,
-                help="Timestamp column: numbers or ISO 8601 dates (none: the data has no "
-                "timestamps).",
-            ),
-            click.option(
-                "--sep", default=None, help="Field separator for csv/tsv (default , or tab)."
-            ),
-            click.option(
-                "--min-count",
-                default=min_count,
-                show_default=True,
-                type=click.IntRange(min=0),
-                help="Keep items, then users, with at least this many interactions "
-                "(0: no filter; the paper's protocol: 20).",
-            ),
-            click.option(
-                "--kcore/--single-pass",
-                default=DATA.kcore,
-                show_default=True,
-                help="Iterate the filter to a stable k-core instead of one pass.",
-            ),
-            click.option(
-                "--split",
-                default=DATA.split,
-                show_default=True,
-                type=click.Choice(SPLITS),
-                help="Per-user split: by time, in a random order (seeded), or "
-                "leave-last-out (latest → test, the one before → validation); auto: "
-                "time when there are timestamps, else random.",
-            ),
-            click.option(
-                "--split-seed",
-                default=DATA.split_seed,
-                show_default=True,
-                type=int,
-                help="Seed of the random split.",
-            ),
-            click.option(
-                "--valid-frac",
-                default=DATA.valid_frac,
-                show_default=True,
-                type=POSITIVE,
-                help="Fraction of each user's history for validation.",
-            ),
-            click.option(
-                "--test-frac",
-                default=DATA.test_frac,
-                show_default=True,
-                type=POSITIVE,
-                help="Fraction of each user's latest history for test.",
-            ),
-            click.option(
-                "--cache/--no-cache",
-                default=DATA.cache,
-                show_default=True,
-                help="Reuse a cached split of the same file content and options "
-                "($LOPT_CACHE_DIR, default ~/.cache/lopt_np).",
-            ),
+            config_option("fmt", DataConfig, decls=("--format", "fmt")),
+            config_option("user_col", DataConfig),
+            config_option("item_col", DataConfig),
+            config_option("time_col", DataConfig, callback=time_column),
+            config_option("sep", DataConfig, show_default=False),
+            config_option("min_count", DataConfig, default=min_count),
+            config_option("kcore", DataConfig, decls=("--kcore/--single-pass",)),
+            config_option("split", DataConfig),
+            config_option("split_seed", DataConfig),
+            config_option("valid_frac", DataConfig),
+            config_option("test_frac", DataConfig),
+            config_option("cache", DataConfig),
             click.option(
                 "--synthetic-users",
                 default=943,
@@ -296,133 +221,56 @@ def main():
     warnings.formatwarning = lambda message, *args, **kwargs: f"Warning: {message}\n"
 
 
+def config_option(name, config=TrainConfig, decls=None, **overrides):
+    """The ``--name`` option of a setting ``config`` declares (``lopt_np.settings``): default,
+    help text and type (choices, bounds) read from the declaration; ``decls`` replaces the
+    spelling (``("--format", "fmt")``) and ``overrides`` any keyword (a narrower choice)."""
+    f = declared(config)[name]
+    flag = "--" + name.replace("_", "-")
+    kw = dict(default=f.default, show_default=True, help=f.metadata["help"])
+    if f.type is bool:
+        decls = decls or (f"{flag}/--no-{flag[2:]}",)
+    else:
+        decls = decls or (flag,)
+        kw["type"] = click_type(f)
+    kw.update(overrides)
+    return click.option(*decls, **kw)
+
+
+def click_type(f):
+    """A declared setting's click type: its choices, or its bounds as a range."""
+    m = f.metadata
+    if m["choices"] is not None:
+        return click.Choice(m["choices"])
+    if m["low"] is None and m["high"] is None:
+        return f.type if f.type in (int, float) else str  # Optional[str]: str
+    bounded = click.IntRange if f.type is int else click.FloatRange
+    return bounded(min=m["low"], max=m["high"], min_open=m["low_open"], max_open=m["high_open"])
+
+
 def training_options(fn):
     """Options of the MF-BPR training shared by ``lopt train``, ``lopt grid`` and
     ``lopt reproduce``."""
     model = option_group(
-        "Model",
-        [
-            click.option(
-                "--dim",
-                default=D.dim,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Latent dimension K.",
-            ),
-            click.option(
-                "--init-std",
-                default=D.init_std,
-                show_default=True,
-                type=POSITIVE,
-                help="Std of the N(0, σ²) embedding init.",
-            ),
-            click.option(
-                "--scope",
-                default=D.scope,
-                show_default=True,
-                type=click.Choice(SCOPES),
-                help="Penalty on the batch's rows or on every row (SPEC §3).",
-            ),
-        ],
+        "Model", [config_option("dim"), config_option("init_std"), config_option("scope")]
     )
     training = option_group(
         "Training",
         [
-            click.option(
-                "--optimizer",
-                default=D.optimizer,
-                show_default=True,
-                type=click.Choice(THETA_OPTIMIZERS),
-                help="Θ optimizer.",
-            ),
-            click.option(
-                "--lr", default=D.lr, show_default=True, type=POSITIVE, help="Θ learning rate."
-            ),
-            click.option(
-                "--eps",
-                default=D.eps,
-                show_default=True,
-                type=POSITIVE,
-                help="Θ's Adam ε (Λ's: --lambda-eps).",
-            ),
-            click.option(
-                "--eps-placement",
-                default=D.eps_placement,
-                show_default=True,
-                type=click.Choice(EPS_PLACEMENTS),
-                help="Θ's Adam: ε inside the root, √(v + ε) (SPEC §4, Eq. 12), or outside "
-                "it, √v̂ + ε (torch.optim.Adam, the authors' real step).",
-            ),
-            click.option(
-                "--batch-size",
-                default=D.batch_size,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Training triplets per step.",
-            ),
-            click.option(
-                "--epochs",
-                default=D.epochs,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="At most this many epochs.",
-            ),
-            click.option(
-                "--selection-frac",
-                default=D.selection_frac,
-                show_default=True,
-                type=click.FloatRange(0, 1, max_open=True),
-                help="Share of each user's validation interactions held out from Λ for "
-                "early stopping and model selection (0: none held out).",
-            ),
-            click.option(
-                "--eval-every",
-                default=D.eval_every,
-                show_default=True,
-                type=click.IntRange(min=0),
-                help="Validation metrics every N epochs (0: only at the end).",
-            ),
-            click.option(
-                "--early-stopping",
-                default=D.early_stopping,
-                show_default=True,
-                help="Validation metric for early stopping and model selection.",
-            ),
-            click.option(
-                "--patience",
-                default=D.patience,
-                show_default=True,
-                type=click.IntRange(min=0),
-                help="Stop after N evaluations without improvement, keep the best (0: off).",
-            ),
-            click.option(
-                "--ks",
-                default="50,100",
-                show_default=True,
-                callback=parse_ks,
-                help="Cut-offs K of HR@K and NDCG@K.",
-            ),
-            click.option(
-                "--seed",
-                default=D.seed,
-                show_default=True,
-                type=int,
-                help="Seed of the initialization and the sampling.",
-            ),
-            click.option(
-                "--device",
-                default=D.device,
-                show_default=True,
-                type=click.Choice(["cpu", "cuda"]),
-                help="cuda: every step on the GPU (numba-cuda, the `cuda` extra).",
-            ),
-            click.option(
-                "--threads",
-                default=D.threads,
-                show_default=True,
-                type=click.IntRange(min=0),
-                help="CPU threads (0: all cores).",
-            ),
+            config_option("optimizer"),
+            config_option("lr"),
+            config_option("eps"),
+            config_option("eps_placement"),
+            config_option("batch_size"),
+            config_option("epochs"),
+            config_option("selection_frac"),
+            config_option("eval_every"),
+            config_option("early_stopping"),
+            config_option("patience"),
+            config_option("ks", default=",".join(map(str, D.ks)), type=str, callback=parse_ks),
+            config_option("seed"),
+            config_option("device", type=click.Choice(["cpu", "cuda"])),
+            config_option("threads"),
         ],
     )
     output = option_group(
@@ -492,127 +340,30 @@ def lambda_options(fn):
     opts = option_group(
         "λOpt",
         [
-            click.option(
-                "--valid-batch-size",
-                default=D.valid_batch_size,
-                show_default=True,
-                type=click.IntRange(min=0),
-                help="Validation triplets per Λ update (0: --batch-size).",
-            ),
-            click.option(
-                "--lambda-init",
-                default=D.lambda_init,
-                show_default=True,
-                type=NONNEG,
-                help="Initial Λ; with --fixed-lambda the fixed λ (required there).",
-            ),
-            click.option(
-                "--lambda-optimizer",
-                default=D.lambda_optimizer,
-                show_default=True,
-                type=click.Choice(LAMBDA_OPTIMIZERS),
-                help="Λ's optimizer.",
-            ),
-            click.option(
-                "--lambda-lr",
-                default=D.lambda_lr,
-                show_default=True,
-                type=POSITIVE,
-                help="Λ's learning rate: the main knob of λOpt.",
-            ),
-            click.option(
-                "--lambda-clip",
-                default=clip_option(D.lambda_clip),
-                show_default=True,
-                type=POSITIVE,
-                help="Clip G_Λ to this global L2 norm (none: no clipping).",
-            ),
-            click.option(
-                "--lambda-update-interval",
-                default=D.lambda_update_interval,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Update Λ every N steps.",
-            ),
-            click.option(
-                "--lambda-eps",
-                default=D.lambda_eps,
-                show_default=True,
-                type=POSITIVE,
-                help="Λ's Adam/AMSGrad ε (its own; Θ's is --eps).",
-            ),
-            click.option(
-                "--lambda-rows",
-                default=D.lambda_rows,
-                show_default=True,
-                type=click.Choice(LAMBDA_ROWS),
-                help="Λ entries an Adam/AMSGrad step updates: batch (only the users and "
-                "items of the validation batch; the rest keep value and moments, like "
-                "lazy Adam) or all (every entry: moments decay where G_Λ = 0; the "
-                "authors' and SPEC §5's).",
-            ),
-            click.option(
-                "--lambda-eps-placement",
-                default=D.lambda_eps_placement,
-                show_default=True,
-                type=click.Choice(EPS_PLACEMENTS),
-                help="Λ's Adam/AMSGrad: ε inside or outside the root.",
-            ),
-            click.option(
-                "--lookahead-scope",
-                default=D.lookahead_scope,
-                show_default=True,
-                type=click.Choice(("same",) + SCOPES),
-                help="Penalty scope of the lookahead's differentiable term (same: "
-                "--scope; full: 2ΛΘ on every row, weight 1, as the authors').",
-            ),
-            click.option(
-                "--lookahead-eps-placement",
-                default=D.lookahead_eps_placement,
-                show_default=True,
-                type=click.Choice(("same",) + EPS_PLACEMENTS),
-                help="ε in the lookahead's Adam step (same: --eps-placement; the authors' "
-                "lookahead: inside).",
-            ),
-            click.option(
-                "--lookahead-count",
-                default=D.lookahead_count,
-                show_default=True,
-                type=click.Choice(LOOKAHEAD_COUNTS),
-                help="Bias-correction count of the lookahead's Adam: next = t + 1 (the "
-                "update about to be taken), current = t (the authors').",
-            ),
-            click.option(
-                "--assumed-penalty/--no-assumed-penalty",
-                default=D.assumed_penalty,
-                show_default=True,
-                help="The lookahead's training gradient also holds its batch's penalty at "
-                "the current Λ, as a constant (the authors').",
-            ),
-            click.option(
-                "--lambda-warmup-steps",
-                default=D.lambda_warmup_steps,
-                show_default=True,
-                type=click.IntRange(min=0),
-                help="Real steps before the first Λ step (the authors: 1).",
-            ),
-            click.option(
-                "--shared-assumed-state/--no-shared-assumed-state",
-                default=D.shared_assumed_state,
-                show_default=True,
-                help="The lookahead's training gradient also enters the real Adam's "
-                "moments and step count (a torch-2 port of the authors' code whose "
-                "copied optimizer shares the real one's state; dense Adam, CPU).",
-            ),
-            click.option(
-                "--lookahead-batches",
-                default=D.lookahead_batches,
-                show_default=True,
-                type=click.Choice(LOOKAHEAD_BATCHES),
-                help="The lookahead's training batch: from an independent stream, the "
-                "batch before the real step's in one stream (the authors'), or the "
-                "real step's own batch (same).",
-            ),
+            config_option(name)
+            for name in (
+                "valid_batch_size",
+                "lambda_init",
+                "lambda_optimizer",
+                "lambda_lr",
+            )
+        ]
+        + [config_option("lambda_clip", default=clip_option(D.lambda_clip))]
+        + [
+            config_option(name)
+            for name in (
+                "lambda_update_interval",
+                "lambda_eps",
+                "lambda_rows",
+                "lambda_eps_placement",
+                "lookahead_scope",
+                "lookahead_eps_placement",
+                "lookahead_count",
+                "assumed_penalty",
+                "lambda_warmup_steps",
+                "shared_assumed_state",
+                "lookahead_batches",
+            )
         ],
     )
     fn = opts(fn)
@@ -662,15 +413,7 @@ def clip_option(clip):
 @run_options
 @option_group(
     "Model",
-    [
-        click.option(
-            "--granularity",
-            default=D.granularity,
-            show_default=True,
-            type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
-            help="Which indices Λ carries (SPEC §3).",
-        )
-    ],
+    [config_option("granularity", type=click.Choice(GRANULARITY_NAMES, case_sensitive=False))],
 )
 @option_group(
     "λOpt",
@@ -691,20 +434,8 @@ def clip_option(clip):
             help="Then continue the kept model on every interaction (train, validation "
             "and test), and write that model for serving to --out/final.",
         ),
-        click.option(
-            "--final-epochs",
-            default=D.final_epochs,
-            show_default=True,
-            type=click.IntRange(min=1),
-            help="Epochs of the --final fit.",
-        ),
-        click.option(
-            "--final-lambda",
-            default=D.final_lambda,
-            show_default=True,
-            type=click.Choice(FINAL_LAMBDAS),
-            help="Penalty of the --final fit: none (zero) or the learned Λ held fixed.",
-        ),
+        config_option("final_epochs"),
+        config_option("final_lambda"),
     ],
 )
 @lambda_options
@@ -1159,15 +890,7 @@ def dataset_names(paths):
 @training_options
 @option_group(
     "Model",
-    [
-        click.option(
-            "--granularity",
-            default=D.granularity,
-            show_default=True,
-            type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
-            help="Which indices Λ carries (SPEC §3).",
-        )
-    ],
+    [config_option("granularity", type=click.Choice(GRANULARITY_NAMES, case_sensitive=False))],
 )
 @lambda_options
 @option_group(
@@ -1293,27 +1016,9 @@ def parse_names(ctx, param, value):
     callback=parse_lambdas,
     help="SGD step sizes tried for SGDA (chosen by SGD MF-λFix's validation metric).",
 )
-@click.option(
-    "--baseline-lr",
-    default=B.lr,
-    show_default=True,
-    type=POSITIVE,
-    help="Adam learning rate of AMF and NeuMF.",
-)
-@click.option(
-    "--baseline-epochs",
-    default=B.epochs,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Epochs of AMF and NeuMF after MF-λFix.",
-)
-@click.option(
-    "--baseline-patience",
-    default=B.patience,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Early-stopping patience of AMF and NeuMF (0: off).",
-)
+@config_option("lr", BaselineConfig, decls=("--baseline-lr",))
+@config_option("epochs", BaselineConfig, decls=("--baseline-epochs",))
+@config_option("patience", BaselineConfig, decls=("--baseline-patience",))
 @click.option(
     "--amf-eps",
     default=",".join(f"{x:g}" for x in AMF_EPS_GRID),
@@ -1322,26 +1027,15 @@ def parse_names(ctx, param, value):
     help="AMF: norms ε of each embedding row's adversarial perturbation to try "
     "(the best by the validation metric is kept).",
 )
-@click.option(
-    "--amf-reg",
-    default=B.reg_adv,
-    show_default=True,
-    type=NONNEG,
-    help="AMF: weight γ of the adversarial BPR loss.",
-)
-@click.option(
-    "--neumf-mlp-dim",
-    default=B.mlp_dim,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="NeuMF: width of the MLP tower's embeddings.",
-)
-@click.option(
-    "--neumf-layers",
+@config_option("reg_adv", BaselineConfig, decls=("--amf-reg",))
+@config_option("mlp_dim", BaselineConfig, decls=("--neumf-mlp-dim",))
+@config_option(
+    "layers",
+    BaselineConfig,
+    decls=("--neumf-layers",),
     default=",".join(map(str, B.layers)),
-    show_default=True,
+    type=str,
     callback=parse_ks,
-    help="NeuMF: hidden widths of the MLP tower.",
 )
 @friendly_errors
 def reproduce(
@@ -1477,41 +1171,15 @@ def plot(run_dir, out_dir, baseline):
 
 
 @main.command()
-@click.option(
-    "--granularity",
-    default="DUI",
-    show_default=True,
+@config_option(
+    "granularity",
     type=click.Choice(GRANULARITY_NAMES, case_sensitive=False),
     help="Which indices Λ carries in the checked model (SPEC §3).",
 )
-@click.option(
-    "--optimizer",
-    default="adam",
-    show_default=True,
-    type=click.Choice(THETA_OPTIMIZERS),
-    help="Θ optimizer whose update the lookahead differentiates.",
-)
-@click.option(
-    "--scope",
-    default="batch",
-    show_default=True,
-    type=click.Choice(SCOPES),
-    help="Penalty scope (SPEC §3).",
-)
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Seed of the random model and batches checked.",
-)
-@click.option(
-    "--eps-placement",
-    default=D.eps_placement,
-    show_default=True,
-    type=click.Choice(EPS_PLACEMENTS),
-    help="Adam's ε inside or outside the root.",
-)
+@config_option("optimizer", help="Θ optimizer whose update the lookahead differentiates.")
+@config_option("scope", help="Penalty scope (SPEC §3).")
+@config_option("seed", help="Seed of the random model and batches checked.")
+@config_option("eps_placement", help="Adam's ε inside or outside the root.")
 @click.option(
     "--lookahead",
     "lookahead_semantics",

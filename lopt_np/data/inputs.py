@@ -19,6 +19,9 @@ from ..errors import ConfigError, DataError
 from .loaders import FORMATS, detect_format, load_interactions, standardize
 from .preprocess import SPLITS, build_split, load_split
 from .split import Split
+from ..settings import check_declared, setting
+
+OPEN = dict(low_open=True, high_open=True)
 
 PAPER_MIN_COUNT = 20  # the paper's record filter (§5.1.1), kept by ``lopt reproduce``
 
@@ -31,41 +34,49 @@ class DataConfig:
     a random order drawn from ``split_seed``). ``min_count``: keep items, then users, with at
     least this many interactions (0: no filter; the paper's protocol uses 20)."""
 
-    user_col: str = "user"
-    item_col: str = "item"
-    time_col: Optional[str] = "timestamp"
-    fmt: str = "auto"  # file format (loaders.FORMATS)
-    sep: Optional[str] = None  # csv/tsv field separator (default , or tab)
-    min_count: int = 0
-    kcore: bool = False
-    valid_frac: float = 0.2
-    test_frac: float = 0.2
-    split: str = "auto"  # auto | time | random | leave-last-out
-    split_seed: int = 0
-    cache: bool = True  # reuse a cached split of the same file and options
+    user_col: str = setting("user", "User column (csv/tsv/parquet).")
+    item_col: str = setting("item", "Item column (csv/tsv/parquet).")
+    time_col: Optional[str] = setting(
+        "timestamp",
+        "Timestamp column: numbers or ISO 8601 dates (none: the data has no timestamps).",
+    )
+    fmt: str = setting("auto", "File format (auto: by file name).", choices=FORMATS)
+    sep: Optional[str] = setting(None, "Field separator for csv/tsv (default , or tab).")
+    min_count: int = setting(
+        0,
+        "Keep items, then users, with at least this many interactions (0: no filter; the "
+        "paper's protocol: 20).",
+        low=0,
+    )
+    kcore: bool = setting(False, "Iterate the filter to a stable k-core instead of one pass.")
+    valid_frac: float = setting(
+        0.2, "Fraction of each user's history for validation.", low=0, high=1, **OPEN
+    )
+    test_frac: float = setting(
+        0.2, "Fraction of each user's latest history for test.", low=0, high=1, **OPEN
+    )
+    split: str = setting(
+        "auto",
+        "Per-user split: by time, in a random order (seeded), or leave-last-out (latest → "
+        "test, the one before → validation); auto: time when there are timestamps, else "
+        "random.",
+        choices=SPLITS,
+    )
+    split_seed: int = setting(0, "Seed of the random split.", low=0)
+    cache: bool = setting(
+        True,
+        "Reuse a cached split of the same file content and options ($LOPT_CACHE_DIR, default "
+        "~/.cache/lopt_np).",
+    )
 
     def validate(self):
-        if self.fmt not in FORMATS:
-            raise ConfigError(f"fmt must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
-        if (
-            isinstance(self.min_count, bool)
-            or not isinstance(self.min_count, (int, np.integer))
-            or self.min_count < 0
-        ):
-            raise ConfigError(f"min_count must be an integer ≥ 0, got {self.min_count!r}")
-        for name in ("valid_frac", "test_frac"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0 < v < 1:
-                raise ConfigError(f"{name} must be a number in (0, 1), got {v!r}")
+        """Each field against its declaration (``settings.check_declared``), then the sum of
+        the two fractions."""
+        check_declared(self)
         if self.valid_frac + self.test_frac >= 1:
             raise ConfigError(
                 f"valid_frac + test_frac must be below 1, got {self.valid_frac} + {self.test_frac}"
             )
-        for name in ("user_col", "item_col"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be a column name, got {getattr(self, name)!r}")
         return self
 
     def split_options(self):
