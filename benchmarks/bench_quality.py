@@ -24,7 +24,7 @@ from report import save_report  # noqa: E402
 from lopt_np import LambdaOpt  # noqa: E402
 from lopt_np.data.inputs import DataConfig, to_split  # noqa: E402
 from lopt_np.evaluation import evaluate  # noqa: E402
-from lopt_np.grid import DEFAULT_LAMBDAS, fixed_lambda_params  # noqa: E402
+from lopt_np.reproduction.grid import DEFAULT_LAMBDAS, fixed_lambda_params  # noqa: E402
 from lopt_np.progress import Progress  # noqa: E402
 
 DEFAULT_DATA = os.path.join(

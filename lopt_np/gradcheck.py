@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .granularity import get_granularity, learned_blocks, replace_blocks
+from .math.granularity import get_granularity, learned_blocks, replace_blocks
 from .math.apr import apr_grad, apr_loss
 from .math.bpr import bpr_grad, bpr_loss
 from .math.hypergradient import (

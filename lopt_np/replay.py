@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from .granularity import get_granularity, init_lambda
+from .math.granularity import get_granularity, init_lambda
 from .trainer import LOOKAHEAD, TRAIN, VALID, TrainConfig, lambda_opt_iteration
 from .trainer import make_trainer_backend
 

@@ -27,7 +27,7 @@ from .evaluation import (
     evaluation_device,
     group_of,
 )
-from .granularity import get_granularity, init_lambda
+from .math.granularity import get_granularity, init_lambda
 from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS, LambdaOptimizer
 from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope

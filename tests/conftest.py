@@ -9,7 +9,7 @@ os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import pytest
 
-from lopt_np.granularity import GRANULARITIES
+from lopt_np.math.granularity import GRANULARITIES
 from lopt_np.math.lambda_update import LAMBDA_OPTIMIZERS
 from lopt_np.math.optimizers import ROW_SPARSE_OPTIMIZERS, THETA_OPTIMIZERS
 from lopt_np.math.penalty import SCOPES

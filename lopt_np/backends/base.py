@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import ConfigError
-from ..granularity import get_granularity, learned_blocks
+from ..math.granularity import get_granularity, learned_blocks
 from ..kernels import OPTIMIZER_CODES
 from ..math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from ..math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS, LambdaOptimizer

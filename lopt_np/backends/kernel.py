@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
-from ..granularity import learned_blocks
+from ..math.granularity import learned_blocks
 from ..kernels.groups import DeviceTableArrays, LambdaGrads, LookaheadRule, StepScalars, TableArrays
 from ..math.lambda_update import clip_scale, lambda_rule
 from .base import Backend

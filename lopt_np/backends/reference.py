@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..granularity import learned_blocks, replace_blocks
+from ..math.granularity import learned_blocks, replace_blocks
 from ..math.hypergradient import (
     OptimizerState,
     absorb_assumed_gradient,

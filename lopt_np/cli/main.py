@@ -20,10 +20,10 @@ from click.core import ParameterSource
 
 from lopt_np.data.inputs import PAPER_MIN_COUNT, DataConfig
 from lopt_np.errors import LoptError
-from lopt_np.granularity import GRANULARITIES
+from lopt_np.math.granularity import GRANULARITIES
 from lopt_np.io import format_metrics, format_summary, metric_label
-from lopt_np.baselines import AMF_EPS_GRID, BaselineConfig
-from lopt_np.reproduce import METHODS, SGDA_LRS, folder_name
+from lopt_np.reproduction.baselines import AMF_EPS_GRID, BaselineConfig
+from lopt_np.reproduction.reproduce import METHODS, SGDA_LRS, folder_name
 from lopt_np.progress import ConsoleProgress, JsonLinesLog, StopOnSignal, Tee
 from lopt_np.settings import declared
 from lopt_np.trainer import PRESETS, TrainConfig
@@ -643,7 +643,7 @@ def compare_with_fixed_lambda(split, opts, model, result, seconds, quiet):
     """MF-λFix at :data:`COMPARE_LAMBDAS` on the same split and training options, the best by
     the validation metric, against the λOpt run: rows of a small table and where Λ went."""
     import numpy as np
-    from lopt_np.grid import grid_search
+    from lopt_np.reproduction.grid import grid_search
     from lopt_np.trainer import lambda_per_row
 
     click.echo(
@@ -822,7 +822,7 @@ def grid(out_dir, overwrite, lambdas, jobs, scheduler, resume, log_json, quiet, 
     """MF-λFix grid search over a global λ: one training per value, selection by the validation
     --early-stopping metric, test metrics of every value; writes grid.csv/grid.json, each value's
     run under runs/ and the selected model to --out."""
-    from lopt_np.grid import check_grid, grid_runs, grid_search, save_grid
+    from lopt_np.reproduction.grid import check_grid, grid_runs, grid_search, save_grid
     from lopt_np.sweep import SweepProgress
 
     data = {k: opts.pop(k) for k in inspect.signature(load_data).parameters}
@@ -1054,8 +1054,8 @@ def reproduce(
 ):
     """Table 2 on one dataset: MF-λFix (grid), SGDA, AMF, NeuMF and MF-λOpt-D/DU/DI/DUI with
     one protocol; writes table2.csv/.md/.json and every method's run to --out."""
-    from lopt_np.reproduce import check_settings, markdown_table, planned_runs
-    from lopt_np.reproduce import reproduce as run_reproduction
+    from lopt_np.reproduction.reproduce import check_settings, markdown_table, planned_runs
+    from lopt_np.reproduction.reproduce import reproduce as run_reproduction
     from lopt_np.sweep import SweepProgress
 
     apply_preset(opts)
@@ -1164,7 +1164,7 @@ def reproduce(
 @friendly_errors
 def plot(run_dir, out_dir, baseline):
     """Draw the paper's Figures 1, 6, 7 and 8 (PNG) from a reproduction, grid or train folder."""
-    from lopt_np.plots import FIGURES, plot_run
+    from lopt_np.reproduction.plots import FIGURES, plot_run
 
     for path in plot_run(run_dir, out_dir, baseline):
         click.echo(f"wrote {path} ({FIGURES[os.path.basename(path)]})")

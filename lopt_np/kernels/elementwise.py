@@ -120,6 +120,15 @@ def select_top(scores, candidates, excluded, e0, e1, top_scores, top_items):
             pos = child
 
 
+def lambda_entry(lam, r, k, per_row, per_dim):
+    """Λ_{r,k} broadcast from a Λ of shape ``(n or 1, K or 1)`` (``math.penalty``, SPEC §3):
+    ``per_row``/``per_dim`` say which axes Λ carries (compile-time constants in the CPU kernels,
+    one variant per layout; read from Λ's shape on CUDA)."""
+    if per_row:  # four plain indexings: ``r if per_row else 0`` would unify a uint64 row
+        return lam[r, k] if per_dim else lam[r, 0]  # index with 0 into a float64
+    return lam[0, k] if per_dim else lam[0, 0]
+
+
 def row_weight(T, count, s, inv_batch, full_scope):
     """w_r of the penalty (``math.penalty.row_weights``, SPEC §3) in T's dtype: 1 for the
     ``full`` scope; c_r/|B| for ``batch`` on a held row (slot s ≥ 0, ``count[s]`` = c_r), 0 on a
@@ -167,3 +176,24 @@ def adam_jacobian(m_new, v_new, d, alpha, c1, c2, eps_in, eps_out):
     D = r + eps_out
     v_path = c2 * m_new * d / (r * D * D) if r > 0 else r
     return -alpha * (c1 / D - v_path)
+
+
+def make_lambda_adam_entry(adam_moments, adam_update):
+    """``lambda_adam_entry(lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in,
+    eps_out, amsgrad)``: in place, element (r, k), Λ ← max(Adam/AMSGrad(Λ, g), 0) with its
+    moments (``math.lambda_update.lambda_step``; AMSGrad: the running maximum of the raw v'
+    takes v''s place, ``math.optimizers.amsgrad_step``). Built from each layer's compiled
+    ``adam_moments`` and ``adam_update``, so the formulas stay written once above."""
+
+    def lambda_adam_entry(
+        lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
+    ):
+        m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
+        m[r, k] = m2
+        v[r, k] = v2
+        if amsgrad:
+            v2 = max(vmax[r, k], v2)
+            vmax[r, k] = v2
+        lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), lam.dtype.type(0.0))
+
+    return lambda_adam_entry

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..granularity import get_granularity
+from .granularity import get_granularity
 from .bpr import bpr_grad, bpr_loss
 from .optimizers import adam_moments, theta_rule
 from .lambda_update import clip_by_global_norm
@@ -91,7 +91,7 @@ def reduce_to_shape(G, shape):
 
 def reduce_hypergradient(granularity, GP, GQ, lam_P, lam_Q):
     """Elementwise G_Λ on both tables → one gradient per learned Λ array, in
-    :func:`lopt_np.granularity.learned_blocks` order; tied tables are summed (SPEC §5 step 4)."""
+    :func:`lopt_np.math.granularity.learned_blocks` order; tied tables are summed (SPEC §5 step 4)."""
     g = get_granularity(granularity)
     grads = []
     if g.P.learned:

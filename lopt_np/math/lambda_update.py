@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..granularity import learned_blocks
+from .granularity import learned_blocks
 from .optimizers import adam_step, amsgrad_step, sgd_step
 
 LAMBDA_ROWS = ("all", "batch")

@@ -1,7 +1,7 @@
 """Fine-grained L2 penalty and its gradient (paper Eq. 15-18; SPEC §3).
 
 Λ^T for a table T (n_T × K) is stored as a 2-D array of shape (1 or n_T, 1 or K) and broadcast
-to T's shape; the granularity (``lopt_np.granularity``) decides which axes it carries.
+to T's shape; the granularity (``lopt_np.math.granularity``) decides which axes it carries.
 Both scopes go through one code path with a per-row weight ``w_r``:
 ``full`` → w_r = 1, ``batch`` → w_r = c_r/|B| (c_r = occurrences of row r in the batch).
 """

@@ -555,9 +555,9 @@ def test_compare_prints_lambda_opt_against_the_best_fixed_lambda(tmp_path):
 def test_cli_defaults_come_from_the_configurations():
     """Every option of lopt train and lopt reproduce that sets a TrainConfig or BaselineConfig
     field shows that field's default (one source of defaults)."""
-    from lopt_np.baselines import AMF_EPS_GRID, BaselineConfig
+    from lopt_np.reproduction.baselines import AMF_EPS_GRID, BaselineConfig
     from lopt_np.cli.main import main
-    from lopt_np.reproduce import SGDA_LRS
+    from lopt_np.reproduction.reproduce import SGDA_LRS
     from lopt_np.trainer import TrainConfig
 
     train, base = TrainConfig(), BaselineConfig()

@@ -7,7 +7,7 @@ import re
 import click
 import pytest
 
-from lopt_np.baselines import BaselineConfig
+from lopt_np.reproduction.baselines import BaselineConfig
 from lopt_np.cli.main import main
 from lopt_np.data.inputs import DataConfig
 from lopt_np.errors import ConfigError

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import random_triplets
 from lopt_np.backends import make_backend
-from lopt_np.granularity import get_granularity, init_lambda
+from lopt_np.math.granularity import get_granularity, init_lambda
 from lopt_np.kernels.cpu.hypergradient import hold_rows
 from lopt_np.math.evaluation import evaluate_users
 from lopt_np.math.hypergradient import ThetaOptimizer, theta_update_full

@@ -22,7 +22,7 @@ from kernel_cases import (
     run_backends,
 )
 from lopt_np.backends import make_backend
-from lopt_np.granularity import init_lambda
+from lopt_np.math.granularity import init_lambda
 from lopt_np.kernels.cpu.bpr import bpr_forward, bpr_grad_scatter
 from lopt_np.kernels.cpu.evaluation import rank_block
 from lopt_np.kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
@@ -197,7 +197,7 @@ def test_compiled_steps_have_one_version_for_every_layout():
     """The compiled steps take the Λ layouts as arguments: once one granularity has run, every
     other one (tied, shared, per-row Λ) reuses its compiled versions, which Numba can cache on
     disk; none is compiled per layout."""
-    from lopt_np.granularity import GRANULARITIES
+    from lopt_np.math.granularity import GRANULARITIES
     from lopt_np.kernels.cpu.step import lookahead_step, theta_step_adam
 
     names = list(GRANULARITIES)

@@ -430,7 +430,7 @@ def test_step_kernels_have_one_signature_in_both_layers():
 def test_the_cuda_backend_refuses_shared_assumed_state_by_name():
     from lopt_np.backends import make_backend
     from lopt_np.errors import ConfigError
-    from lopt_np.granularity import init_lambda
+    from lopt_np.math.granularity import init_lambda
     from lopt_np.math.hypergradient import Lookahead, ThetaOptimizer
     from lopt_np.math.lambda_update import LambdaOptimizer
 
@@ -468,7 +468,7 @@ def test_an_unknown_name_is_the_same_clear_error_on_every_backend(backend, field
     """No backend falls back to another optimizer for a name it does not know."""
     from lopt_np.backends import make_backend
     from lopt_np.errors import ConfigError
-    from lopt_np.granularity import init_lambda
+    from lopt_np.math.granularity import init_lambda
     from lopt_np.math.hypergradient import ThetaOptimizer
     from lopt_np.math.lambda_update import LambdaOptimizer
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import lopt_np.gradcheck as gc
-from lopt_np.baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
+from lopt_np.reproduction.baselines import BaselineConfig, fit_amf, fit_neumf, sgda_params
 from lopt_np.errors import ConfigError
 from lopt_np.evaluation import evaluate, evaluate_scores
 from lopt_np.math.apr import adversarial_perturbation, apr_grad

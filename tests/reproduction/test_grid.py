@@ -1,4 +1,4 @@
-"""MF-λFix grid search (``lopt_np.grid`` and ``lopt grid``)."""
+"""MF-λFix grid search (``lopt_np.reproduction.grid`` and ``lopt grid``)."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lopt_np import ConfigError
-from lopt_np.grid import grid_search, train_one
+from lopt_np.reproduction.grid import grid_search, train_one
 from lopt_np.trainer import LambdaOpt
 
 PARAMS = dict(dim=8, epochs=2, batch_size=256, lr=0.01, ks=(10, 50), early_stopping="hr@50")
@@ -131,7 +131,7 @@ def test_a_diverging_lambda_is_recorded_and_the_grid_goes_on(tmp_path):
     from lopt_np.data.preprocess import build_split
     from lopt_np.data.synthetic import synthetic_interactions
     from lopt_np.errors import TrainingDivergedError
-    from lopt_np.grid import save_grid
+    from lopt_np.reproduction.grid import save_grid
 
     split = build_split(synthetic_interactions(n_users=60, n_items=90, seed=4), min_count=3)
     params = dict(

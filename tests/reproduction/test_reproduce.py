@@ -10,8 +10,8 @@ import pytest
 
 from helpers import run_cli as run
 from lopt_np.errors import ConfigError
-from lopt_np.plots import group_gain, plot_run
-from lopt_np.reproduce import METHODS, TABLE_METRICS, check_methods, folder_name
+from lopt_np.reproduction.plots import group_gain, plot_run
+from lopt_np.reproduction.reproduce import METHODS, TABLE_METRICS, check_methods, folder_name
 
 TINY = [
     "--synthetic-users",
@@ -158,7 +158,7 @@ def test_plot_of_a_grid_and_of_a_train_run(repro_dir, tmp_path):
 def test_learning_curve_and_footer(repro_dir, tmp_path, monkeypatch):
     """The curve holds one point per evaluated epoch of each run; the footer names the data
     and the settings from config.json."""
-    import lopt_np.plots as plots
+    import lopt_np.reproduction.plots as plots
 
     drawn = {}
     monkeypatch.setattr(

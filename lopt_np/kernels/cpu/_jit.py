@@ -24,6 +24,7 @@ softplus = jit(_e.softplus)
 bpr_delta = jit(_e.bpr_delta)
 sorted_contains = jit(_e.sorted_contains)
 select_top = jit(_e.select_top)
+lambda_entry = jit(_e.lambda_entry)
 row_weight = jit(_e.row_weight)
 penalty_grad = jit(_e.penalty_grad)
 penalty_grad_lambda = jit(_e.penalty_grad_lambda)
@@ -31,6 +32,7 @@ sgd_update = jit(_e.sgd_update)
 adam_moments = jit(_e.adam_moments)
 adam_update = jit(_e.adam_update)
 adam_jacobian = jit(_e.adam_jacobian)
+lambda_adam_entry = jit(_e.make_lambda_adam_entry(adam_moments, adam_update))
 
 
 def by_lambda_layout(factory, lam_arg):

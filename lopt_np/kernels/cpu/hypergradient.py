@@ -14,6 +14,7 @@ from ._jit import (
     adam_moments,
     adam_update,
     by_lambda_layout,
+    lambda_entry,
     jit,
     penalty_grad,
     penalty_grad_lambda,
@@ -94,7 +95,6 @@ def _lookahead_rows(per_row, per_dim):
         zero = T.dtype.type(0.0)
         for s in prange(n_held):
             r = held[s]
-            lr_ = r if per_row else 0
             w = row_weight(T, count, s, inv_batch, full_scope)
             w_assumed = row_weight(T, count, s, inv_batch, False) if assumed_penalty else zero
             if optimizer == LAZY_ADAM and count[s] == 0:
@@ -104,7 +104,7 @@ def _lookahead_rows(per_row, per_dim):
             elif optimizer == SGD:
                 for k in range(K):
                     t_rk = T[r, k]
-                    lam_rk = lam[lr_, k if per_dim else 0]
+                    lam_rk = lambda_entry(lam, r, k, per_row, per_dim)
                     d = (
                         gbar[s, k]
                         + penalty_grad(w_assumed, lam_rk, t_rk)
@@ -115,7 +115,7 @@ def _lookahead_rows(per_row, per_dim):
             else:
                 for k in range(K):
                     t_rk = T[r, k]
-                    lam_rk = lam[lr_, k if per_dim else 0]
+                    lam_rk = lambda_entry(lam, r, k, per_row, per_dim)
                     d = (
                         gbar[s, k]
                         + penalty_grad(w_assumed, lam_rk, t_rk)

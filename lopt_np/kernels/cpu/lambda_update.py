@@ -9,7 +9,7 @@ row r (no row: G = 0), ``held[s]`` the reverse map. A Λ shared by all rows (glo
 import numpy as np
 from numba import prange
 
-from ._jit import adam_moments, adam_update, fast_reduction, jit, pjit, sgd_update
+from ._jit import fast_reduction, lambda_adam_entry, pjit, sgd_update
 
 
 @fast_reduction
@@ -20,21 +20,6 @@ def sum_of_squares(G, n_rows):
         for k in range(G.shape[1]):
             s += np.float64(G[r, k]) * np.float64(G[r, k])
     return s
-
-
-@jit
-def lambda_adam_entry(
-    lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
-):
-    """In place, element (r, k): Λ ← max(Adam/AMSGrad(Λ, g), 0) with its moments
-    (``math.lambda_update.lambda_step``; ε terms as ``math.optimizers.adam_eps_terms``)."""
-    m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
-    m[r, k] = m2
-    v[r, k] = v2
-    if amsgrad:
-        v2 = max(vmax[r, k], v2)
-        vmax[r, k] = v2
-    lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), lam.dtype.type(0.0))
 
 
 @pjit

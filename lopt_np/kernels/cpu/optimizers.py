@@ -19,6 +19,7 @@ from ._jit import (
     adam_moments,
     adam_update as _adam,
     by_lambda_layout,
+    lambda_entry,
     penalty_grad,
     pjit,
     row_weight,
@@ -54,18 +55,19 @@ def _adam_update(per_row, per_dim):
         K = T.shape[1]
         for r in prange(T.shape[0]):
             s = slot[r]
-            lr_ = r if per_row else 0
             w = row_weight(T, count, s, inv_batch, full_scope)
             if s >= 0:
                 for k in range(K):
-                    d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                    d = g[s, k] + penalty_grad(
+                        w, lambda_entry(lam, r, k, per_row, per_dim), T[r, k]
+                    )
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
                     T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                     m[r, k] = m2
                     v[r, k] = v2
             else:
                 for k in range(K):
-                    d = penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                    d = penalty_grad(w, lambda_entry(lam, r, k, per_row, per_dim), T[r, k])
                     m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
                     T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                     m[r, k] = m2
@@ -102,10 +104,9 @@ def _lazy_adam_update(per_row, per_dim):
         K = T.shape[1]
         for s in prange(n_held):
             r = held[s]
-            lr_ = r if per_row else 0
             w = row_weight(T, count, s, inv_batch, False)
             for k in range(K):
-                d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                d = g[s, k] + penalty_grad(w, lambda_entry(lam, r, k, per_row, per_dim), T[r, k])
                 m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
                 T[r, k] = _adam(T[r, k], m2, v2, alpha, eps_in, eps_out)
                 m[r, k] = m2
@@ -126,19 +127,19 @@ def _sgd_update(per_row, per_dim):
         if full_scope:
             for r in prange(T.shape[0]):
                 s = slot[r]
-                lr_ = r if per_row else 0
                 w = row_weight(T, count, s, inv_batch, True)
                 for k in range(K):
                     gk = g[s, k] if s >= 0 else zero
-                    d = gk + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                    d = gk + penalty_grad(w, lambda_entry(lam, r, k, per_row, per_dim), T[r, k])
                     T[r, k] = _sgd(T[r, k], d, lr)
         else:
             for s in prange(n_held):
                 r = held[s]
-                lr_ = r if per_row else 0
                 w = row_weight(T, count, s, inv_batch, False)
                 for k in range(K):
-                    d = g[s, k] + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                    d = g[s, k] + penalty_grad(
+                        w, lambda_entry(lam, r, k, per_row, per_dim), T[r, k]
+                    )
                     T[r, k] = _sgd(T[r, k], d, lr)
 
     return sgd_update
@@ -159,11 +160,10 @@ def _adam_moments_update(per_row, per_dim):
         zero = T.dtype.type(0.0)
         for r in prange(T.shape[0]):
             s = slot[r]
-            lr_ = r if per_row else 0
             w = row_weight(T, count, s, inv_batch, False) if with_penalty else zero
             for k in range(K):
                 gk = g[s, k] if s >= 0 else zero
-                d = gk + penalty_grad(w, lam[lr_, k if per_dim else 0], T[r, k])
+                d = gk + penalty_grad(w, lambda_entry(lam, r, k, per_row, per_dim), T[r, k])
                 m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
                 m[r, k] = m2
                 v[r, k] = v2

@@ -17,6 +17,7 @@ softplus = device(_e.softplus)
 bpr_delta = device(_e.bpr_delta)
 sorted_contains = device(_e.sorted_contains)
 select_top = device(_e.select_top)
+lambda_entry = device(_e.lambda_entry)
 row_weight = device(_e.row_weight)
 penalty_grad = device(_e.penalty_grad)
 penalty_grad_lambda = device(_e.penalty_grad_lambda)
@@ -24,6 +25,7 @@ sgd_update = device(_e.sgd_update)
 adam_moments = device(_e.adam_moments)
 adam_update = device(_e.adam_update)
 adam_jacobian = device(_e.adam_jacobian)
+lambda_adam_entry = device(_e.make_lambda_adam_entry(adam_moments, adam_update))
 
 THREADS_PER_BLOCK = 256
 

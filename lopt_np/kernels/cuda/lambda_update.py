@@ -11,7 +11,7 @@ fetched together with the validation loss.
 import numpy as np
 from numba import cuda
 
-from ._jit import adam_moments, adam_update, device, kernel, launch, sgd_update
+from ._jit import kernel, lambda_adam_entry, launch, sgd_update
 
 
 @kernel
@@ -43,21 +43,6 @@ def _row_sums(A, out, slot):
 def row_sums(A, out, slot=0):
     """``out[slot] += Σ A`` in float64 (mean Λ for progress reports without copying Λ)."""
     _row_sums[launch(A.shape[0])](A, out, slot)
-
-
-@device
-def lambda_adam_entry(
-    lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
-):
-    """In place, element (r, k): Λ ← max(Adam/AMSGrad(Λ, g), 0) with its moments (as the CPU's
-    ``lambda_adam_entry``)."""
-    m2, v2 = adam_moments(m[r, k], v[r, k], g, beta1, beta2, c1, c2)
-    m[r, k] = m2
-    v[r, k] = v2
-    if amsgrad:
-        v2 = max(vmax[r, k], v2)
-        vmax[r, k] = v2
-    lam[r, k] = max(adam_update(lam[r, k], m2, v2, alpha, eps_in, eps_out), lam.dtype.type(0.0))
 
 
 @kernel

@@ -12,6 +12,7 @@ from ._jit import (
     adam_update as _adam,
     device,
     kernel,
+    lambda_entry,
     launch,
     penalty_grad,
     row_weight,
@@ -22,7 +23,7 @@ from ._jit import (
 @device
 def lambda_at(lam, r, k):
     """Λ_{r,k} broadcast from Λ's shape ``(n or 1, K or 1)`` (SPEC §3)."""
-    return lam[r if lam.shape[0] > 1 else 0, k if lam.shape[1] > 1 else 0]
+    return lambda_entry(lam, r, k, lam.shape[0] > 1, lam.shape[1] > 1)
 
 
 @kernel

@@ -20,10 +20,10 @@ import os
 import numpy as np
 import pandas as pd
 
-from .data.split import Split
-from .errors import ConfigError, DataError
-from .evaluation import group_labels
-from .io import metric_label, write_whole
+from ..data.split import Split
+from ..errors import ConfigError, DataError
+from ..evaluation import group_labels
+from ..io import metric_label, write_whole
 
 FIGURES = {
     "figure1_lambda_grid.png": "Figure 1",

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, TrainingDivergedError
-from .evaluation import DEFAULT_KS, evaluate, evaluate_scores
-from .math.apr import apr_grad
-from .math.bpr import bpr_loss
-from .math.neumf import EMBEDDINGS, init_neumf, neumf_bpr_grad, neumf_score_matrix
-from .math.optimizers import adam_step
-from .math.penalty import batch_row_weights, penalty_grad
-from .sampling import TripletSampler
-from .settings import check_declared, setting
+from ..errors import ConfigError, TrainingDivergedError
+from ..evaluation import DEFAULT_KS, evaluate, evaluate_scores
+from ..math.apr import apr_grad
+from ..math.bpr import bpr_loss
+from ..math.neumf import EMBEDDINGS, init_neumf, neumf_bpr_grad, neumf_score_matrix
+from ..math.optimizers import adam_step
+from ..math.penalty import batch_row_weights, penalty_grad
+from ..sampling import TripletSampler
+from ..settings import check_declared, setting
 
 
 def sgda_params(params, lr=None):

@@ -17,10 +17,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, TrainingDivergedError
-from .io import format_metrics, format_summary, write_json
-from .sweep import Executor, Outcome, Run, run_plan, save_outcome, train_run
-from .trainer import LambdaOpt
+from ..errors import ConfigError, TrainingDivergedError
+from ..io import format_metrics, format_summary, write_json
+from ..sweep import Executor, Outcome, Run, run_plan, save_outcome, train_run
+from ..trainer import LambdaOpt
 
 DEFAULT_LAMBDAS = (10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.0)
 
@@ -130,7 +130,7 @@ def selected_model(result, folder):
     """The selected λ's trained model: in memory, or (a resumed grid) read from its folder."""
     if result.best.model is not None or folder is None:
         return result.best.model
-    from .model import Model
+    from ..model import Model
 
     return Model.load(folder.run_dir(result.best.run.name))
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import AMF_EPS_GRID, BaselineConfig, fit_amf, fit_neumf, sgda_params
-from .errors import ConfigError, TrainingDivergedError
+from ..errors import ConfigError, TrainingDivergedError
 from .grid import (
     DEFAULT_LAMBDAS,
     check_lambdas,
@@ -28,9 +28,9 @@ from .grid import (
     select_grid,
     selected_model,
 )
-from .io import format_metrics, run_summary, write_json
-from .sweep import Executor, Run, run_plan, save_outcome
-from .trainer import LambdaOpt
+from ..io import format_metrics, run_summary, write_json
+from ..sweep import Executor, Run, run_plan, save_outcome
+from ..trainer import LambdaOpt
 
 TABLE_METRICS = ("auc", "hr@50", "hr@100", "ndcg@50", "ndcg@100")
 LOPT_GRANULARITIES = ("D", "DU", "DI", "DUI")
@@ -146,7 +146,7 @@ def reproduce(
     ``lopt``: the Λ settings of the λOpt rows (``lambda_lr``, ``lambda_optimizer``, …);
     ``sgda_lrs``: SGD step sizes tried for SGDA (:func:`select_sgd_lr`); ``amf_eps``: the
     perturbation norms ε tried for AMF (the best by validation is kept, the row's wall time
-    counts every try); ``baseline``: :class:`~lopt_np.baselines.BaselineConfig` fields for AMF
+    counts every try); ``baseline``: :class:`~lopt_np.reproduction.baselines.BaselineConfig` fields for AMF
     and NeuMF (``lam`` is taken from the grid). The MF trainings (the grid, the λOpt rows
     with it, then SGDA's step sizes, then SGDA) run on ``executor`` (or one made for
     ``jobs``, :class:`~lopt_np.sweep.Executor`); with ``sweep`` (a
