@@ -5,6 +5,7 @@ float32 kernels are compared with the float64 reference at rtol 1e-4 / atol 1e-6
 roundings of O(1) values); float64 kernels must agree to 1e-12 (same formulas, same order).
 """
 
+import os
 import numba
 import numpy as np
 import pytest
@@ -344,5 +345,19 @@ def test_kernel_cache_follows_the_shared_formulas(tmp_path, monkeypatch):
     assert stamp[1] == _cache.DIGEST
     copy = tmp_path / "elementwise.py"
     copy.write_bytes(open(_cache.SHARED[0], "rb").read() + b"\n# edited\n")
-    monkeypatch.setattr(_cache, "SHARED", (str(copy), _cache.SHARED[1]))
+    monkeypatch.setattr(_cache, "SHARED", (str(copy), *_cache.SHARED[1:]))
     assert _cache._digest() != _cache.DIGEST
+
+
+def test_a_compiled_step_is_stamped_with_every_kernel_it_links_in():
+    """``step.py``'s compiled calls link in the kernels of the other modules of the folder:
+    editing any of them must recompile the steps too."""
+    import lopt_np.kernels.cpu as cpu_kernels
+    from lopt_np.kernels.cpu import _cache
+
+    folder = os.path.dirname(cpu_kernels.__file__)
+    modules = {os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".py")}
+    assert {"step.py", "optimizers.py", "hypergradient.py"} <= {
+        os.path.basename(m) for m in modules
+    }
+    assert modules <= set(_cache.SHARED)

@@ -1,10 +1,12 @@
 """Numba's on-disk cache of the CPU kernels, invalidated by the shared formulas too.
 
 Numba keys a cached kernel on its own source file only, so a kernel compiled with an older
-``kernels/elementwise.py`` (or ``_jit.py``) inlined would be loaded unchanged after that file
-changed. The locator below stamps the kernels of this folder with a digest of those files as
-well; it is put in front of Numba's own locators, for this folder's files only, and defers to
-``NUMBA_CACHE_DIR`` where one is set.
+``kernels/elementwise.py`` inlined, or a compiled step (``step.py``) with an older kernel of
+``optimizers.py`` linked in, would be loaded unchanged after that file changed. The locator
+below stamps the kernels of this folder with a digest of every file they can call into (the
+shared formulas, the optimizer codes and every module of this folder); it is put in front of
+Numba's own locators, for this folder's files only, and defers to ``NUMBA_CACHE_DIR`` where
+one is set.
 """
 
 import hashlib
@@ -13,7 +15,11 @@ import os
 from numba.core import caching, config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = (os.path.join(os.path.dirname(HERE), "elementwise.py"), os.path.join(HERE, "_jit.py"))
+SHARED = (
+    os.path.join(os.path.dirname(HERE), "elementwise.py"),
+    os.path.join(os.path.dirname(HERE), "__init__.py"),
+    *sorted(os.path.join(HERE, n) for n in os.listdir(HERE) if n.endswith(".py")),
+)
 
 
 def _digest():
