@@ -3,6 +3,8 @@ by the layer's ``rank_users`` (``kernels.cpu.evaluation``, or with ``device="cud
 ``kernels.cuda.evaluation``: the same arguments), means over users, and the
 per-frequency-group breakdown of Figure 6."""
 
+from typing import Optional, Sequence
+
 import numpy as np
 
 from .data.split import pairs_to_csr
@@ -40,19 +42,41 @@ def group_of(freq, edges):
 
 
 def evaluate(
-    P,
-    Q,
+    P: np.ndarray,
+    Q: np.ndarray,
     split,
-    target="test",
-    ks=DEFAULT_KS,
-    block_size=None,
-    group_edges=DEFAULT_GROUP_EDGES,
-    device="cpu",
-):
-    """Mean AUC, HR@K and NDCG@K of MF (scores P_u·Q_i) over users with ``target`` items, plus
-    per-group breakdowns. ``device``: ``cpu`` (also for the ``reference`` backend) or ``cuda``,
-    whose kernel module's ``rank_users`` ranks (the same arguments on both); ``block_size``:
-    users scored at once (None: the layer's default)."""
+    target: str = "test",
+    ks: Sequence[int] = DEFAULT_KS,
+    block_size: Optional[int] = None,
+    group_edges: Sequence[int] = DEFAULT_GROUP_EDGES,
+    device: str = "cpu",
+) -> dict:
+    """Mean AUC, HR@K and NDCG@K of MF (scores P_u·Q_i) over users with ``target`` items, with
+    per-group breakdowns (SPEC §7: full ranking, the user's other known items excluded).
+
+    Parameters
+    ----------
+    P, Q : ndarray
+        User and item embeddings (n_users × K, n_items × K), finite.
+    split : Split
+        The interactions; ``target`` names its part to rank (``train``, ``valid``, ``test``).
+    ks : sequence of int
+        Cut-offs of HR@K and NDCG@K (each at most the number of items).
+    block_size : int, optional
+        Users scored at once (None: the kernel layer's default).
+    group_edges : sequence of int
+        Training-history lengths that bound the user groups of the breakdown.
+    device : {"cpu", "cuda"}
+        The kernel layer whose ``rank_users`` ranks (``cpu`` also for the ``reference``
+        backend); both take the same arguments.
+
+    Returns
+    -------
+    dict
+        ``metrics`` (``auc``, ``hr@K``, ``ndcg@K``: means over the users with target items),
+        ``n_users`` and ``n_pairs`` evaluated, and ``groups``, the breakdown by training
+        frequency (:func:`frequency_groups`, Figure 6).
+    """
     for name, X in (("user", P), ("item", Q)):
         if not np.isfinite(X).all():
             raise DataError(

@@ -161,6 +161,15 @@ class Model:
         """The ``n`` items most similar to each of ``items`` by cosine similarity of their
         embeddings q (the item itself left out), most similar first.
 
+        Parameters
+        ----------
+        items : id or sequence of ids
+            Original item ids.
+        n : int
+            Neighbours per item.
+        device : {"cpu", "cuda"}
+            As :meth:`recommend`'s.
+
         Returns
         -------
         item_ids, similarities : ndarray
@@ -176,6 +185,15 @@ class Model:
         """The ``n`` users most similar to each of ``users`` by cosine similarity of their
         embeddings p (the user itself left out).
 
+        Parameters
+        ----------
+        users : id or sequence of ids
+            Original user ids.
+        n : int
+            Neighbours per user.
+        device : {"cpu", "cuda"}
+            As :meth:`recommend`'s.
+
         Returns
         -------
         user_ids, similarities : ndarray
@@ -186,7 +204,12 @@ class Model:
         )
 
     def score(self, users: Sequence, items: Sequence) -> np.ndarray:
-        """Scores p_u·q_i (float64) of the pairs (users[k], items[k]), original ids.
+        """Scores p_u·q_i (float64) of the pairs (users[k], items[k]).
+
+        Parameters
+        ----------
+        users, items : sequence of ids
+            Original ids, as many users as items.
 
         Returns
         -------
@@ -233,10 +256,25 @@ class Model:
         ks: Optional[Sequence[int]] = None,
         device: Optional[str] = None,
     ) -> dict:
-        """SPEC §7 metrics on ``target`` of ``split`` (default: the split ``fit`` made);
-        ``device`` defaults to the one the model trained on (``cuda`` or else ``cpu``).
-        ``valid`` means the validation interactions selection uses: the slice held out from Λ
-        when the model was trained with ``selection_frac`` > 0."""
+        """SPEC §7 metrics of this model (:func:`lopt_np.evaluate`).
+
+        Parameters
+        ----------
+        split : Split, optional
+            Default: the split ``fit`` made (a loaded model needs it given).
+        target : {"test", "valid", "train", "selection"}
+            The part ranked. ``valid`` means the validation interactions selection uses: the
+            slice held out from Λ when the model was trained with ``selection_frac`` > 0.
+        ks : sequence of int, optional
+            Cut-offs of HR@K and NDCG@K (default: the training run's).
+        device : {"cpu", "cuda"}, optional
+            Default: the one the model trained on (``cuda``, or else ``cpu``).
+
+        Returns
+        -------
+        dict
+            As :func:`lopt_np.evaluate`: ``metrics``, ``n_users``, ``n_pairs``, ``groups``.
+        """
         from .trainer import selection_target
 
         split = self.split if split is None else split
@@ -408,5 +446,17 @@ def _check(m, folder):
 
 
 def load(folder: str) -> Model:
-    """The :class:`Model` in ``folder`` (a ``Model.save`` folder or a ``lopt train`` run)."""
+    """The :class:`Model` in ``folder``.
+
+    Parameters
+    ----------
+    folder : str
+        A ``Model.save`` folder or a ``lopt train`` run (``model.npz`` and ``model.json``).
+
+    Returns
+    -------
+    Model
+        Ready for ``recommend``, ``similar_items``, ``score``; ``evaluate`` needs the split
+        (``Split.load(folder/split.npz)``).
+    """
     return Model.load(folder)

@@ -653,14 +653,32 @@ class LambdaOpt:
         final_lambda: Optional[str] = None,
     ) -> Model:
         """A model for serving, trained on every interaction of ``split`` (train, validation
-        and test), with no Λ step and no early stopping (nothing is held out).
+        and test), with no Λ step and no early stopping (nothing is held out). The result
+        cannot be evaluated on ``split``'s test: it trained on it.
 
-        ``warm_start`` (default): ``model``'s P and Q continue for ``epochs`` (default
-        ``final_epochs``, 20) epochs with a fresh optimizer state; else a fresh start for
-        ``epochs`` (default ``model.best_epoch``). ``final_lambda`` (default the config's,
-        ``zero``): the penalty of those epochs, none or ``model``'s learned Λ held fixed. The
-        defaults measured best on the latest interactions of ml-100k and ml-1m-u2999 (README,
-        "The final fit"). The result cannot be evaluated on ``split``'s test: it trained on it."""
+        Parameters
+        ----------
+        model : Model
+            The model :meth:`fit` kept.
+        split : Split
+            The split it was fitted on (``model.split``).
+        progress : Progress, optional
+            Your own hooks, as in :meth:`fit`.
+        epochs : int, optional
+            Default: ``final_epochs`` (20) with ``warm_start``, else ``model.best_epoch``.
+        warm_start : bool
+            ``model``'s P and Q continue with a fresh optimizer state (default), or a fresh
+            start.
+        final_lambda : {"zero", "learned"}, optional
+            The penalty of those epochs: none, or ``model``'s learned Λ held fixed (default:
+            the config's, ``zero``). The defaults measured best on the latest interactions of
+            ml-100k and ml-1m-u2999 (README, "The final fit").
+
+        Returns
+        -------
+        Model
+            The serving model, with its history.
+        """
         final_lambda = final_lambda or self.config.final_lambda
         if final_lambda not in FINAL_LAMBDAS:
             raise ConfigError(
