@@ -4,7 +4,7 @@ and small generated datasets (the core suite never needs ../shared)."""
 import os
 
 # CUDA kernels run in Numba's simulator unless the caller chose (NUMBA_ENABLE_CUDASIM=0 runs
-# tests/kernels/test_kernels_cuda.py and the `gpu` tests on a real device). Must precede numba's import.
+# tests/kernels' CUDA cases and the `gpu` tests on a real device). Must precede numba's import.
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import pytest

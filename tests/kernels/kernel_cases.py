@@ -206,3 +206,31 @@ def check_clip_matches_reference(granularity, backend_name):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
     clipped, free = (runs[c][0].parameters()[2:] for c in (1e-4, np.inf))
     assert max(np.abs(a - b).max() for a, b in zip(clipped, free)) > 1e-8
+
+
+# What each layer's backend runs in the whole-backend comparisons (the simulator is slow: CUDA
+# runs fewer steps and Λ optimizers; AMSGrad is in its float32 case).
+BACKEND_CASES = {
+    "cpu": dict(rtol=1e-12, atol=1e-14, steps=4, lambda_optimizers=("adam", "amsgrad", "sgd")),
+    "cuda": dict(rtol=1e-10, atol=1e-13, steps=2, lambda_optimizers=("adam", "sgd")),
+}
+
+
+def check_backend_matches_reference_float64(name, granularity, optimizer, scope):
+    """The whole backend ``name`` against the reference backend, float64, every Λ optimizer of
+    :data:`BACKEND_CASES`: the losses of each step and every parameter at the end."""
+    case = BACKEND_CASES[name]
+    for lam_opt in case["lambda_optimizers"]:
+        backends, losses = run_backends(
+            granularity,
+            optimizer,
+            scope,
+            lam_opt,
+            np.float64,
+            case["steps"],
+            names=("reference", name),
+        )
+        for ref, got in losses:
+            np.testing.assert_allclose(got, ref, rtol=case["rtol"])
+        for a, b in zip(*(bk.parameters() for bk in backends)):
+            np.testing.assert_allclose(b, a, rtol=case["rtol"], atol=case["atol"])

@@ -14,10 +14,6 @@ from helpers import random_triplets
 from kernel_cases import (
     F32,
     assert_user_metrics,
-    check_clip_matches_reference,
-    check_fused_theta_updates,
-    check_lambda_update_rows,
-    lambda_update_case,
     random_tables,
     rank_case,
     run_backends,
@@ -26,13 +22,10 @@ from lopt_np.backends import make_backend
 from lopt_np.math.granularity import init_lambda
 from lopt_np.kernels.cpu.bpr import bpr_forward, bpr_grad_scatter
 from lopt_np.kernels.cpu.evaluation import rank_block
-from lopt_np.kernels.cpu.lambda_update import lambda_adam_update, lambda_sgd_update, sum_of_squares
-from lopt_np.kernels.cpu import optimizers as cpu_optimizers
 from lopt_np.math import bpr as ref_bpr
 from lopt_np.math.evaluation import evaluate_users
 from lopt_np.math.hypergradient import ThetaOptimizer
-from lopt_np.math.lambda_update import LambdaOptimizer, clip_scale
-from lopt_np.math.optimizers import EPS_PLACEMENTS
+from lopt_np.math.lambda_update import LambdaOptimizer
 
 
 def test_bpr_kernels_match_reference_with_repeated_rows():
@@ -113,46 +106,6 @@ def test_bpr_scatter_is_identical_for_any_thread_count():
         np.testing.assert_array_equal(gQ, out[0][1])
 
 
-@pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
-def test_fused_theta_updates_match_reference(granularity, optimizer, scope, eps_placement):
-    check_fused_theta_updates(cpu_optimizers, granularity, optimizer, scope, eps_placement)
-
-
-@pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
-def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
-    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(
-        lambda_optimizer, eps_placement
-    )
-    scale = np.float32(clip_scale(np.sqrt(sum_of_squares(Gc, n_held)), 1.5))
-    if lambda_optimizer == "sgd":
-        lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
-    else:
-        lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, False)
-    np.testing.assert_allclose(got, want, **F32)
-
-
-@pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)
-@pytest.mark.parametrize("lambda_optimizer", ["adam", "amsgrad"])
-def test_lambda_update_rows_kernel_matches_reference(lambda_optimizer, eps_placement):
-    from lopt_np.kernels.cpu import lambda_update
-
-    check_lambda_update_rows(
-        lambda_update,
-        lambda_optimizer,
-        eps_placement,
-        lambda G, n: clip_scale(np.sqrt(sum_of_squares(G, n)), 1.5),
-    )
-
-
-def test_cpu_backend_matches_reference_float64(granularity, optimizer, scope):
-    for lam_opt in ("adam", "amsgrad", "sgd"):
-        backends, losses = run_backends(granularity, optimizer, scope, lam_opt, np.float64, 4)
-        for ref, cpu in losses:
-            np.testing.assert_allclose(cpu, ref, rtol=1e-12)
-        for a, b in zip(*(bk.parameters() for bk in backends)):
-            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
-
-
 def test_cpu_backend_matches_reference_with_lambda_rows_batch(granularity, optimizer, scope):
     """rows "batch" through the CPU backend (held rows of V) equals the reference (rows of V's
     users and items), and for a per-row Λ it is another result than rows "all"."""
@@ -178,20 +131,6 @@ def test_cpu_backend_matches_reference_with_lambda_rows_batch(granularity, optim
     moved = max(np.abs(a - b).max() for a, b in zip(dense[2:], backends[0].parameters()[2:]))
     per_row = any(b.lam.shape[0] > 1 for b in backends[1].blocks)
     assert (moved > 1e-8) == per_row
-
-
-def test_cpu_backend_matches_reference_when_the_clip_fires(granularity):
-    check_clip_matches_reference(granularity, "cpu")
-
-
-def test_cpu_backend_matches_reference_float32(granularity, optimizer, scope):
-    backends, losses = run_backends(granularity, optimizer, scope, "adam", np.float32, 3)
-    for ref, cpu in losses:
-        np.testing.assert_allclose(cpu, ref, rtol=1e-5)
-    for a, b in zip(*(bk.parameters() for bk in backends)):
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
-    _, _, lam_P, lam_Q = backends[1].parameters()
-    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))  # Λ was updated
 
 
 def test_compiled_steps_have_one_version_for_every_layout():

@@ -24,14 +24,10 @@ from numba import cuda  # noqa: E402
 from helpers import random_triplets  # noqa: E402
 from kernel_cases import (
     F32,
-    assert_user_metrics,
-    check_clip_matches_reference,
-    check_fused_theta_updates,  # noqa: E402
-    check_lambda_update_rows,
+    check_backend_matches_reference_float64,
     held_rows,
     lambda_update_case,
     random_tables,
-    rank_case,
     run_backends,
 )
 from lopt_np.kernels import ADAM, LAZY_ADAM, SGD, OPTIMIZER_CODES  # noqa: E402
@@ -41,9 +37,7 @@ from lopt_np.kernels.cuda import bpr as cuda_bpr  # noqa: E402
 from lopt_np.kernels.cuda import hypergradient as cuda_hg  # noqa: E402
 from lopt_np.kernels.cuda import lambda_update as cuda_lu  # noqa: E402
 from lopt_np.kernels.cuda import optimizers as cuda_optimizers  # noqa: E402
-from lopt_np.kernels.cuda.evaluation import rank_users  # noqa: E402
 from lopt_np.math import bpr as ref_bpr  # noqa: E402
-from lopt_np.math.lambda_update import clip_scale  # noqa: E402
 
 SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
 if not cuda.is_available():
@@ -101,11 +95,6 @@ def test_bpr_scatter_through_compact_slot_maps():
     for g, w, n in zip(got, want, (nP, nQ)):
         np.testing.assert_allclose(g[:n], w[:n], rtol=1e-5, atol=1e-7)
         assert not g[n:].any()
-
-
-@pytest.mark.parametrize("eps_placement", ["inside", "outside"])
-def test_fused_theta_updates_match_reference(granularity, optimizer, scope, eps_placement):
-    check_fused_theta_updates(cuda_optimizers, granularity, optimizer, scope, eps_placement)
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZER_CODES))
@@ -170,71 +159,11 @@ def test_hold_release_and_zero_rows():
     assert not A[:4].any() and A[4].all()
 
 
-@pytest.mark.parametrize("eps_placement", ["inside", "outside"])
-def test_lambda_update_kernels_match_reference(lambda_optimizer, eps_placement):
-    got, slot, held, n_held, Gc, (m, v, vmax), consts, want = lambda_update_case(
-        lambda_optimizer, eps_placement
-    )
-    sq = np.zeros(1)
-    cuda_lu.accumulate_sum_of_squares(Gc, n_held, sq)
-    np.testing.assert_allclose(sq[0], np.sum(Gc[:n_held].astype(np.float64) ** 2), rtol=1e-12)
-    scale = np.float32(clip_scale(np.sqrt(sq[0]), 1.5))
-    if lambda_optimizer == "sgd":
-        cuda_lu.lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
-    else:
-        cuda_lu.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, False)
-    np.testing.assert_allclose(got, want, **F32)
+def test_row_sums_gives_the_mean_lambda_without_a_copy():
+    got = lambda_update_case("adam", "inside")[0]
     sums = np.zeros(2)
     cuda_lu.row_sums(got, sums, 1)
     np.testing.assert_allclose(sums[1], got.astype(np.float64).sum(), rtol=1e-12)
-
-
-def _cuda_clip_scale(G, n_rows):
-    sq = np.zeros(1)
-    cuda_lu.accumulate_sum_of_squares(G, n_rows, sq)
-    return clip_scale(np.sqrt(sq[0]), 1.5)
-
-
-@pytest.mark.parametrize("eps_placement", ["inside", "outside"])
-@pytest.mark.parametrize("lambda_optimizer", ["adam", "amsgrad"])
-def test_lambda_update_rows_kernel_matches_reference(lambda_optimizer, eps_placement):
-    check_lambda_update_rows(cuda_lu, lambda_optimizer, eps_placement, _cuda_clip_scale)
-
-
-@pytest.mark.parametrize("block_size", [2, 64])
-def test_rank_users_matches_reference_evaluation(block_size):
-    P, Q, t_indptr, t_items, s_indptr, s_items, ks, ref = rank_case()
-    nU = len(P)
-    users = np.flatnonzero(np.diff(t_indptr) > 0)
-    ranks = np.zeros(len(t_items))
-    auc, hr, nd = np.zeros(nU), np.zeros((nU, 3)), np.zeros((nU, 3))
-    rank_users(
-        P,
-        Q,
-        users,
-        t_indptr,
-        t_items,
-        s_indptr,
-        s_items,
-        ks,
-        ranks,
-        auc,
-        hr,
-        nd,
-        block_size=block_size,
-    )
-    assert_user_metrics(auc, hr, nd, ks, ref)
-
-
-def test_cuda_backend_matches_reference_float64(granularity, optimizer, scope):
-    for lam_opt in ("adam", "sgd"):
-        backends, losses = run_backends(
-            granularity, optimizer, scope, lam_opt, np.float64, 2, names=("reference", "cuda")
-        )
-        for ref, got in losses:
-            np.testing.assert_allclose(got, ref, rtol=1e-10)
-        for a, b in zip(*(bk.parameters() for bk in backends)):
-            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("granularity", ["DUI", "UI", "D"])
@@ -255,26 +184,6 @@ def test_cuda_backend_matches_reference_with_lambda_rows_batch(granularity):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
 
 
-def test_cuda_backend_matches_reference_when_the_clip_fires(granularity):
-    check_clip_matches_reference(granularity, "cuda")
-
-
-def test_cuda_backend_matches_reference_float32(granularity, optimizer, scope):
-    backends, losses = run_backends(
-        granularity, optimizer, scope, "amsgrad", np.float32, 2, names=("reference", "cuda")
-    )
-    for ref, got in losses:
-        np.testing.assert_allclose(got, ref, rtol=1e-5)
-    for a, b in zip(*(bk.parameters() for bk in backends)):
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
-    mean_P, mean_Q = backends[1].mean_lambda()
-    _, _, lam_P, lam_Q = backends[1].parameters()
-    assert mean_P == pytest.approx(float(lam_P.mean()), rel=1e-6)
-    assert mean_Q == pytest.approx(float(lam_Q.mean()), rel=1e-6)
-    assert not (np.allclose(lam_P, 0.05) and np.allclose(lam_Q, 0.05))  # Λ was updated
-    assert backends[1].all_finite()
-
-
 @pytest.mark.skipif(
     not SIMULATOR, reason="patches device functions, which only the simulator looks up at run time"
 )
@@ -288,7 +197,8 @@ def test_cuda_backend_matches_reference_float32(granularity, optimizer, scope):
     ],
 )
 def test_a_perturbed_cuda_kernel_is_caught(monkeypatch, module, name):
-    """The backend comparison above fails when one CUDA formula is off by 0.1 %."""
+    """The float64 backend comparison (``test_kernel_contract.py``) fails when one CUDA formula
+    is off by 0.1 %."""
     exact = getattr(module, name)
 
     def perturbed(*args):
@@ -297,7 +207,7 @@ def test_a_perturbed_cuda_kernel_is_caught(monkeypatch, module, name):
 
     monkeypatch.setattr(module, name, perturbed)
     with pytest.raises(AssertionError):
-        test_cuda_backend_matches_reference_float64("DUI", "adam", "batch")
+        check_backend_matches_reference_float64("cuda", "DUI", "adam", "batch")
 
 
 def test_every_kernel_compiles_for_a_real_gpu_without_float64_in_float32_kernels():
