@@ -15,7 +15,7 @@ from .model import Model, load
 from .progress import Progress
 from .trainer import LambdaOpt, TrainConfig
 
-__version__ = "0.3.0"
+from ._version import __version__
 
 __all__ = [
     "LambdaOpt",

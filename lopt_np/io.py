@@ -21,8 +21,7 @@ import time
 
 import numpy as np
 
-from .data.split import Split
-from .errors import ConfigError, DataError, LoptError
+from .errors import ConfigError, LoptError
 
 try:
     import fcntl
@@ -355,20 +354,3 @@ def save_run(folder, model, split, test_result, data_info, summary_text):
         split.save(os.path.join(folder, "split.npz"))
     with open(os.path.join(folder, "summary.txt"), "w") as fh:
         fh.write(summary_text)
-
-
-def load_run(folder):
-    """``(model, split)`` of a run directory, for re-evaluation (``lopt evaluate``)."""
-    from .model import Model
-
-    model = Model.load(folder)
-    if not os.path.isfile(os.path.join(folder, "split.npz")):
-        raise DataError(f"{folder} is not a run directory: split.npz is missing")
-    split = Split.load(os.path.join(folder, "split.npz"))
-    if model.n_users != split.n_users or model.n_items != split.n_items:
-        raise DataError(
-            f"{folder}: model.npz ({model.n_users} users, {model.n_items} items) "
-            f"does not match split.npz ({split.n_users} users, {split.n_items} "
-            f"items)"
-        )
-    return model, split

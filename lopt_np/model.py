@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import NPZ_READ_ERRORS, ConfigError, DataError, shown
-from .data.split import Split, plain_ids
+from .data.split import Split, plain_ids, selection_target
 from .evaluation import evaluate, evaluation_device
 from .io import write_json, write_npz
 from .math.recommend import unit_rows
@@ -275,8 +275,6 @@ class Model:
         dict
             As :func:`lopt_np.evaluate`: ``metrics``, ``n_users``, ``n_pairs``, ``groups``.
         """
-        from .trainer import selection_target
-
         split = self.split if split is None else split
         if split is None:
             raise ConfigError(
@@ -293,7 +291,7 @@ class Model:
     def save(self, folder: str) -> None:
         """Write ``model.npz`` and ``model.json`` into ``folder`` (created if needed), each
         file whole (``io.write_whole``)."""
-        from . import __version__
+        from ._version import __version__
 
         os.makedirs(folder, exist_ok=True)
         arrays = dict(
@@ -460,3 +458,18 @@ def load(folder: str) -> Model:
         (``Split.load(folder/split.npz)``).
     """
     return Model.load(folder)
+
+
+def load_run(folder):
+    """``(model, split)`` of a run directory, for re-evaluation (``lopt evaluate``)."""
+    model = Model.load(folder)
+    if not os.path.isfile(os.path.join(folder, "split.npz")):
+        raise DataError(f"{folder} is not a run directory: split.npz is missing")
+    split = Split.load(os.path.join(folder, "split.npz"))
+    if model.n_users != split.n_users or model.n_items != split.n_items:
+        raise DataError(
+            f"{folder}: model.npz ({model.n_users} users, {model.n_items} items) "
+            f"does not match split.npz ({split.n_users} users, {split.n_items} "
+            f"items)"
+        )
+    return model, split

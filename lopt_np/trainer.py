@@ -32,7 +32,7 @@ from .math.hypergradient import LOOKAHEAD_COUNTS, Lookahead, ThetaOptimizer
 from .math.lambda_update import LAMBDA_OPTIMIZERS, LAMBDA_ROWS, LambdaOptimizer
 from .math.optimizers import EPS_PLACEMENTS, THETA_OPTIMIZERS, check_optimizer_scope
 from .math.penalty import SCOPES
-from .data.split import EMPTY_PAIRS, Split, hold_out_selection
+from .data.split import EMPTY_PAIRS, Split, hold_out_selection, selection_target
 from .model import Model
 from .progress import ConsoleProgress, Progress, RunControl, Tee  # noqa: F401 (re-export)
 from .data.inputs import DATA_FIELDS, DataConfig, to_split
@@ -398,14 +398,6 @@ def make_trainer_backend(cfg, P, Q, lam_P, lam_Q, max_batch, max_valid_batch):
         max_batch=max_batch,
         max_valid_batch=max_valid_batch,
     )
-
-
-def selection_target(split, target, selection_frac):
-    """``(split, target)`` to evaluate "valid" on the held-out selection slice (SPEC §8)."""
-    if target != "valid" or not selection_frac:
-        return split, target
-    split = split if len(split.selection) else hold_out_selection(split, selection_frac)
-    return split, "selection" if len(split.selection) else "valid"
 
 
 DIVERGED_LOSS_FACTOR = 100.0  # a training loss this many times its start has diverged

@@ -1265,7 +1265,7 @@ def data_stats(path, data_path, **opts):
 def evaluate(model_dir, ks, target, device):
     """Re-evaluate a saved run (its model and split.npz) with the SPEC §7 protocol."""
     from lopt_np.evaluation import evaluate as run_evaluation
-    from lopt_np.io import load_run
+    from lopt_np.model import load_run
 
     model, split = load_run(model_dir)
     result = run_evaluation(model.P, model.Q, split, target, ks, device=device)

@@ -153,3 +153,11 @@ def hold_out_selection(split, fraction):
     )
     out.info["selection_fraction"] = fraction
     return out
+
+
+def selection_target(split, target, selection_frac):
+    """``(split, target)`` to evaluate "valid" on the held-out selection slice (SPEC §8)."""
+    if target != "valid" or not selection_frac:
+        return split, target
+    split = split if len(split.selection) else hold_out_selection(split, selection_frac)
+    return split, "selection" if len(split.selection) else "valid"

@@ -1,0 +1,3 @@
+"""The version of lopt_np, in one place (the package and its metadata read it)."""
+
+__version__ = "0.3.0"
