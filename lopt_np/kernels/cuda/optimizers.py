@@ -51,8 +51,10 @@ def _adam_update(
         r = e // K
         k = e - r * K
         s = slot[r]
-        w = row_weight(T, count, s, inv_batch, full_scope)
-        d = penalty_grad(w, lambda_at(lam, r, k), T[r, k])
+        d = T.dtype.type(0.0)  # a row B does not touch, batch scope: w_r = 0, Λ not read
+        if s >= 0 or full_scope:
+            w = row_weight(T, count, s, inv_batch, full_scope)
+            d = penalty_grad(w, lambda_at(lam, r, k), T[r, k])
         if s >= 0:
             d += g[s, k]
         m2, v2 = adam_moments(m[r, k], v[r, k], d, beta1, beta2, c1, c2)
