@@ -36,6 +36,14 @@ def bpr_delta(x):
     return -1.0 / (1.0 + math.exp(x))
 
 
+def bpr_margin(P, pu, Q, qi, qj):
+    """x_uij = p_u·(q_i − q_j) for rows pu, qi, qj (``math.bpr.bpr_margin``), in P's dtype."""
+    x = P.dtype.type(0.0)
+    for k in range(P.shape[1]):
+        x += P[pu, k] * (Q[qi, k] - Q[qj, k])
+    return x
+
+
 def sorted_contains(values, lo, hi, x):
     """True when ``x`` is among ``values[lo:hi]`` (sorted ascending, distinct): a binary search
     over one user's item list of a CSR array (negative sampling, the evaluation's negatives).

@@ -22,6 +22,8 @@ fast_reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz
 sigmoid = jit(_e.sigmoid)
 softplus = jit(_e.softplus)
 bpr_delta = jit(_e.bpr_delta)
+# its dot product may be reassociated into vector partial sums, the same way on every thread
+bpr_margin = fast_reduction(_e.bpr_margin)
 sorted_contains = jit(_e.sorted_contains)
 select_top = jit(_e.select_top)
 lambda_entry = jit(_e.lambda_entry)

@@ -15,6 +15,7 @@ kernel = cuda.jit
 sigmoid = device(_e.sigmoid)
 softplus = device(_e.softplus)
 bpr_delta = device(_e.bpr_delta)
+bpr_margin = device(_e.bpr_margin)
 sorted_contains = device(_e.sorted_contains)
 select_top = device(_e.select_top)
 lambda_entry = device(_e.lambda_entry)

@@ -9,16 +9,7 @@ update.
 import numpy as np
 from numba import cuda
 
-from ._jit import bpr_delta as _delta, device, kernel, launch, softplus
-
-
-@device
-def bpr_margin(P, pu, Q, qi, qj):
-    """x_uij = p_u·(q_i − q_j) for rows pu, qi, qj (``math.bpr.bpr_margin``)."""
-    x = P.dtype.type(0.0)
-    for k in range(P.shape[1]):
-        x += P[pu, k] * (Q[qi, k] - Q[qj, k])
-    return x
+from ._jit import bpr_delta as _delta, bpr_margin, kernel, launch, softplus
 
 
 @kernel
