@@ -148,9 +148,9 @@ def check_penalty_grad(pb, scope, rng):
         lam_b = _broadcast(lam, T)
         out.append(
             check_grads(
-                lambda X, lam_b=lam_b, w=w: penalty(X, lam_b, w),
+                lambda X, lam_b=lam_b, w=w: penalty(w, lam_b, X),
                 T,
-                penalty_grad(T, lam_b, w),
+                penalty_grad(w, lam_b, T),
                 f"dOmega/d{name} [{scope}]",
                 rng=rng,
             )
@@ -167,7 +167,7 @@ def check_update_jacobians(pb, opt, scope, rng):
     tables = (("P", pb.P, gP, pb.lam_P, wP, s.mP, s.vP), ("Q", pb.Q, gQ, pb.lam_Q, wQ, s.mQ, s.vQ))
     for name, T, g, lam, w, m, v in tables:
         c = rng.standard_normal(T.shape)
-        d0 = g + penalty_grad(T, _broadcast(lam, T), w)
+        d0 = g + penalty_grad(w, _broadcast(lam, T), T)
         active = w > 0
         jac = theta_update_jacobian(T, d0, opt, m, v, t, active)
         tag = f"{opt.name}, eps {opt.eps_placement}"

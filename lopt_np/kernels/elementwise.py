@@ -26,7 +26,8 @@ def softplus(x):
 
 
 def bpr_delta(x):
-    """δ = σ(x) − 1 = −σ(−x), the derivative of softplus(−x) (SPEC §2), stable for any x.
+    """δ = σ(x) − 1 = −σ(−x), the derivative of softplus(−x) (``math.bpr.bpr_delta``, SPEC §2),
+    stable for any x.
 
     (Self-contained: the functions here are compiled one by one and cannot call each other.)
     """
@@ -165,7 +166,8 @@ def sgd_update(theta, d, lr):
 
 
 def adam_moments(m, v, d, beta1, beta2, c1, c2):
-    """(m', v') = (β1 m + (1−β1) d, β2 v + (1−β2) d²) (Eq. 13-14, SPEC §4), with
+    """(m', v') = (β1 m + (1−β1) d, β2 v + (1−β2) d²) (``math.optimizers.adam_moments``, Eq.
+    13-14, SPEC §4), with
     c1 = 1 − β1 and c2 = 1 − β2 given in the kernel's dtype."""
     return beta1 * m + c1 * d, beta2 * v + c2 * d * d
 

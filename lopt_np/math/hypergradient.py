@@ -60,7 +60,7 @@ class Lookahead(NamedTuple):
 
 def regularized_direction(g, T, lam, w):
     """``d = g + ∂Ω/∂T`` (Eq. 4-5; SPEC §4)."""
-    return g + penalty_grad(T, lam, w)
+    return g + penalty_grad(w, lam, T)
 
 
 def theta_update_full(T, d, opt, m, v, t, active, eps_placement=None):
@@ -166,7 +166,7 @@ def lookahead_jacobian_lambda(T, lam, built, opt, m, v, t, eps_placement):
     gbar, w, active = built
     d = regularized_direction(gbar, T, lam, w)
     return theta_update_jacobian(T, d, opt, m, v, t, active, eps_placement) * penalty_grad_lambda(
-        T, w
+        w, T
     )
 
 

@@ -28,16 +28,17 @@ def batch_row_weights(users, pos, neg, n_users, n_items, scope):
     return wP, wQ
 
 
-def penalty(T, lam, w):
+def penalty(w, lam, T):
     """``Ω_T = Σ_{r,k} w_r Λ^T_{r,k} T_{r,k}²`` (Eq. 15/17; SPEC §3, either scope via w)."""
     return float(np.sum(w[:, None] * lam * T * T))
 
 
-def penalty_grad(T, lam, w):
-    """``∂Ω/∂T_{r,k} = 2 w_r Λ^T_{r,k} T_{r,k}`` (Eq. 16/18; SPEC §3)."""
+def penalty_grad(w, lam, T):
+    """``∂Ω/∂T_{r,k} = 2 w_r Λ^T_{r,k} T_{r,k}`` (Eq. 16/18; SPEC §3); the kernels' twin
+    ``kernels.elementwise.penalty_grad(w, lam, theta)`` takes the same order."""
     return 2.0 * w[:, None] * lam * T
 
 
-def penalty_grad_lambda(T, w):
+def penalty_grad_lambda(w, T):
     """``∂(∂Ω/∂T_{r,k})/∂Λ^T_{r,k} = 2 w_r T_{r,k}`` elementwise (SPEC §5 step 4, ∂d/∂Λ)."""
     return 2.0 * w[:, None] * T

@@ -140,7 +140,7 @@ def _fit(name, params, embeddings, grad, split, cfg, progress):
             if cfg.lam:
                 wP, wQ = batch_row_weights(users, pos, neg, split.n_users, split.n_items, "batch")
                 for k, who in embeddings.items():
-                    grads[k] += penalty_grad(params[k], cfg.lam, wP if who == "user" else wQ)
+                    grads[k] += penalty_grad(wP if who == "user" else wQ, cfg.lam, params[k])
             t += 1
             for k, theta in params.items():
                 m, v = state[k]

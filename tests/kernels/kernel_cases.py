@@ -46,7 +46,7 @@ def check_fused_theta_updates(kernels, granularity, optimizer, scope, eps_placem
     grad[np.bincount(u, minlength=11) == 0] = 0.0  # untouched rows have no data gradient
     w, _ = batch_row_weights(u, i, j, 11, 13, scope)
     d = grad.astype(np.float64) + penalty_grad(
-        P.astype(np.float64), np.broadcast_to(lam, P.shape), w
+        w, np.broadcast_to(lam, P.shape), P.astype(np.float64)
     )
     slot, held, n_held, count = held_rows(u, 11)
     g_compact = grad[held[:n_held]].copy()
