@@ -32,6 +32,7 @@ class CudaBackend(KernelBackend):
             scalars=cuda.to_device(np.zeros(2, np.float64)),
             zeros=zeros,
             host_scalars=cuda.pinned_array(2, np.float64),
+            nblocks=1,
         )
 
     def _work(self):

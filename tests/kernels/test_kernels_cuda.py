@@ -67,7 +67,7 @@ def test_bpr_kernels_match_reference_with_repeated_rows():
     gP, gQ = np.zeros_like(P), np.zeros_like(Q)
     cP, cQ = np.zeros(11, np.int64), np.zeros(13, np.int64)
     cuda_bpr.bpr_grad_scatter(
-        P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ, cP, cQ, True
+        P, Q, idP, idQ, u, i, j, delta, np.float32(1 / n), idP, idQ, gP, gQ, cP, cQ, True, 1
     )
     rP, rQ = ref_bpr.bpr_grad(P64, Q64, u, i, j)
     np.testing.assert_allclose(gP, rP, **F32)
@@ -91,7 +91,7 @@ def test_bpr_scatter_through_compact_slot_maps():
 
     cpu_scatter(*args, *want, np.zeros(11, np.int64), np.zeros(13, np.int64), True, 2)
     got = [np.zeros_like(w) for w in want]
-    cuda_bpr.bpr_grad_scatter(*args, *got, np.zeros(11, np.int64), np.zeros(13, np.int64), True)
+    cuda_bpr.bpr_grad_scatter(*args, *got, np.zeros(11, np.int64), np.zeros(13, np.int64), True, 1)
     for g, w, n in zip(got, want, (nP, nQ)):
         np.testing.assert_allclose(g[:n], w[:n], rtol=1e-5, atol=1e-7)
         assert not g[n:].any()
@@ -263,8 +263,6 @@ LAYER_ONLY = {
         "step.CudaWork": "the CUDA step's scratch",
     },
 }
-# parameters a CPU function takes after the shared ones
-CPU_EXTRA_PARAMETERS = {"bpr.bpr_grad_scatter": ["nblocks"]}
 KERNEL_MODULES = (
     "bpr",
     "hypergradient",
@@ -308,8 +306,7 @@ def test_every_kernel_name_means_the_same_parameters_in_both_layers():
             only = {f"{m}.{n}" for n in set(mine) - set(other)}
             assert only == {k for k in LAYER_ONLY[layer] if k.startswith(f"{m}.")}, (layer, m)
         for name in set(cpu) & set(gpu):
-            extra = CPU_EXTRA_PARAMETERS.get(f"{m}.{name}", [])
-            assert cpu[name] == gpu[name] + extra, f"{m}.{name}"
+            assert cpu[name] == gpu[name], f"{m}.{name}"
 
 
 def test_step_kernels_have_one_signature_in_both_layers():

@@ -4,7 +4,7 @@ Numba keys a cached kernel on its own source file only, so a kernel compiled wit
 ``kernels/elementwise.py`` inlined, or a compiled step (``step.py``) with an older kernel of
 ``optimizers.py`` linked in, would be loaded unchanged after that file changed. The locator
 below stamps the kernels of this folder with a digest of every file they can call into (the
-shared formulas, the optimizer codes and every module of this folder); it is put in front of
+shared formulas, the optimizer codes, the step order and every module of this folder); it is put in front of
 Numba's own locators, for this folder's files only, and defers to ``NUMBA_CACHE_DIR`` where
 one is set.
 """
@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = (
     os.path.join(os.path.dirname(HERE), "elementwise.py"),
     os.path.join(os.path.dirname(HERE), "__init__.py"),
+    os.path.join(os.path.dirname(HERE), "step_order.py"),
     *sorted(os.path.join(HERE, n) for n in os.listdir(HERE) if n.endswith(".py")),
 )
 

@@ -1,5 +1,5 @@
 """λOpt lookahead and hypergradient on the rows the validation batch touches (SPEC §5.4),
-Numba CPU. Mirrors ``math.hypergradient``; ``kernels.cpu.step.lookahead_step`` calls these
+Numba CPU. Mirrors ``math.hypergradient``; ``kernels.step_order`` calls these
 kernels in SPEC §5's order.
 
 The touched rows of a table are *held* in compact buffers: ``held[s]`` is the table row in

@@ -59,10 +59,27 @@ def _bpr_grad_scatter(
 
 
 def bpr_grad_scatter(
-    P, Q, srcP, srcQ, users, pos, neg, delta, scale, dstP, dstQ, gP, gQ, countP, countQ, count_rows
+    P,
+    Q,
+    srcP,
+    srcQ,
+    users,
+    pos,
+    neg,
+    delta,
+    scale,
+    dstP,
+    dstQ,
+    gP,
+    gQ,
+    countP,
+    countQ,
+    count_rows,
+    nblocks,
 ):
     """``g += scale·δ_b·(∂x_uij/∂Θ)`` for every triplet; with ``count_rows`` also the row
-    occurrence counts c_r of the batch scope (SPEC §2-3). One thread per (triplet, column)."""
+    occurrence counts c_r of the batch scope (SPEC §2-3). One thread per (triplet, column), so
+    ``nblocks`` (the CPU's column blocks, one per thread) is not used."""
     _bpr_grad_scatter[launch(users.shape[0] * P.shape[1])](
         P,
         Q,
