@@ -337,21 +337,17 @@ run_options = option_group(
 
 def lambda_options(fn):
     """Options of λOpt's Λ update, shared by ``lopt train`` and ``lopt reproduce``."""
+    shown = {"lambda_clip": dict(default=clip_option(D.lambda_clip))}  # inf is shown as none
     opts = option_group(
         "λOpt",
         [
-            config_option(name)
+            config_option(name, **shown.get(name, {}))
             for name in (
                 "valid_batch_size",
                 "lambda_init",
                 "lambda_optimizer",
                 "lambda_lr",
-            )
-        ]
-        + [config_option("lambda_clip", default=clip_option(D.lambda_clip))]
-        + [
-            config_option(name)
-            for name in (
+                "lambda_clip",
                 "lambda_update_interval",
                 "lambda_eps",
                 "lambda_rows",
