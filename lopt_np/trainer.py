@@ -215,7 +215,9 @@ class TrainConfig:
         choices=BACKENDS,
     )
     dtype: str = setting("float32", "Float type of Θ, Λ and their moments.", choices=DTYPES)
-    threads: int = setting(0, "CPU threads (0: all cores).", low=0)
+    threads: int = setting(
+        0, "CPU threads (0: all cores; one for a model of (users + items) × K < 262,144).", low=0
+    )
     eval_every: int = setting(1, "Validation metrics every N epochs (0: only at the end).", low=0)
     early_stopping: str = setting(
         "hr@100", "Validation metric for early stopping and model selection."
@@ -398,6 +400,23 @@ def make_trainer_backend(cfg, P, Q, lam_P, lam_Q, max_batch, max_valid_batch):
         max_batch=max_batch,
         max_valid_batch=max_valid_batch,
     )
+
+
+# a model with fewer entries, (users + items) × K, runs its epochs fastest on one thread when
+# ``threads`` is 0: its parallel regions are too short to pay for a second thread, and stall
+# whenever one is descheduled (docs/performance.rst, "Threads for small models")
+SERIAL_BELOW = 1 << 18
+
+
+def thread_count(threads, n_users, n_items, dim):
+    """The Numba threads of a run: ``threads``, or for 0 every core (one for a model of fewer
+    than :data:`SERIAL_BELOW` entries). Results do not depend on it (docs/design.rst)."""
+    import numba
+
+    cores = numba.config.NUMBA_NUM_THREADS
+    if threads:
+        return min(threads, cores)
+    return 1 if (n_users + n_items) * dim < SERIAL_BELOW else cores
 
 
 DIVERGED_LOSS_FACTOR = 100.0  # a training loss this many times its start has diverged
@@ -716,10 +735,9 @@ class LambdaOpt:
         _, select_on = selection_target(split, "valid", cfg.selection_frac)
         if len(split.valid) == 0 and cfg.learn_lambda:
             raise ConfigError("λOpt needs validation interactions, and the split has none")
-        if cfg.threads:
-            import numba
+        import numba
 
-            numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(thread_count(cfg.threads, split.n_users, split.n_items, cfg.dim))
         dtype = np.dtype(cfg.dtype)
         g = get_granularity(cfg.granularity)
         rng = np.random.default_rng(cfg.seed)

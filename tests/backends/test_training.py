@@ -118,3 +118,27 @@ def test_invalid_configuration_is_rejected(params, message):
 def test_k_larger_than_catalogue_is_rejected(small_split):
     with pytest.raises(ConfigError, match="larger than the catalogue"):
         LambdaOpt(ks=(10_000,), **FAST).fit(small_split)
+
+
+def test_threads_zero_means_every_core_or_one_for_a_small_model(small_split):
+    """``threads=0``: one thread below SERIAL_BELOW model entries, else every core, whatever
+    an earlier fit in the process set; a given count wins (capped at the cores)."""
+    import numba
+
+    from lopt_np.trainer import SERIAL_BELOW, thread_count
+
+    cores = numba.config.NUMBA_NUM_THREADS
+    assert thread_count(0, 678, 774, 128) == 1  # (678 + 774) × 128 < SERIAL_BELOW
+    assert thread_count(0, 6040, 3706, 128) == cores
+    assert thread_count(0, 1024, 1024, 128) == cores  # exactly SERIAL_BELOW entries
+    assert (1024 + 1024) * 128 == SERIAL_BELOW
+    assert thread_count(1, 6040, 3706, 128) == 1
+    assert thread_count(10_000, 10, 10, 8) == cores
+    LambdaOpt(epochs=1, dim=8, eval_every=0, threads=1).fit(small_split)
+    assert numba.get_num_threads() == 1
+    n = small_split.n_users + small_split.n_items
+    big = -(-SERIAL_BELOW // n)  # the smallest K that makes the model count as large
+    LambdaOpt(epochs=1, dim=big, eval_every=0, learn_lambda=False, patience=0).fit(small_split)
+    assert numba.get_num_threads() == cores
+    LambdaOpt(epochs=1, dim=8, eval_every=0, learn_lambda=False, patience=0).fit(small_split)
+    assert numba.get_num_threads() == 1
