@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
+import numba
 import numpy as np
 
 from .backends import BACKENDS, make_backend
-from .backends.base import check_settings
 from .checkpoint import check_same_run, has_checkpoint, load_checkpoint, save_checkpoint
 from .errors import ConfigError, DataError, TrainingDivergedError, TrainingInterrupted
 from .evaluation import (
@@ -270,13 +270,6 @@ class TrainConfig:
                 f"(device {self.device!r}); leave it unset"
             )
         get_granularity(self.granularity)
-        # the optimizers' names, ε placements, rows and scope: the backends' own check
-        check_settings(
-            self.theta_optimizer(),
-            self.lambda_optimizer_settings(),
-            self.scope,
-            self.lookahead_rule(),
-        )
         try:
             check_optimizer_scope(self.optimizer, self.scope)
         except ValueError as e:
@@ -411,8 +404,6 @@ SERIAL_BELOW = 1 << 18
 def thread_count(threads, n_users, n_items, dim):
     """The Numba threads of a run: ``threads``, or for 0 every core (one for a model of fewer
     than :data:`SERIAL_BELOW` entries). Results do not depend on it (docs/design.rst)."""
-    import numba
-
     cores = numba.config.NUMBA_NUM_THREADS
     if threads:
         return min(threads, cores)
@@ -735,8 +726,6 @@ class LambdaOpt:
         _, select_on = selection_target(split, "valid", cfg.selection_frac)
         if len(split.valid) == 0 and cfg.learn_lambda:
             raise ConfigError("λOpt needs validation interactions, and the split has none")
-        import numba
-
         numba.set_num_threads(thread_count(cfg.threads, split.n_users, split.n_items, cfg.dim))
         dtype = np.dtype(cfg.dtype)
         g = get_granularity(cfg.granularity)
