@@ -142,3 +142,54 @@ def test_threads_zero_means_every_core_or_one_for_a_small_model(small_split):
     assert numba.get_num_threads() == cores
     LambdaOpt(epochs=1, dim=8, eval_every=0, learn_lambda=False, patience=0).fit(small_split)
     assert numba.get_num_threads() == 1
+
+
+def test_mean_lambda_is_taken_at_most_every_second_and_at_each_epoch_end():
+    """The progress reports' mean Λ (a pass over all of Λ) is recomputed when the epoch ends or
+    ``every`` seconds after the last time while Λ is learned, and only once when Λ is fixed."""
+    from types import SimpleNamespace
+
+    from lopt_np.trainer import LambdaMeans
+
+    clock = [0.0]
+    calls = []
+
+    def backend(learn):
+        return SimpleNamespace(
+            learn_lambda=learn, mean_lambda=lambda: calls.append(1) or len(calls)
+        )
+
+    means = LambdaMeans(backend(True), every=1.0, clock=lambda: clock[0])
+    assert means(final=False) == 1  # the first report
+    clock[0] = 0.5
+    assert means(final=False) == 1  # 0.5 s later: the value taken at 0.0
+    assert means(final=True) == 2  # an epoch's last step
+    clock[0] = 1.4
+    assert means(final=False) == 2  # 0.9 s after the last
+    clock[0] = 1.5
+    assert means(final=False) == 3  # 1.0 s after it
+    calls.clear()
+    fixed = LambdaMeans(backend(False), every=1.0, clock=lambda: clock[0])
+    clock[0] = 100.0
+    assert [fixed(final=f) for f in (False, True, False, True)] == [1, 1, 1, 1]
+
+
+def test_each_epochs_last_progress_report_has_the_mean_of_its_lambda(small_split):
+    from lopt_np.trainer import Progress
+
+    class Reports(Progress):
+        def __init__(self):
+            self.last, self.ends = None, []
+
+        def step(self, n_done, train_loss, valid_loss, mean_lambda):
+            self.last = mean_lambda
+
+        def epoch_parameters(self, P, Q, lam_P, lam_Q):
+            self.ends.append((self.last, (float(lam_P.mean()), float(lam_Q.mean()))))
+
+    r = Reports()
+    LambdaOpt(granularity="DUI", lambda_lr=0.05, **FAST).fit(small_split, r)
+    assert len(r.ends) == FAST["epochs"]
+    for reported, actual in r.ends:
+        assert reported == pytest.approx(actual, rel=1e-6)
+    assert r.ends[0][1] != r.ends[-1][1]  # Λ moved: a stale report would fail above
