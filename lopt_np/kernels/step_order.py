@@ -13,8 +13,9 @@ layout ``(per_row, per_dim)`` of each table's Λ, ``grads`` a ``LambdaGrads``, `
 
 The adapters say what differs between the layers, and nothing else does:
 
-- ``hold(t, n_buffers, first, second)``: hold the rows of two host index arrays (in order),
-  clear the first ``n_buffers`` compact buffers and the counts; returns the rows held;
+- ``hold(t, n_buffers, first, second)``: hold the rows of two host index arrays, numbered in
+  table order (``kernels.cpu.hypergradient.hold_in_table_order``), clear the first
+  ``n_buffers`` compact buffers and the counts; returns the rows held;
 - ``zero_lambda_grads(G, n_rows)``: G[:n_rows] = 0;
 - ``on_device(work, which, batch)``: the batch's index arrays where the kernels read them
   (``which``: 0 the training batch, 1 the validation batch);

@@ -164,6 +164,60 @@ def test_lookahead_touches_only_validation_rows():
     assert set(changed) <= {1, 3} and len(changed) > 0
 
 
+@pytest.mark.parametrize("n_rows", [1, 9, 40])
+def test_held_rows_are_numbered_in_table_order(n_rows):
+    """``hold_in_table_order``: every row of both arrays held once, ``held[:n]`` sorted (the
+    lookahead and lazy-Adam kernels then read the tables at increasing addresses), ``slot`` its
+    inverse and −1 elsewhere; the step's ``release_rows`` clears the map again."""
+    from lopt_np.kernels.cpu.hypergradient import hold_in_table_order, release_rows
+
+    rng = np.random.default_rng(n_rows)
+    first = rng.integers(0, n_rows, 30)
+    second = rng.integers(0, n_rows, 17)
+    slot = np.full(n_rows, -1, np.int64)
+    held = np.full(n_rows, -7, np.int64)
+    n = hold_in_table_order(first, second, slot, held)
+    expected = np.unique(np.concatenate([first, second]))
+    assert n == len(expected)
+    np.testing.assert_array_equal(held[:n], expected)
+    np.testing.assert_array_equal(slot[held[:n]], np.arange(n))
+    assert (np.delete(slot, held[:n]) == -1).all()
+    release_rows(slot, held, n)
+    assert (slot == -1).all()
+    assert hold_in_table_order(first[:0], second[:0], slot, held) == 0
+
+
+def test_the_step_holds_rows_in_table_order():
+    """After a λ step's lookahead the held rows of both tables are V's, sorted: the layout both
+    layers share (CUDA decides it on the host with the same function)."""
+    from lopt_np.kernels.cpu import step
+
+    rng = np.random.default_rng(6)
+    P, Q = random_tables(rng, 20, 15, 4, np.float32)
+    lP, lQ = init_lambda("DUI", 20, 15, 4, 0.1, np.float32)
+    b = make_backend(
+        "cpu", P, Q, lP, lQ, "DUI", ThetaOptimizer("adam", 0.05), LambdaOptimizer("amsgrad", 0.1)
+    )
+    V = (np.array([7, 1, 7, 3]), np.array([9, 4, 2, 2]), np.array([5, 11, 0, 4]))
+    b.theta_step(random_triplets(rng, 20, 15, 40))
+    tP, tQ = b.tP.arrays, b.tQ.arrays
+    *_, nP, nQ = step.lookahead_step(
+        tP,
+        tQ,
+        random_triplets(rng, 20, 15, 40),
+        V,
+        b.lambda_grads,
+        *b._layouts,
+        b._rule,
+        b._step_scalars(*b._lookahead_scalars()),
+        b._work(),
+    )
+    np.testing.assert_array_equal(tP.held[:nP], [1, 3, 7])
+    np.testing.assert_array_equal(tQ.held[:nQ], [0, 2, 4, 5, 9, 11])
+    step.release_rows(tP.slot, tP.held, nP)
+    step.release_rows(tQ.slot, tQ.held, nQ)
+
+
 def test_rank_block_matches_reference_evaluation():
     P, Q, t_indptr, t_items, s_indptr, s_items, ks, ref = rank_case()
     nU = len(P)

@@ -243,7 +243,8 @@ LAYER_ONLY = {
     "cpu": {
         "bpr.sum_in_order": "a fixed-order sum inside a compiled step (CUDA: batch_sum)",
         "bpr.column_blocks": "the scatter's column blocks, one per thread (CUDA: a thread each)",
-        "hypergradient.hold_rows": "orders the held rows; the CUDA step calls it on the host",
+        "hypergradient.hold_rows": "holds rows in order of appearance (hold_in_table_order)",
+        "hypergradient.hold_in_table_order": "orders the held rows; CUDA calls it on the host",
         "optimizers.adam_moments_update": "shared_assumed_state, a CPU-only variant",
         "lambda_update.sum_of_squares": "returns ‖G‖² (CUDA: accumulate_sum_of_squares)",
         "evaluation.count_below": "a helper of rank_block",

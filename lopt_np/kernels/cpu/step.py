@@ -17,7 +17,7 @@ from ._jit import jit, layout_switch
 from .bpr import bpr_forward, bpr_grad_scatter, sum_in_order
 from .hypergradient import (
     accumulate_lambda_grad,
-    hold_rows,
+    hold_in_table_order,
     lookahead_rows,
     release_rows,
     zero_rows,
@@ -35,7 +35,7 @@ __all__ = ["lookahead_step", "theta_step", "absorb_assumed_gradient", "release_r
 # --- what the CPU does where the layers differ (kernels.step_order) --------------------------
 @jit
 def _hold(t, n_buffers, first, second):
-    n = hold_rows(second, t.slot, t.held, hold_rows(first, t.slot, t.held, 0))
+    n = hold_in_table_order(first, second, t.slot, t.held)
     zero_rows(t.buf[:n_buffers], t.count, n)
     return n
 

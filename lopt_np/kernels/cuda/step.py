@@ -5,7 +5,7 @@ arguments as ``kernels.cpu.step`` (the one driver that calls them is
 
 Per step the host sends only index arrays (the batch's triplets, sampled on the host as for
 every backend, and the order of the held rows, decided on the host with the CPU's
-``hold_rows`` so both layers lay their compact buffers out identically) and receives one or two
+``hold_in_table_order`` so both layers lay their compact buffers out identically) and receives one or two
 float64 scalars (the batch loss, and with a clip the hypergradient's squared norm). Tables are
 ``kernels.groups.DeviceTableArrays``; ``work`` is :data:`CudaWork`.
 """
@@ -15,7 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import ADAM, LAZY_ADAM, SGD
-from ..cpu.hypergradient import hold_rows as order_held_rows, release_rows as release_host_rows
+from ..cpu.hypergradient import hold_in_table_order, release_rows as release_host_rows
 from ..step_order import make_steps
 from .bpr import batch_sum, bpr_forward, bpr_grad_scatter
 from .hypergradient import (
@@ -43,11 +43,9 @@ __all__ = ["lookahead_step", "theta_step", "release_rows", "CudaWork"]
 
 # --- what CUDA does where the layers differ (kernels.step_order) -----------------------------
 def _hold(t, n_buffers, first, second):
-    """Hold the rows of the host arrays (in the CPU's order), send that order to the device and
-    clear the first ``n_buffers`` compact buffers and the counts."""
-    n = order_held_rows(
-        second, t.host_slot, t.host_held, order_held_rows(first, t.host_slot, t.host_held, 0)
-    )
+    """Hold the rows of the host arrays (in the CPU's order: the table's), send that order to
+    the device and clear the first ``n_buffers`` compact buffers and the counts."""
+    n = hold_in_table_order(first, second, t.host_slot, t.host_held)
     release_host_rows(t.host_slot, t.host_held, n)
     t.held[:n].copy_to_device(t.host_held[:n])
     map_held_rows(t.slot, t.held, n)
