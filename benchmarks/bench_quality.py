@@ -6,7 +6,9 @@ default protocol (no frequency filter, per-user 60/20/20 split by time, SPEC §7
 Reported: when λOpt's test HR@100 first passes the grid's (the λ selected by validation, at its
 kept epoch) against the training seconds that selected run needed to reach its own kept
 epoch; and when λOpt first reaches ``--target`` (the authors' 100-epoch test HR@100 on
-ml-1m-u2999, 0.3608) within ``--budget`` seconds.
+ml-1m-u2999, 0.3608) within ``--budget`` seconds; and λOpt's median epoch against the authors'
+code's λOpt-DUI epoch on ml-1m-u2999 with their ML-1M settings (``--authors-epoch-s``: 17.2 s,
+measured on a 2-core machine like the development one).
 
     python benchmarks/bench_quality.py --data ../shared/data/ml-1m-u2999.csv.gz
 
@@ -15,6 +17,7 @@ Writes ``benchmarks/results/bench_quality-<data>.{json,md,png}``.
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -64,6 +67,12 @@ def train(split, params, budget=None):
         "stop_reason": model.stop_reason,
         "valid": next(h for h in model.history if h["epoch"] == model.best_epoch)["valid"],
     }
+
+
+def epoch_seconds(curve):
+    """Each epoch's training seconds (the curve holds them summed)."""
+    ends = [p["train_seconds"] for p in curve]
+    return [b - a for a, b in zip([0.0] + ends, ends)]
 
 
 def first_reaching(curve, value):
@@ -121,6 +130,12 @@ def main():
         default=0.3608,
         help="test HR@100 to reach (the authors' 100-epoch result on ml-1m-u2999)",
     )
+    ap.add_argument(
+        "--authors-epoch-s",
+        type=float,
+        default=17.2,
+        help="seconds of one λOpt-DUI epoch of the authors' code on the same data and machine",
+    )
     ap.add_argument("--lambdas", default=",".join(f"{x:g}" for x in DEFAULT_LAMBDAS))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
@@ -150,6 +165,9 @@ def main():
     target = first_reaching([p for p in lopt["curve"] if p["train_seconds"] <= a.budget], a.target)
     fix_seconds = sel["kept"]["train_seconds"]
     grid_seconds = sum(r["curve"][-1]["train_seconds"] for r in grid.values())
+    # the first epoch is a warm-up, as in bench_epoch.py
+    lopt_epochs = epoch_seconds(lopt["curve"])[1:] or epoch_seconds(lopt["curve"])
+    lopt_epoch = statistics.median(lopt_epochs)
     lines = [
         f"{name}: default MF-λOpt-DUI against the default MF-λFix grid "
         f"(λ ∈ {{{a.lambdas}}}), test {METRIC.upper()} after every epoch; "
@@ -187,6 +205,10 @@ def main():
             else f"target {a.target} not reached within {a.budget:.0f} s (best "
             f"{max(p[METRIC] for p in lopt['curve'] if p['train_seconds'] <= a.budget):.4f})"
         ),
+        f"λOpt-DUI epoch: median {lopt_epoch:.3f} s over epochs 2-{len(lopt['curve'])} "
+        f"(range {min(lopt_epochs):.3f}-{max(lopt_epochs):.3f} s), "
+        f"{a.authors_epoch_s / lopt_epoch:.0f}× faster than the authors' code's "
+        f"{a.authors_epoch_s:g} s",
     ]
     text = "\n".join(lines)
     print(text)
@@ -205,6 +227,9 @@ def main():
             "lambda_opt_passes_grid": passed,
             "selected_fix_seconds_to_kept": fix_seconds,
             "target_reached": target,
+            "lambda_opt_median_epoch_s": lopt_epoch,
+            "authors_epoch_s": a.authors_epoch_s,
+            "speedup_over_authors": a.authors_epoch_s / lopt_epoch,
             "command": f"python benchmarks/bench_quality.py --data {a.data}",
         },
         text,
