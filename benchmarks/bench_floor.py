@@ -94,7 +94,19 @@ def main():
     n_b = hold(B)
 
     def bpr_pass():
-        bpr_forward(tP["T"], tQ["T"], tP["id"], tQ["id"], B.users, B.pos, B.neg, delta, loss)
+        bpr_forward(
+            tP["T"],
+            tQ["T"],
+            tP["id"],
+            tQ["id"],
+            B.users,
+            B.pos,
+            B.neg,
+            tP["id"],
+            tQ["id"],
+            delta,
+            loss,
+        )
         bpr_grad_scatter(
             tP["T"],
             tQ["T"],

@@ -45,6 +45,13 @@ def bpr_margin(P, pu, Q, qi, qj):
     return x
 
 
+def triplet_touches(dstP, dstQ, u, i, j):
+    """True when triplet (u, i, j) touches a row of the gradient maps (an entry ≥ 0): only
+    then does its margin reach a gradient scattered through them. The lookahead's B̄ pass
+    scatters onto V's rows only, which half of B̄'s triplets miss at ML-10M shape."""
+    return dstP[u] >= 0 or dstQ[i] >= 0 or dstQ[j] >= 0
+
+
 def sorted_contains(values, lo, hi, x):
     """True when ``x`` is among ``values[lo:hi]`` (sorted ascending, distinct): a binary search
     over one user's item list of a CSR array (negative sampling, the evaluation's negatives).

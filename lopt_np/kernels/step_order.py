@@ -73,9 +73,10 @@ def make_steps(
         ub, ib, jb = on_device(work, 0, Bbar)
         uv, iv, jv = on_device(work, 1, V)
         delta, loss = work.delta, work.loss
-        # 1. ḡ at Θ_t on the held rows, with their counts in B̄
+        # 1. ḡ at Θ_t on the held rows, with their counts in B̄ (triplets of B̄ that touch no
+        # held row are skipped: their gradient lands on no held row)
         inv_b = f(1.0 / nb)
-        bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, delta, loss)
+        bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, ub, ib, jb, tP.slot, tQ.slot, delta, loss)
         bpr_grad_scatter(
             tP.T,
             tQ.T,
@@ -124,7 +125,7 @@ def make_steps(
                 t.dTbar_dlam,
             )
         # 3. L_val(Θ̄) and G_Θ̄ (Θ̄ is compact: addressed through the slot maps)
-        bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, delta, loss)
+        bpr_forward(tP.Tbar, tQ.Tbar, tP.slot, tQ.slot, uv, iv, jv, tP.slot, tQ.slot, delta, loss)
         loss_sum = batch_loss(loss, nv, work)
         bpr_grad_scatter(
             tP.Tbar,
@@ -168,7 +169,9 @@ def make_steps(
         nQ = hold(tQ, 1, B[1], B[2])
         clear_scalars(work)
         u, i, j = on_device(work, 0, B)
-        bpr_forward(tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, work.delta, work.loss)
+        bpr_forward(
+            tP.T, tQ.T, tP.identity, tQ.identity, u, i, j, tP.slot, tQ.slot, work.delta, work.loss
+        )
         loss_sum = batch_loss(work.loss, n, work)
         bpr_grad_scatter(
             tP.T,

@@ -38,7 +38,7 @@ def signatures(f):
     I1, D1, D2 = int64[::1], float64[::1], float64[:, ::1]
     n, b = int64, boolean
     return {
-        bpr._bpr_forward: (A2, A2, I1, I1, I1, I1, I1, A1, A1),
+        bpr._bpr_forward: (A2, A2, I1, I1, I1, I1, I1, I1, I1, A1, A1),
         bpr._bpr_grad_scatter: (A2, A2, I1, I1, I1, I1, I1, A1, f, I1, I1, A2, A2, I1, I1, b),
         bpr._batch_sum: (A1, D1, n),
         optimizers._adam_update: (A2, A2, A2, I1, A2, I1, A2, f, b, f, f, f, f, f, f, f),

@@ -14,8 +14,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from helpers import random_triplets
 from kernel_cases import (
     F32,
+    random_tables,
     assert_user_metrics,
     check_backend_matches_reference_float64,
     check_clip_matches_reference,
@@ -73,6 +75,40 @@ def layer(request, monkeypatch):
         kernels=kernels,
         squared_norm=lambda G, n: norm(kernels("lambda_update"), G, n),
     )
+
+
+def test_bpr_forward_computes_exactly_the_triplets_that_touch_a_held_row(layer):
+    """The lookahead's B̄ pass scatters onto V's held rows only: ``bpr_forward`` computes δ and
+    the loss of the triplets touching a held row (by user, positive or negative) and puts 0 for
+    the rest, and the scatter of that δ is the reference gradient on the held rows."""
+    from lopt_np.math import bpr as ref_bpr
+
+    bpr = layer.kernels("bpr")
+    rng = np.random.default_rng(3)
+    P, Q = random_tables(rng, 11, 13, 6)
+    u, i, j = random_triplets(rng, 11, 13, 80)
+    idP, idQ = np.arange(11), np.arange(13)
+    slotP, slotQ = np.full(11, -1, np.int64), np.full(13, -1, np.int64)
+    slotP[[2, 7]] = [0, 1]
+    slotQ[[0, 5, 9]] = [0, 1, 2]
+    touches = (slotP[u] >= 0) | (slotQ[i] >= 0) | (slotQ[j] >= 0)
+    assert 0 < touches.sum() < len(u)
+    delta, loss = np.full(80, 9, np.float32), np.full(80, 9, np.float32)
+    bpr.bpr_forward(P, Q, idP, idQ, u, i, j, slotP, slotQ, delta, loss)
+    P64, Q64 = P.astype(np.float64), Q.astype(np.float64)
+    x = ref_bpr.bpr_margin(P64, Q64, u, i, j)
+    np.testing.assert_allclose(delta[touches], ref_bpr.bpr_delta(P64, Q64, u, i, j)[touches], **F32)
+    np.testing.assert_allclose(loss[touches], ref_bpr.softplus(-x)[touches], **F32)
+    assert (delta[~touches] == 0).all() and (loss[~touches] == 0).all()
+    gP, gQ = np.zeros((2, 6), np.float32), np.zeros((3, 6), np.float32)
+    cP, cQ = np.zeros(2, np.int64), np.zeros(3, np.int64)
+    scale = np.float32(1 / 80)
+    bpr.bpr_grad_scatter(
+        P, Q, idP, idQ, u, i, j, delta, scale, slotP, slotQ, gP, gQ, cP, cQ, True, 2
+    )
+    rP, rQ = ref_bpr.bpr_grad(P64, Q64, u, i, j)
+    np.testing.assert_allclose(gP, rP[[2, 7]], **F32)
+    np.testing.assert_allclose(gQ, rQ[[0, 5, 9]], **F32)
 
 
 @pytest.mark.parametrize("eps_placement", EPS_PLACEMENTS)

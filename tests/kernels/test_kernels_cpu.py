@@ -35,7 +35,7 @@ def test_bpr_kernels_match_reference_with_repeated_rows():
     n = len(u)
     delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
     idP, idQ = np.arange(11), np.arange(13)
-    bpr_forward(P, Q, idP, idQ, u, i, j, delta, loss)
+    bpr_forward(P, Q, idP, idQ, u, i, j, idP, idQ, delta, loss)
     P64, Q64 = P.astype(np.float64), Q.astype(np.float64)
     np.testing.assert_allclose(loss.mean(), ref_bpr.bpr_loss(P64, Q64, u, i, j), **F32)
     np.testing.assert_allclose(delta, ref_bpr.bpr_delta(P64, Q64, u, i, j), **F32)

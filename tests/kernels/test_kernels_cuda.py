@@ -58,7 +58,7 @@ def test_bpr_kernels_match_reference_with_repeated_rows():
     n = len(u)
     delta, loss = np.zeros(n, np.float32), np.zeros(n, np.float32)
     idP, idQ = np.arange(11), np.arange(13)
-    cuda_bpr.bpr_forward(P, Q, idP, idQ, u, i, j, delta, loss)
+    cuda_bpr.bpr_forward(P, Q, idP, idQ, u, i, j, idP, idQ, delta, loss)
     P64, Q64 = P.astype(np.float64), Q.astype(np.float64)
     out = np.zeros(2)
     cuda_bpr.batch_sum(loss, out, 1)

@@ -9,7 +9,10 @@ import re
 import lopt_np.kernels.elementwise as elementwise
 
 # formulas with no reference twin, and why
-NO_TWIN = {"sorted_contains": "a binary search over a sorted id list (sampling, evaluation)"}
+NO_TWIN = {
+    "sorted_contains": "a binary search over a sorted id list (sampling, evaluation)",
+    "triplet_touches": "which triplets a masked BPR pass computes (an index test, no math)",
+}
 
 
 def _formulas():

@@ -25,6 +25,7 @@ bpr_delta = jit(_e.bpr_delta)
 # its dot product may be reassociated into vector partial sums, the same way on every thread
 bpr_margin = fast_reduction(_e.bpr_margin)
 sorted_contains = jit(_e.sorted_contains)
+triplet_touches = jit(_e.triplet_touches)
 select_top = jit(_e.select_top)
 lambda_entry = jit(_e.lambda_entry)
 row_weight = jit(_e.row_weight)

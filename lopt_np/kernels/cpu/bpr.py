@@ -15,16 +15,23 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._jit import bpr_delta as _delta, bpr_margin, jit, pjit, softplus
+from ._jit import bpr_delta as _delta, bpr_margin, jit, pjit, softplus, triplet_touches
 
 
 @pjit
-def bpr_forward(P, Q, srcP, srcQ, users, pos, neg, delta, loss):
-    """``delta[b] = σ(x_uij) − 1`` and ``loss[b] = softplus(−x_uij)`` for every triplet."""
+def bpr_forward(P, Q, srcP, srcQ, users, pos, neg, dstP, dstQ, delta, loss):
+    """``delta[b] = σ(x_uij) − 1`` and ``loss[b] = softplus(−x_uij)`` for every triplet that
+    touches a row of the gradient maps ``dstP``/``dstQ`` (an entry ≥ 0); 0 for the others,
+    whose gradient a scatter into those maps drops anyway (:func:`triplet_touches`)."""
+    zero = delta.dtype.type(0.0)
     for b in prange(users.shape[0]):
-        x = bpr_margin(P, srcP[users[b]], Q, srcQ[pos[b]], srcQ[neg[b]])
-        delta[b] = _delta(x)
-        loss[b] = softplus(-x)
+        if triplet_touches(dstP, dstQ, users[b], pos[b], neg[b]):
+            x = bpr_margin(P, srcP[users[b]], Q, srcQ[pos[b]], srcQ[neg[b]])
+            delta[b] = _delta(x)
+            loss[b] = softplus(-x)
+        else:
+            delta[b] = zero
+            loss[b] = zero
 
 
 @pjit

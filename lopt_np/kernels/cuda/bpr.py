@@ -9,21 +9,26 @@ update.
 import numpy as np
 from numba import cuda
 
-from ._jit import bpr_delta as _delta, bpr_margin, kernel, launch, softplus
+from ._jit import bpr_delta as _delta, bpr_margin, kernel, launch, softplus, triplet_touches
 
 
 @kernel
-def _bpr_forward(P, Q, srcP, srcQ, users, pos, neg, delta, loss):
+def _bpr_forward(P, Q, srcP, srcQ, users, pos, neg, dstP, dstQ, delta, loss):
     b = cuda.grid(1)
     if b < users.shape[0]:
-        x = bpr_margin(P, srcP[users[b]], Q, srcQ[pos[b]], srcQ[neg[b]])
-        delta[b] = _delta(x)
-        loss[b] = softplus(-x)
+        if triplet_touches(dstP, dstQ, users[b], pos[b], neg[b]):
+            x = bpr_margin(P, srcP[users[b]], Q, srcQ[pos[b]], srcQ[neg[b]])
+            delta[b] = _delta(x)
+            loss[b] = softplus(-x)
+        else:
+            delta[b] = delta.dtype.type(0.0)
+            loss[b] = loss.dtype.type(0.0)
 
 
-def bpr_forward(P, Q, srcP, srcQ, users, pos, neg, delta, loss):
-    """``delta[b] = σ(x_uij) − 1`` and ``loss[b] = softplus(−x_uij)``, one thread per triplet."""
-    _bpr_forward[launch(users.shape[0])](P, Q, srcP, srcQ, users, pos, neg, delta, loss)
+def bpr_forward(P, Q, srcP, srcQ, users, pos, neg, dstP, dstQ, delta, loss):
+    """``delta[b] = σ(x_uij) − 1`` and ``loss[b] = softplus(−x_uij)`` for every triplet that
+    touches a row of ``dstP``/``dstQ`` (0 for the others), one thread per triplet."""
+    _bpr_forward[launch(users.shape[0])](P, Q, srcP, srcQ, users, pos, neg, dstP, dstQ, delta, loss)
 
 
 @kernel
