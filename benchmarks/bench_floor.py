@@ -22,7 +22,7 @@ import numpy as np
 from bench_epoch import SHAPES, shaped_split
 from lopt_np.kernels import ADAM
 from lopt_np.kernels.cpu.bpr import bpr_forward, bpr_grad_scatter, column_blocks
-from lopt_np.kernels.cpu.hypergradient import hold_rows, lookahead_rows, release_rows
+from lopt_np.kernels.cpu.hypergradient import hold_in_table_order, lookahead_rows, release_rows
 from lopt_np.kernels.cpu.lambda_update import lambda_adam_update
 from lopt_np.kernels.cpu.optimizers import adam_update
 from lopt_np.sampling import TripletSampler
@@ -81,10 +81,8 @@ def main():
     delta, loss = np.zeros(nb, f), np.zeros(nb, f)
 
     def hold(batch):
-        n_p = hold_rows(batch.users, tP["slot"], tP["held"], 0)
-        n_q = hold_rows(
-            batch.neg, tQ["slot"], tQ["held"], hold_rows(batch.pos, tQ["slot"], tQ["held"], 0)
-        )
+        n_p = hold_in_table_order(batch.users, batch.users[:0], tP["slot"], tP["held"])
+        n_q = hold_in_table_order(batch.pos, batch.neg, tQ["slot"], tQ["held"])
         return n_p, n_q
 
     def release(n_p, n_q):
@@ -147,6 +145,8 @@ def main():
             lambda_adam_update(
                 t["lam"],
                 t["slot"],
+                t["held"],
+                0,
                 t["g"],
                 t["lam_m"],
                 t["lam_v"],

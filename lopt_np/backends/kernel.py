@@ -242,7 +242,7 @@ class KernelBackend(Backend):
             if not rule.moments:
                 k.lambda_sgd_update(b.lam, held, n, b.G, scale, f(lo.lr))
             else:
-                k.lambda_adam_update(b.lam, slot, b.G, b.m, b.v, b.vmax, scale, *adam)
+                k.lambda_adam_update(b.lam, slot, held, n, b.G, b.m, b.v, b.vmax, scale, *adam)
 
     def _to_host(self, a):
         """A host copy of one of the backend's arrays."""

@@ -75,7 +75,9 @@ def signatures(f):
         hypergradient._accumulate_lambda_grad: (A2, A2, n, b, A2),
         lambda_update._accumulate_sum_of_squares: (A2, n, D1, n),
         lambda_update._row_sums: (A2, D1, n),
-        lambda_update._lambda_adam_update: (A2, I1, A2, A2, A2, A2, f, f, f, f, f, f, f, f, b, b),
+        lambda_update._lambda_adam_update: (
+            (A2, I1, I1, n, A2, A2, A2, A2, f, f, f, f, f, f, f, f, b, b)
+        ),
         lambda_update._lambda_sgd_update: (A2, I1, n, A2, f, f),
         evaluation._score_block: (A2, D2, I1, D2),
         evaluation._mark_negatives: (I1, I1, I1, uint8[:, ::1]),

@@ -122,7 +122,7 @@ def check_lambda_update_rows(kernels, lambda_optimizer, eps_placement, clip_scal
     )
     before = [a.copy() for a in (got, m, v, vmax)]
     scale = np.float32(clip_scale_of(Gc, n_held))
-    kernels.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, True)
+    kernels.lambda_adam_update(got, slot, held, n_held, Gc, m, v, vmax, scale, *consts, True)
     np.testing.assert_allclose(got, want, **F32)
     for new, old in zip((got, m, v, vmax), before):
         np.testing.assert_array_equal(new[[2, 5]], old[[2, 5]])

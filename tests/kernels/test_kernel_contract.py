@@ -130,7 +130,7 @@ def test_lambda_update_kernels_match_reference(layer, lambda_optimizer, eps_plac
     if lambda_optimizer == "sgd":
         lu.lambda_sgd_update(got, held, n_held, Gc, scale, np.float32(0.02))
     else:
-        lu.lambda_adam_update(got, slot, Gc, m, v, vmax, scale, *consts, False)
+        lu.lambda_adam_update(got, slot, held, n_held, Gc, m, v, vmax, scale, *consts, False)
     np.testing.assert_allclose(got, want, **F32)
 
 

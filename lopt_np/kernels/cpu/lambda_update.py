@@ -26,6 +26,8 @@ def sum_of_squares(G, n_rows):
 def lambda_adam_update(
     lam,
     slot,
+    held,
+    n_held,
     G,
     m,
     v,
@@ -42,14 +44,36 @@ def lambda_adam_update(
     batch_rows,
 ):
     """In place: :func:`lambda_adam_entry` with gradient scale·G on every row (rows ``all``:
-    moments decay where G = 0) or, with ``batch_rows``, on the rows with a gradient only (rows
-    ``batch``: every other row keeps its value and moments). Rows are visited in table order,
-    so memory is read as a stream either way."""
+    moments decay where G = 0; the rows in table order through ``slot``) or, with
+    ``batch_rows``, on the ``n_held`` rows with a gradient only (rows ``batch``: every other row
+    keeps its value and moments; ``held`` is in table order, as the steps hold rows), so memory
+    is read in address order either way."""
     zero = lam.dtype.type(0.0)
     K = lam.shape[1]
-    for r in prange(lam.shape[0]):
-        s = slot[r]
-        if s >= 0 or not batch_rows:
+    if batch_rows:
+        for s in prange(n_held):
+            r = held[s]
+            for k in range(K):
+                lambda_adam_entry(
+                    lam,
+                    m,
+                    v,
+                    vmax,
+                    r,
+                    k,
+                    scale * G[s, k],
+                    alpha,
+                    beta1,
+                    beta2,
+                    c1,
+                    c2,
+                    eps_in,
+                    eps_out,
+                    amsgrad,
+                )
+    else:
+        for r in prange(lam.shape[0]):
+            s = slot[r]
             for k in range(K):
                 g = scale * G[s, k] if s >= 0 else zero
                 lambda_adam_entry(

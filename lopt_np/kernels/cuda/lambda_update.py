@@ -49,6 +49,8 @@ def row_sums(A, out, slot=0):
 def _lambda_adam_update(
     lam,
     slot,
+    held,
+    n_held,
     G,
     m,
     v,
@@ -66,20 +68,42 @@ def _lambda_adam_update(
 ):
     K = lam.shape[1]
     e = cuda.grid(1)
-    if e < lam.shape[0] * K:
+    if batch_rows:
+        if e < n_held * K:
+            s = e // K
+            k = e - s * K
+            lambda_adam_entry(
+                lam,
+                m,
+                v,
+                vmax,
+                held[s],
+                k,
+                scale * G[s, k],
+                alpha,
+                beta1,
+                beta2,
+                c1,
+                c2,
+                eps_in,
+                eps_out,
+                amsgrad,
+            )
+    elif e < lam.shape[0] * K:
         r = e // K
         k = e - r * K
         s = slot[r]
-        if s >= 0 or not batch_rows:
-            g = scale * G[s, k] if s >= 0 else lam.dtype.type(0.0)
-            lambda_adam_entry(
-                lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
-            )
+        g = scale * G[s, k] if s >= 0 else lam.dtype.type(0.0)
+        lambda_adam_entry(
+            lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
+        )
 
 
 def lambda_adam_update(
     lam,
     slot,
+    held,
+    n_held,
     G,
     m,
     v,
@@ -96,10 +120,13 @@ def lambda_adam_update(
     batch_rows,
 ):
     """In place: ``lambda_adam_entry`` on every element (rows ``all``) or, with
-    ``batch_rows``, on the rows with a gradient only (rows ``batch``)."""
-    _lambda_adam_update[launch(lam.shape[0] * lam.shape[1])](
+    ``batch_rows``, on the ``n_held`` rows with a gradient only (rows ``batch``)."""
+    rows = n_held if batch_rows else lam.shape[0]
+    _lambda_adam_update[launch(rows * lam.shape[1])](
         lam,
         slot,
+        held,
+        n_held,
         G,
         m,
         v,
