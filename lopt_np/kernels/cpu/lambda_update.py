@@ -54,22 +54,9 @@ def lambda_adam_update(
         for s in prange(n_held):
             r = held[s]
             for k in range(K):
+                g = scale * G[s, k]
                 lambda_adam_entry(
-                    lam,
-                    m,
-                    v,
-                    vmax,
-                    r,
-                    k,
-                    scale * G[s, k],
-                    alpha,
-                    beta1,
-                    beta2,
-                    c1,
-                    c2,
-                    eps_in,
-                    eps_out,
-                    amsgrad,
+                    lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
                 )
     else:
         for r in prange(lam.shape[0]):

@@ -72,22 +72,10 @@ def _lambda_adam_update(
         if e < n_held * K:
             s = e // K
             k = e - s * K
+            r = held[s]
+            g = scale * G[s, k]
             lambda_adam_entry(
-                lam,
-                m,
-                v,
-                vmax,
-                held[s],
-                k,
-                scale * G[s, k],
-                alpha,
-                beta1,
-                beta2,
-                c1,
-                c2,
-                eps_in,
-                eps_out,
-                amsgrad,
+                lam, m, v, vmax, r, k, g, alpha, beta1, beta2, c1, c2, eps_in, eps_out, amsgrad
             )
     elif e < lam.shape[0] * K:
         r = e // K
