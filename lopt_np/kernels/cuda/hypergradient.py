@@ -3,9 +3,9 @@ Numba CUDA; mirrors ``kernels.cpu.hypergradient``.
 
 Held rows: ``held[s]`` is the table row in compact buffer row s, ``slot[r]`` the buffer row of
 table row r (−1 when not held). The *order* of the held rows is decided on the host by the CPU's
-``hold_in_table_order`` (table order; ``kernels.cuda.step``), so both
-backends lay their compact buffers out identically; :func:`map_held_rows` here only writes that
-order into the device slot map.
+``hold_in_table_order`` (table order; ``kernels.cuda.step``), so both backends lay their compact
+buffers out identically; :func:`map_held_rows` here only writes that order into the device slot
+map.
 """
 
 from numba import cuda

@@ -5,9 +5,9 @@ arguments as ``kernels.cpu.step`` (the one driver that calls them is
 
 Per step the host sends only index arrays (the batch's triplets, sampled on the host as for
 every backend, and the order of the held rows, decided on the host with the CPU's
-``hold_in_table_order`` so both layers lay their compact buffers out identically) and receives one or two
-float64 scalars (the batch loss, and with a clip the hypergradient's squared norm). Tables are
-``kernels.groups.DeviceTableArrays``; ``work`` is :data:`CudaWork`.
+``hold_in_table_order`` so both layers lay their compact buffers out identically) and receives
+one or two float64 scalars (the batch loss, and with a clip the hypergradient's squared norm).
+Tables are ``kernels.groups.DeviceTableArrays``; ``work`` is :data:`CudaWork`.
 """
 
 from collections import namedtuple
