@@ -91,28 +91,13 @@ def main():
 
     n_b = hold(B)
 
+    # the real step's pass: tables and source maps, then B (held: every triplet is computed)
+    bpr_inputs = (tP["T"], tQ["T"], tP["id"], tQ["id"], B.users, B.pos, B.neg)
+
     def bpr_pass():
-        bpr_forward(
-            tP["T"],
-            tQ["T"],
-            tP["id"],
-            tQ["id"],
-            B.users,
-            B.pos,
-            B.neg,
-            tP["id"],
-            tQ["id"],
-            delta,
-            loss,
-        )
+        bpr_forward(*bpr_inputs, tP["slot"], tQ["slot"], delta, loss)
         bpr_grad_scatter(
-            tP["T"],
-            tQ["T"],
-            tP["id"],
-            tQ["id"],
-            B.users,
-            B.pos,
-            B.neg,
+            *bpr_inputs,
             delta,
             f(1 / nb),
             tP["slot"],

@@ -166,7 +166,8 @@ def main():
     fix_seconds = sel["kept"]["train_seconds"]
     grid_seconds = sum(r["curve"][-1]["train_seconds"] for r in grid.values())
     # the first epoch is a warm-up, as in bench_epoch.py
-    lopt_epochs = epoch_seconds(lopt["curve"])[1:] or epoch_seconds(lopt["curve"])
+    every_epoch = epoch_seconds(lopt["curve"])
+    lopt_epochs = every_epoch[1:] or every_epoch
     lopt_epoch = statistics.median(lopt_epochs)
     lines = [
         f"{name}: default MF-λOpt-DUI against the default MF-λFix grid "
