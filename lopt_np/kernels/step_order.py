@@ -24,6 +24,13 @@ The adapters say what differs between the layers, and nothing else does:
   over the first rows, returned (CPU) or accumulated on the device (CUDA: 0 returned);
 - ``scalars(work, loss_sum, sq_norm)``: ``(loss sum, ‖G_Λ‖²)`` of the step, fetched from the
   device where they were accumulated there;
+- ``catch_up(tP, tQ, batch, ahead, work)`` and ``defers_rows(work)``: *deferred rows*. Where
+  ``defers_rows(work)`` (CPU, dense Adam with the ``batch`` scope), the real step updates only
+  the rows its batch touches: every other row's step has d = 0 and waits. ``catch_up`` runs
+  the waiting steps of the rows a batch reads before anything reads them (``ahead`` = 1 in the
+  real step: up to the step before, whose own update follows), with bit-identical results
+  (``kernels.cpu.optimizers.adam_catch_up``); the backend brings every row up to date before
+  Θ leaves it. Elsewhere (CUDA, other optimizers) they do nothing and return False;
 - ``compile``: how a step is made callable from another (CPU: ``jit``; CUDA: as it is).
 
 The kernels that take a Λ layout (``lookahead_rows_of``, ``adam_update_of``, …) take it as their
@@ -50,6 +57,8 @@ def make_steps(
     adam_update_of,
     lazy_adam_update_of,
     sgd_update_of,
+    catch_up,
+    defers_rows,
     compile,
 ):
     """The steps over one layer's kernels: ``lookahead_step``, ``batch_gradient``,
@@ -63,6 +72,8 @@ def make_steps(
         lookahead's (SPEC §8: they may differ from the real step's)."""
         f = tP.T.dtype.type
         nb, nv = Bbar[0].shape[0], V[0].shape[0]
+        catch_up(tP, tQ, Bbar, 0, work)
+        catch_up(tP, tQ, V, 0, work)
         nP = hold(tP, 2, V[0], V[0][:0])
         nQ = hold(tQ, 2, V[1], V[2])
         rows_P = nP if layout_P[0] else 1
@@ -165,6 +176,7 @@ def make_steps(
         the batch's loss sum or 0 where it stays on the device)``."""
         n = B[0].shape[0]
         inv = tP.T.dtype.type(1.0 / n)
+        catch_up(tP, tQ, B, 1, work)
         nP = hold(tP, 1, B[0], B[0][:0])
         nQ = hold(tQ, 1, B[1], B[2])
         clear_scalars(work)
@@ -210,31 +222,6 @@ def make_steps(
     # ``(tP, tQ, B, layout_P, layout_Q, full_scope, step, work)`` (``step``: the real step's
     # scalars; ε terms: ``math.optimizers.adam_eps_terms``) and return L_fit.
 
-    def theta_step_adam(tP, tQ, B, layout_P, layout_Q, full_scope, step, work):
-        inv, nP, nQ, loss_sum = batch_gradient(tP, tQ, B, work)
-        for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
-            adam_update_of(
-                per_row,
-                per_dim,
-                t.T,
-                t.m,
-                t.v,
-                t.slot,
-                t.buf[0],
-                t.count,
-                t.lam,
-                inv,
-                full_scope,
-                step.alpha,
-                step.beta1,
-                step.beta2,
-                step.c1,
-                step.c2,
-                step.eps_in,
-                step.eps_out,
-            )
-        return finish(tP, tQ, B[0].shape[0], nP, nQ, loss_sum, work)
-
     def theta_step_lazy_adam(tP, tQ, B, layout_P, layout_Q, full_scope, step, work):
         inv, nP, nQ, loss_sum = batch_gradient(tP, tQ, B, work)
         for t, n_held, (per_row, per_dim) in ((tP, nP, layout_P), (tQ, nQ, layout_Q)):
@@ -250,6 +237,35 @@ def make_steps(
                 t.count,
                 t.lam,
                 inv,
+                step.alpha,
+                step.beta1,
+                step.beta2,
+                step.c1,
+                step.c2,
+                step.eps_in,
+                step.eps_out,
+            )
+        return finish(tP, tQ, B[0].shape[0], nP, nQ, loss_sum, work)
+
+    theta_step_lazy_adam = compile(theta_step_lazy_adam)
+
+    def theta_step_adam(tP, tQ, B, layout_P, layout_Q, full_scope, step, work):
+        if defers_rows(work):  # the held rows' update is dense Adam's; the rest waits
+            return theta_step_lazy_adam(tP, tQ, B, layout_P, layout_Q, full_scope, step, work)
+        inv, nP, nQ, loss_sum = batch_gradient(tP, tQ, B, work)
+        for t, (per_row, per_dim) in ((tP, layout_P), (tQ, layout_Q)):
+            adam_update_of(
+                per_row,
+                per_dim,
+                t.T,
+                t.m,
+                t.v,
+                t.slot,
+                t.buf[0],
+                t.count,
+                t.lam,
+                inv,
+                full_scope,
                 step.alpha,
                 step.beta1,
                 step.beta2,
@@ -283,6 +299,6 @@ def make_steps(
         lookahead_step=compile(lookahead_step),
         batch_gradient=batch_gradient,
         theta_step_adam=compile(theta_step_adam),
-        theta_step_lazy_adam=compile(theta_step_lazy_adam),
+        theta_step_lazy_adam=theta_step_lazy_adam,
         theta_step_sgd=compile(theta_step_sgd),
     )

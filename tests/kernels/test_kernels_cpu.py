@@ -354,3 +354,69 @@ def test_a_compiled_step_is_stamped_with_every_kernel_it_links_in():
         os.path.basename(m) for m in modules
     }
     assert modules <= set(_cache.SHARED)
+
+
+def test_adam_catch_up_is_the_dense_pass_run_later_bit_for_bit():
+    """Rows no batch touches, 1 to 12 steps behind, caught up in one call equal the dense Adam
+    kernel run over every row at each of those steps with nothing held (d = 0), in every bit;
+    ε outside the root, so each step has its own scalars."""
+    from lopt_np.kernels.cpu.optimizers import adam_catch_up, adam_update, rows_behind
+
+    rng = np.random.default_rng(8)
+    n, K, steps = 9, 16, 12
+    T = rng.normal(0, 0.1, (n, K)).astype(np.float32)
+    m = rng.normal(0, 0.01, (n, K)).astype(np.float32)
+    v = (rng.random((n, K)) * 1e-4).astype(np.float32)
+    lam = np.full((1, 1), 0.01, np.float32)
+    f = np.float32
+    alpha = (1e-3 * rng.random(steps) + 1e-4).astype(np.float32)
+    eps_out = (1e-8 * rng.random(steps)).astype(np.float32)
+    eps_in = np.zeros(steps, np.float32)
+    betas = (f(0.9), f(0.999), f(0.1), f(0.001))
+    last = rng.integers(0, steps, n)  # row r has had steps 1 … last[r]
+    base = 0
+    ref = [a.copy() for a in (T, m, v)]
+    T0 = T.copy()
+    for s in range(1, steps + 1):  # the dense pass, one row at a time from its own start
+        rows = np.flatnonzero(last < s)
+        sub = [a[rows] for a in ref]
+        none = np.full(len(rows), -1, np.int64)
+        g, count = np.zeros((1, K), np.float32), np.zeros(1, np.int64)
+        adam_update(
+            *sub,
+            none,
+            g,
+            count,
+            lam,
+            f(1.0),
+            False,
+            alpha[s - 1],
+            *betas,
+            eps_in[s - 1],
+            eps_out[s - 1],
+        )
+        for a, b in zip(ref, sub):
+            a[rows] = b
+    behind, start = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    marks = last.copy()
+    order = rng.permutation(np.repeat(np.arange(n), 2))  # each row twice: collected once
+    k = rows_behind(order, marks, steps, steps, behind, start, 0)
+    assert k == np.count_nonzero(last < steps)
+    assert (marks == steps).all()
+    adam_catch_up(T, m, v, behind, start, k, steps, base, alpha, eps_in, eps_out, *betas)
+    for got, want in zip((T, m, v), ref):
+        np.testing.assert_array_equal(got, want)
+    moved = last < steps
+    assert (T[moved] != T0[moved]).all()  # every waiting entry moved
+
+
+def test_rows_behind_marks_rows_that_an_update_follows():
+    """In the real step (``mark`` = ``upto`` + 1) a row already at ``upto`` waits for nothing
+    but is marked as at ``mark``; a row at ``mark`` is left alone."""
+    from lopt_np.kernels.cpu.optimizers import rows_behind
+
+    last = np.array([3, 5, 6, 2])
+    behind, start = np.zeros(4, np.int64), np.zeros(4, np.int64)
+    n = rows_behind(np.array([0, 1, 2, 1, 0]), last, 5, 6, behind, start, 0)
+    assert n == 1 and behind[0] == 0 and start[0] == 3
+    np.testing.assert_array_equal(last, [6, 6, 6, 2])

@@ -246,6 +246,8 @@ LAYER_ONLY = {
         "hypergradient.hold_rows": "holds rows in order of appearance (hold_in_table_order)",
         "hypergradient.hold_in_table_order": "orders the held rows; CUDA calls it on the host",
         "optimizers.adam_moments_update": "shared_assumed_state, a CPU-only variant",
+        "optimizers.rows_behind": "dense Adam's deferred rows (CUDA passes over every row)",
+        "optimizers.adam_catch_up": "dense Adam's deferred rows (CUDA passes over every row)",
         "lambda_update.sum_of_squares": "returns ‖G‖² (CUDA: accumulate_sum_of_squares)",
         "evaluation.count_below": "a helper of rank_block",
         "evaluation.count_at_most": "a helper of rank_block",
@@ -253,6 +255,8 @@ LAYER_ONLY = {
         "evaluation.rank_scored_users": "ranks any model's scores (evaluate_scores) on the CPU",
         "step.absorb_assumed_gradient": "shared_assumed_state, a CPU-only variant",
         "step.CpuWork": "the CPU step's scratch",
+        "step.DeferredRows": "dense Adam's deferred rows (CUDA passes over every row)",
+        "step.catch_up_table": "dense Adam's deferred rows (CUDA passes over every row)",
     },
     "cuda": {
         "bpr.batch_sum": "an atomic sum into a device scalar (CPU: sum_in_order)",
@@ -328,10 +332,13 @@ def test_step_kernels_have_one_signature_in_both_layers():
     assert set(cuda_step.theta_step) == set(cpu_step.theta_step) == set(OPTIMIZER_CODES.values())
     for code, fn in cpu_step.theta_step.items():
         assert params(cuda_step.theta_step[code]) == params(fn), code
-    # what the CUDA layer lacks, the driver refuses by name (shared_assumed_state)
+    # what the CUDA layer lacks, the driver refuses by name (shared_assumed_state); the CPU
+    # backend alone builds its scratch and brings deferred rows up to date
     assert set(cpu_step.__all__) - set(cuda_step.__all__) == {
         "absorb_assumed_gradient",
         "CpuWork",
+        "DeferredRows",
+        "catch_up_table",
     }
 
 

@@ -10,7 +10,11 @@ untouched; ``held[s]`` the reverse map; ``count[s]`` the occurrences c_r), see
 - ``adam_update``: dense Adam, every element's moments decay every step (the exact mode of
   SPEC §4, ``math.optimizers.adam_step``);
 - ``lazy_adam_update``: row-sparse Adam on the held rows only (``math.optimizers.lazy_adam_step``);
-- ``sgd_update``: SGD; with the ``batch`` scope only held rows move (d = 0 elsewhere).
+- ``sgd_update``: SGD; with the ``batch`` scope only held rows move (d = 0 elsewhere);
+- ``rows_behind`` and ``adam_catch_up``: dense Adam with the ``batch`` scope, deferred. A row
+  the batch does not touch has d = 0, so its steps depend on nothing but its own T, m, v and
+  each step's scalars; they can wait until the row is next read and then run in the same order
+  on the same numbers, with bit-identical results (``kernels.step_order``, "deferred rows").
 """
 
 from numba import prange
@@ -19,6 +23,7 @@ from ._jit import (
     adam_moments,
     adam_update as _adam,
     by_lambda_layout,
+    jit,
     lambda_entry,
     penalty_grad,
     pjit,
@@ -180,3 +185,40 @@ adam_update = by_lambda_layout(_adam_update, lam_arg=6)
 adam_moments_update = by_lambda_layout(_adam_moments_update, lam_arg=6)
 lazy_adam_update = by_lambda_layout(_lazy_adam_update, lam_arg=7)
 sgd_update = by_lambda_layout(_sgd_update, lam_arg=6)
+
+
+@jit
+def rows_behind(rows, last, upto, mark, behind, start, n):
+    """Collect, once each, the rows of ``rows`` whose dense-Adam steps stop before ``upto``
+    (``last[r] < upto``) into ``behind[n:]`` with ``start`` = their last step, and set
+    ``last[r] = mark`` for every row of ``rows`` (``mark`` > ``upto``: a step that updates these
+    rows follows at once). Returns the new ``n``."""
+    for b in range(rows.shape[0]):
+        r = rows[b]
+        if last[r] < mark:
+            if last[r] < upto:
+                behind[n] = r
+                start[n] = last[r]
+                n += 1
+            last[r] = mark
+    return n
+
+
+@pjit
+def adam_catch_up(
+    T, m, v, behind, start, n, upto, base, alpha, eps_in, eps_out, beta1, beta2, c1, c2
+):
+    """In place: the dense-Adam steps ``start[i] + 1 … upto`` of rows ``behind[:n]`` with d = 0,
+    in order, step s with ``alpha[s − base − 1]``, ``eps_in[…]``, ``eps_out[…]``: the same
+    operations ``adam_update`` runs on a row no batch touches, so the same bits."""
+    K = T.shape[1]
+    zero = T.dtype.type(0.0)
+    for i in prange(n):
+        r = behind[i]
+        for s in range(start[i] - base, upto - base):
+            a, e_in, e_out = alpha[s], eps_in[s], eps_out[s]
+            for k in range(K):
+                m2, v2 = adam_moments(m[r, k], v[r, k], zero, beta1, beta2, c1, c2)
+                T[r, k] = _adam(T[r, k], m2, v2, a, e_in, e_out)
+                m[r, k] = m2
+                v[r, k] = v2

@@ -23,13 +23,54 @@ from .hypergradient import (
     zero_rows,
 )
 from .lambda_update import sum_of_squares
-from .optimizers import adam_moments_update, adam_update, lazy_adam_update, sgd_update
+from .optimizers import (
+    adam_catch_up,
+    adam_moments_update,
+    adam_update,
+    lazy_adam_update,
+    rows_behind,
+    sgd_update,
+)
 
-# The CPU step's scratch: the BPR margins δ and losses of one batch, and the number of column
-# blocks of the gradient scatter (``bpr.column_blocks``: one per thread).
-CpuWork = namedtuple("CpuWork", ["delta", "loss", "nblocks"])
+# The CPU step's scratch: the BPR margins δ and losses of one batch, the number of column
+# blocks of the gradient scatter (``bpr.column_blocks``: one per thread) and the deferred rows
+# of dense Adam (:data:`DeferredRows`).
+CpuWork = namedtuple("CpuWork", ["delta", "loss", "nblocks", "deferred"])
 
-__all__ = ["lookahead_step", "theta_step", "absorb_assumed_gradient", "release_rows", "CpuWork"]
+# Dense Adam's deferred rows (``kernels.step_order``, ``catch_up``): ``on`` (dense Adam with the
+# batch scope), the last step each row of P and of Q has had (``last_P``, ``last_Q``), the
+# steps done ``t``, the scalars ``alpha``, ``eps_in``, ``eps_out`` of steps ``base + 1 … t``
+# (entry s − base − 1 for step s), β1, β2, c1, c2, and scratch for the rows behind and their
+# last steps (``behind``, ``start``).
+DeferredRows = namedtuple(
+    "DeferredRows",
+    [
+        "on",
+        "last_P",
+        "last_Q",
+        "t",
+        "base",
+        "alpha",
+        "eps_in",
+        "eps_out",
+        "beta1",
+        "beta2",
+        "c1",
+        "c2",
+        "behind",
+        "start",
+    ],
+)
+
+__all__ = [
+    "lookahead_step",
+    "theta_step",
+    "absorb_assumed_gradient",
+    "release_rows",
+    "catch_up_table",
+    "CpuWork",
+    "DeferredRows",
+]
 
 
 # --- what the CPU does where the layers differ (kernels.step_order) --------------------------
@@ -70,6 +111,53 @@ def _scalars(work, loss_sum, sq_norm):
     return loss_sum, sq_norm
 
 
+@jit
+def catch_up_table(t, last, d, first, second, upto, mark):
+    """Dense Adam's waiting steps (d = 0) of the rows of ``first`` and ``second`` in one table,
+    up to step ``upto``; those rows are then marked as at step ``mark``
+    (``optimizers.rows_behind``, ``optimizers.adam_catch_up``)."""
+    n = rows_behind(
+        second,
+        last,
+        upto,
+        mark,
+        d.behind,
+        d.start,
+        rows_behind(first, last, upto, mark, d.behind, d.start, 0),
+    )
+    if n:
+        adam_catch_up(
+            t.T,
+            t.m,
+            t.v,
+            d.behind,
+            d.start,
+            n,
+            upto,
+            d.base,
+            d.alpha,
+            d.eps_in,
+            d.eps_out,
+            d.beta1,
+            d.beta2,
+            d.c1,
+            d.c2,
+        )
+
+
+@jit
+def _catch_up(tP, tQ, batch, ahead, work):
+    d = work.deferred
+    if d.on:
+        catch_up_table(tP, d.last_P, d, batch[0], batch[0][:0], d.t - ahead, d.t)
+        catch_up_table(tQ, d.last_Q, d, batch[1], batch[2], d.t - ahead, d.t)
+
+
+@jit
+def _defers_rows(work):
+    return work.deferred.on
+
+
 _steps = make_steps(
     hold=_hold,
     zero_lambda_grads=_zero_lambda_grads,
@@ -86,6 +174,8 @@ _steps = make_steps(
     adam_update_of=layout_switch(adam_update),
     lazy_adam_update_of=layout_switch(lazy_adam_update),
     sgd_update_of=layout_switch(sgd_update),
+    catch_up=_catch_up,
+    defers_rows=_defers_rows,
     compile=jit,
 )
 _lookahead_step, _batch_gradient = _steps.lookahead_step, _steps.batch_gradient

@@ -84,6 +84,11 @@ def _scalars(work, loss_sum, sq_norm):
     return float(work.host_scalars[0]), float(work.host_scalars[1])
 
 
+def _no_deferred_rows(*args):
+    """CUDA runs dense Adam over every row each step: no row waits (``kernels.step_order``)."""
+    return False
+
+
 def _any_layout(kernel):
     """``kernel`` with the Λ layout as its first two arguments, as the CPU's (CUDA reads it from
     Λ's shape)."""
@@ -110,6 +115,8 @@ _steps = make_steps(
     adam_update_of=_any_layout(adam_update),
     lazy_adam_update_of=_any_layout(lazy_adam_update),
     sgd_update_of=_any_layout(sgd_update),
+    catch_up=_no_deferred_rows,
+    defers_rows=_no_deferred_rows,
     compile=lambda step: step,
 )
 
