@@ -6,11 +6,12 @@ validation batch V touches and computes ḡ, Θ̄, G_Θ̄ and ∂Θ̄/∂Λ on t
 Nothing is allocated per step. The driver is ``backends.kernel.KernelBackend``; each of its
 steps is one compiled call here (``kernels.cpu.step``).
 
-Dense Adam with the ``batch`` scope defers the rows no batch touches (``kernels.step_order``,
-"deferred rows"): their steps run when a batch next reads them, and for every row before Θ,
-its moments or a check leave the backend (:meth:`CpuBackend.parameters`, ``all_finite``,
-``state_arrays``). The results are bit-identical to a pass over every row each step, with a
-fraction of the memory traffic (docs/performance.rst, "Deferred rows").
+Dense Adam with the ``batch`` scope defers the rows no batch touches, where the tables are large
+against the batch (:data:`DEFER_ROWS`; ``kernels.step_order``, "deferred rows"): their steps
+run when a batch next reads them, and for every row before Θ, its moments or a check leave the
+backend (:meth:`CpuBackend.parameters`, ``all_finite``, ``state_arrays``). The results are
+bit-identical to a pass over every row each step, with a fraction of the memory traffic
+(docs/performance.rst, "Deferred rows").
 """
 
 import numpy as np
@@ -21,9 +22,15 @@ from ..kernels.cpu.bpr import column_blocks
 from .kernel import KernelBackend
 
 
-# dense Adam with the batch scope defers the rows a step does not touch (bit-identical; False
-# runs the pass over every row each step, for benchmarks and tests)
-DEFER_ROWS = True
+# Dense Adam with the batch scope defers the rows a step does not touch (bit-identical) when
+# DEFER_ROWS is True, or when it is "auto" (the default) and the tables hold at least
+# DEFER_ROWS_PER_BATCH_ROW rows per triplet of the largest batch: a step then reads few of
+# them. Where it reads many, the rows it reads are visited twice (caught up, then read) and the
+# pass over every row is as fast. Measured (``benchmarks/bench_deferred.py``, 2026-12-03, 2
+# cores, epochs deferred ÷ every row, fixed-λ and λOpt-DUI): ML-1M shape (9,746 rows, batch
+# 1024) 1.06× and 0.94×; ML-10M shape (80,555 rows) 1.65× and 1.37×. False: never (tests).
+DEFER_ROWS = "auto"
+DEFER_ROWS_PER_BATCH_ROW = 16
 
 
 def _on_host(a):
@@ -42,7 +49,8 @@ class CpuBackend(KernelBackend):
         self._allocate(P, Q, lam_P, lam_Q, rows, _on_host)
         self.delta = np.zeros(rows, self.dtype)
         self.loss = np.zeros(rows, self.dtype)
-        self.defers_rows = DEFER_ROWS and (
+        few_rows_read = P.shape[0] + Q.shape[0] >= DEFER_ROWS_PER_BATCH_ROW * rows
+        self.defers_rows = (DEFER_ROWS is True or (DEFER_ROWS == "auto" and few_rows_read)) and (
             self.code == ADAM and self.scope == "batch" and not self.lookahead.shared_state
         )
         n = max(P.shape[0], Q.shape[0])

@@ -219,6 +219,7 @@ def test_deferred_rows_give_the_dense_pass_bit_for_bit(small_split, params, monk
         return out
 
     monkeypatch.setattr(cpu.CpuBackend, "theta_step", watched)
+    monkeypatch.setattr(cpu, "DEFER_ROWS", True)
     a = LambdaOpt(seed=3, **kw).fit(small_split)
     assert max(seen) > 0  # rows waited behind the step count
     monkeypatch.setattr(cpu, "DEFER_ROWS", False)
@@ -226,3 +227,40 @@ def test_deferred_rows_give_the_dense_pass_bit_for_bit(small_split, params, monk
     for name in ("P", "Q", "lambda_P", "lambda_Q"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+def test_rows_are_deferred_where_a_step_reads_few_of_them():
+    """By default (``DEFER_ROWS = "auto"``) dense Adam defers rows only where the tables hold at
+    least ``DEFER_ROWS_PER_BATCH_ROW`` rows per batch triplet, and never for lazy Adam, SGD, the
+    full scope or a shared assumed state."""
+    import lopt_np.backends.cpu as cpu
+    from lopt_np.math.granularity import init_lambda
+    from lopt_np.math.hypergradient import Lookahead, ThetaOptimizer
+    from lopt_np.math.lambda_update import LambdaOptimizer
+
+    def defers(n_users, batch, optimizer="adam", scope="batch", shared=False):
+        P = np.zeros((n_users, 4), np.float32)
+        Q = np.zeros((50, 4), np.float32)
+        lP, lQ = init_lambda("DUI", n_users, 50, 4, 0.1, np.float32)
+        look = Lookahead(scope=scope, eps_placement="outside", shared_state=shared)
+        return cpu.CpuBackend(
+            P,
+            Q,
+            lP,
+            lQ,
+            "DUI",
+            ThetaOptimizer(optimizer, 0.01),
+            LambdaOptimizer("amsgrad", 0.1),
+            scope=scope,
+            lookahead=look,
+            max_batch=batch,
+            max_valid_batch=batch,
+        ).defers_rows
+
+    k = cpu.DEFER_ROWS_PER_BATCH_ROW
+    assert defers(k * 10 - 50, 10)
+    assert not defers(k * 10 - 51, 10)
+    assert not defers(k * 100, 10, optimizer="lazy_adam")
+    assert not defers(k * 100, 10, optimizer="sgd")
+    assert not defers(k * 100, 10, scope="full")
+    assert not defers(k * 100, 10, shared=True)
