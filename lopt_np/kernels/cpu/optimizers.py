@@ -191,8 +191,8 @@ sgd_update = by_lambda_layout(_sgd_update, lam_arg=6)
 def rows_behind(rows, last, upto, mark, behind, start, n):
     """Collect, once each, the rows of ``rows`` whose dense-Adam steps stop before ``upto``
     (``last[r] < upto``) into ``behind[n:]`` with ``start`` = their last step, and set
-    ``last[r] = mark`` for every row of ``rows`` (``mark`` > ``upto``: a step that updates these
-    rows follows at once). Returns the new ``n``."""
+    ``last[r] = mark`` for every row of ``rows`` (``mark`` = ``upto`` + 1 where a step that
+    updates these rows follows at once, else ``upto``). Returns the new ``n``."""
     for b in range(rows.shape[0]):
         r = rows[b]
         if last[r] < mark:
