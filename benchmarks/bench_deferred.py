@@ -18,7 +18,7 @@ import numba
 
 import lopt_np.backends.cpu as cpu_backend
 from bench_epoch import SHAPES, shaped_split
-from lopt_np.trainer import LambdaOpt, Progress
+from lopt_np.trainer import LambdaOpt
 from report import save_report
 
 MODES = {
@@ -27,20 +27,11 @@ MODES = {
 }
 
 
-class EpochSeconds(Progress):
-    def __init__(self):
-        self.seconds = []
-
-    def epoch_end(self, record):
-        self.seconds.append(record["train_seconds"])
-
-
-def epochs(split, defer, epochs, **params):
-    """Training seconds of epochs 2 … ``epochs`` (the first compiles) with deferral on or off."""
+def epoch_seconds(split, defer, n_epochs, **params):
+    """Training seconds of epochs 2 … ``n_epochs`` (the first compiles), deferral on or off."""
     cpu_backend.DEFER_ROWS = defer
-    timer = EpochSeconds()
-    LambdaOpt(epochs=epochs, eval_every=0, optimizer="adam", **params).fit(split, timer)
-    return timer.seconds[1:]
+    model = LambdaOpt(epochs=n_epochs, eval_every=0, optimizer="adam", **params).fit(split)
+    return [record["train_seconds"] for record in model.history[1:]]
 
 
 def main():
@@ -62,7 +53,7 @@ def main():
     for _ in range(a.repeats):
         for mode, params in MODES.items():
             for defer in (True, False):
-                times[mode, defer] += epochs(split, defer, a.epochs, **common, **params)
+                times[mode, defer] += epoch_seconds(split, defer, a.epochs, **common, **params)
     rows = []
     for mode in MODES:
         deferred, every_row = (statistics.median(times[mode, d]) for d in (True, False))
@@ -77,9 +68,10 @@ def main():
             }
         )
     title = (
-        f"{time.strftime('%Y-%m-%d')}, {a.shape} tables ({n_users:,} × {n_items:,}), {n_train:,} training triplets per "
-        f"epoch, K={a.dim}, batch {a.batch_size}, {threads} threads; median epoch seconds of "
-        f"{a.repeats} runs × {a.epochs - 1} epochs, taking turns"
+        f"{time.strftime('%Y-%m-%d')}, {a.shape} tables ({n_users:,} × {n_items:,}), "
+        f"{n_train:,} training triplets per epoch, K={a.dim}, batch {a.batch_size}, "
+        f"{threads} threads; median epoch seconds of {a.repeats} runs × {a.epochs - 1} "
+        "epochs, taking turns"
     )
     lines = [
         title,
