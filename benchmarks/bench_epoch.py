@@ -9,7 +9,8 @@ times and ratios and write ``benchmarks/results/bench_epoch-<shape>.{json,md}``.
 Each timing: a warm-up first (Numba compilation, allocator), then the median of ``--repeats``.
 An epoch is every training positive once: for lopt_np, sampling of the triplets included, and
 for λOpt also one lookahead batch B̄ and one validation batch V per λ step (every step, and
-every N-th in the ``--lambda-intervals`` rows); Λ by AMSGrad on the validation batch's rows is
+every N-th in the ``--lambda-intervals`` rows; |V| = the batch size unless a
+``--valid-batch-sizes`` row says otherwise); Λ by AMSGrad on the validation batch's rows is
 the default ("rows all": the dense Λ update, ``--lambda-rows all``); the peers run on the
 triplets lopt_np sampled (their sampling is not timed; implicit samples its own).
 """
@@ -117,6 +118,12 @@ def main():
         help="comma-separated N: also time λOpt-DUI (dense Adam) with a λ step every "
         "N real steps ('' for none)",
     )
+    ap.add_argument(
+        "--valid-batch-sizes",
+        default="",
+        help="comma-separated |V|: also time the default λOpt-DUI (dense and lazy Adam) with "
+        "validation batches of this many triplets",
+    )
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
     threads = a.threads or numba.config.NUMBA_NUM_THREADS
@@ -153,6 +160,12 @@ def main():
             "λOpt-DUI, dense Adam (Λ: SGD)",
         ):
             lopt[f"{base}, λ step every {n}"] = {**lopt[base], "lambda_update_interval": n}
+    for n in (int(x) for x in a.valid_batch_sizes.split(",") if x.strip()):
+        for base in (
+            "λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)",
+            "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows batch)",
+        ):
+            lopt[f"{base}, |V| = {n}"] = {**lopt[base], "valid_batch_size": n}
     jobs = {name: lopt_epoch(split, **{**common, **kw}) for name, kw in lopt.items()}
     rng = np.random.default_rng(0)
     P = rng.normal(0, 0.1, (n_users, a.dim)).astype(np.float32)

@@ -12,6 +12,9 @@ measured on a 2-core machine like the development one).
 
     python benchmarks/bench_quality.py --data ../shared/data/ml-1m-u2999.csv.gz
 
+``--variant NAME=VALUE`` (repeatable) adds a λOpt-DUI run with that one option changed, e.g.
+``--variant valid_batch_size=256``, reported and drawn beside the default.
+
 Writes ``benchmarks/results/bench_quality-<data>.{json,md,png}``.
 """
 
@@ -79,7 +82,35 @@ def first_reaching(curve, value):
     return next((p for p in curve if p[METRIC] >= value), None)
 
 
-def draw(path, lopt, grid, selected, target):
+def milestones(run, grid_best, a):
+    """``(the first point past the grid's best, the first point at --target within --budget,
+    the median epoch seconds, the epoch seconds)``, the first epoch a warm-up as in
+    bench_epoch.py."""
+    curve = run["curve"]
+    every_epoch = epoch_seconds(curve)
+    epochs = every_epoch[1:] or every_epoch
+    return (
+        first_reaching(curve, grid_best),
+        first_reaching([p for p in curve if p["train_seconds"] <= a.budget], a.target),
+        statistics.median(epochs),
+        epochs,
+    )
+
+
+def parse_variant(text):
+    """``NAME=VALUE`` → ``(NAME, value)``, the value an int, a float or a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"Error: --variant {text!r}: expected NAME=VALUE")
+    for kind in (int, float):
+        try:
+            return name, kind(value)
+        except ValueError:
+            pass
+    return name, value
+
+
+def draw(path, lopt, grid, selected, target, variants):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,6 +136,14 @@ def draw(path, lopt, grid, selected, target):
         lw=2,
         label="MF-λOpt-DUI (defaults)",
     )
+    for (label, run), color in zip(variants.items(), ("tab:orange", "tab:green", "tab:purple")):
+        ax.plot(
+            [p["train_seconds"] for p in run["curve"]],
+            [p[METRIC] for p in run["curve"]],
+            color=color,
+            lw=1.5,
+            label=f"MF-λOpt-DUI, {label}",
+        )
     best = grid[selected]["kept"][METRIC]
     ax.axhline(best, color="tab:blue", ls="--", lw=1, label=f"grid's test {METRIC} {best:.4f}")
     ax.axhline(target, color="gray", ls=":", lw=1, label=f"authors' 100 epochs {target:.4f}")
@@ -137,8 +176,16 @@ def main():
         help="seconds of one λOpt-DUI epoch of the authors' code on the same data and machine",
     )
     ap.add_argument("--lambdas", default=",".join(f"{x:g}" for x in DEFAULT_LAMBDAS))
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="also train λOpt-DUI with this option changed (repeatable, at most three)",
+    )
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
+    changes = dict(parse_variant(v) for v in a.variant[:3])
     if not os.path.isfile(a.data):
         raise SystemExit(f"Error: data file not found: {a.data} (pass --data)")
     split = to_split(a.data, DataConfig())
@@ -150,6 +197,15 @@ def main():
         f"{lopt['kept'][METRIC]:.4f} ({lopt['curve'][-1]['train_seconds']:.1f} s)",
         flush=True,
     )
+    variants = {}
+    for option, value in changes.items():
+        label = f"{option}={value}"
+        variants[label] = train(split, {option: value})
+        print(
+            f"λOpt-DUI {label}: kept epoch {variants[label]['best_epoch']}, test {METRIC} "
+            f"{variants[label]['kept'][METRIC]:.4f}",
+            flush=True,
+        )
     grid = {}
     for lam in (float(x) for x in a.lambdas.split(",")):
         grid[lam] = train(split, fixed_lambda_params({}, lam))
@@ -161,14 +217,10 @@ def main():
     selected = max(grid, key=lambda lam: grid[lam]["valid"][METRIC])  # as lopt grid selects
     sel = grid[selected]
     grid_best = sel["kept"][METRIC]
-    passed = first_reaching(lopt["curve"], grid_best)
-    target = first_reaching([p for p in lopt["curve"] if p["train_seconds"] <= a.budget], a.target)
     fix_seconds = sel["kept"]["train_seconds"]
     grid_seconds = sum(r["curve"][-1]["train_seconds"] for r in grid.values())
-    # the first epoch is a warm-up, as in bench_epoch.py
-    every_epoch = epoch_seconds(lopt["curve"])
-    lopt_epochs = every_epoch[1:] or every_epoch
-    lopt_epoch = statistics.median(lopt_epochs)
+    runs = {"MF-λOpt-DUI": lopt, **{f"MF-λOpt-DUI, {k}": v for k, v in variants.items()}}
+    found = {label: milestones(run, grid_best, a) for label, run in runs.items()}
     lines = [
         f"{name}: default MF-λOpt-DUI against the default MF-λFix grid "
         f"(λ ∈ {{{a.lambdas}}}), test {METRIC.upper()} after every epoch; "
@@ -177,9 +229,12 @@ def main():
         "",
         "| model | kept epoch | test HR@100 | training s to the kept epoch | training s in all |",
         "|---|---|---|---|---|",
-        f"| MF-λOpt-DUI | {lopt['best_epoch']} | {lopt['kept'][METRIC]:.4f} | "
-        f"{lopt['kept']['train_seconds']:.1f} | {lopt['curve'][-1]['train_seconds']:.1f} |",
     ]
+    for label, run in runs.items():
+        lines.append(
+            f"| {label} | {run['best_epoch']} | {run['kept'][METRIC]:.4f} | "
+            f"{run['kept']['train_seconds']:.1f} | {run['curve'][-1]['train_seconds']:.1f} |"
+        )
     for lam, run in grid.items():
         mark = " (selected)" if lam == selected else ""
         lines.append(
@@ -189,32 +244,37 @@ def main():
         )
     lines += [
         "",
-        (
-            f"λOpt passes the grid's test {METRIC.upper()} {grid_best:.4f} after "
-            f"{passed['train_seconds']:.1f} s (epoch {passed['epoch']}); the selected "
-            f"λFix run needed {fix_seconds:.1f} s to reach it, the whole grid trained "
-            f"{grid_seconds:.1f} s"
-            if passed
-            else f"λOpt does not reach the grid's test {METRIC.upper()} {grid_best:.4f} (its "
-            f"best {max(p[METRIC] for p in lopt['curve']):.4f}); the selected λFix run "
-            f"needed {fix_seconds:.1f} s"
-        ),
-        (
-            f"target {a.target} reached after {target['train_seconds']:.1f} s (epoch "
-            f"{target['epoch']})"
-            if target
-            else f"target {a.target} not reached within {a.budget:.0f} s (best "
-            f"{max(p[METRIC] for p in lopt['curve'] if p['train_seconds'] <= a.budget):.4f})"
-        ),
-        f"λOpt-DUI epoch: median {lopt_epoch:.3f} s over epochs 2-{len(lopt['curve'])} "
-        f"(range {min(lopt_epochs):.3f}-{max(lopt_epochs):.3f} s), "
-        f"{a.authors_epoch_s / lopt_epoch:.0f}× faster than the authors' code's "
-        f"{a.authors_epoch_s:g} s",
+        f"the selected λFix run needed {fix_seconds:.1f} s to reach its test {METRIC.upper()} "
+        f"{grid_best:.4f}, the whole grid trained {grid_seconds:.1f} s",
     ]
+    for label, (passed, target, epoch_s, epochs) in found.items():
+        lines += [
+            "",
+            f"{label}: "
+            + (
+                f"passes the grid's {grid_best:.4f} after {passed['train_seconds']:.1f} s "
+                f"(epoch {passed['epoch']})"
+                if passed
+                else f"does not reach the grid's {grid_best:.4f} (its best "
+                f"{max(p[METRIC] for p in runs[label]['curve']):.4f})"
+            )
+            + "; "
+            + (
+                f"reaches {a.target} after {target['train_seconds']:.1f} s (epoch "
+                f"{target['epoch']})"
+                if target
+                else f"does not reach {a.target} within {a.budget:.0f} s"
+            )
+            + f"; epoch median {epoch_s:.3f} s over epochs 2-{len(runs[label]['curve'])} "
+            f"(range {min(epochs):.3f}-{max(epochs):.3f} s), "
+            f"{a.authors_epoch_s / epoch_s:.0f}× faster than the authors' code's "
+            f"{a.authors_epoch_s:g} s",
+        ]
+    passed, target, lopt_epoch, _ = found["MF-λOpt-DUI"]
     text = "\n".join(lines)
     print(text)
     os.makedirs(a.out, exist_ok=True)
-    draw(os.path.join(a.out, f"bench_quality-{name}.png"), lopt, grid, selected, a.target)
+    draw(os.path.join(a.out, f"bench_quality-{name}.png"), lopt, grid, selected, a.target, variants)
     save_report(
         a.out,
         f"bench_quality-{name}",
@@ -223,15 +283,21 @@ def main():
             "budget_s": a.budget,
             "target": a.target,
             "lambda_opt": lopt,
+            "variants": variants,
             "grid": {f"{lam:g}": run for lam, run in grid.items()},
             "selected_lambda": selected,
             "lambda_opt_passes_grid": passed,
             "selected_fix_seconds_to_kept": fix_seconds,
             "target_reached": target,
             "lambda_opt_median_epoch_s": lopt_epoch,
+            "milestones": {
+                label: {"passes_grid": p, "target_reached": t, "median_epoch_s": e}
+                for label, (p, t, e, _) in found.items()
+            },
             "authors_epoch_s": a.authors_epoch_s,
             "speedup_over_authors": a.authors_epoch_s / lopt_epoch,
-            "command": f"python benchmarks/bench_quality.py --data {a.data}",
+            "command": "python benchmarks/bench_quality.py --data "
+            + " ".join([a.data] + [f"--variant {v}" for v in a.variant[:3]]),
         },
         text,
     )
