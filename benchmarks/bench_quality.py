@@ -29,6 +29,7 @@ from report import save_report  # noqa: E402
 
 from lopt_np import LambdaOpt  # noqa: E402
 from lopt_np.data.inputs import DataConfig, to_split  # noqa: E402
+from lopt_np.errors import ConfigError  # noqa: E402
 from lopt_np.evaluation import evaluate  # noqa: E402
 from lopt_np.reproduction.grid import DEFAULT_LAMBDAS, fixed_lambda_params  # noqa: E402
 from lopt_np.progress import Progress  # noqa: E402
@@ -185,7 +186,14 @@ def main():
     )
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
-    changes = dict(parse_variant(v) for v in a.variant[:3])
+    if len(a.variant) > 3:
+        raise SystemExit("Error: at most three --variant options")
+    changes = dict(parse_variant(v) for v in a.variant)
+    for option, value in changes.items():  # a bad option fails now, not after the first run
+        try:
+            LambdaOpt(**{option: value})
+        except ConfigError as e:
+            raise SystemExit(f"Error: --variant {option}={value}: {e}")
     if not os.path.isfile(a.data):
         raise SystemExit(f"Error: data file not found: {a.data} (pass --data)")
     split = to_split(a.data, DataConfig())
@@ -297,7 +305,7 @@ def main():
             "authors_epoch_s": a.authors_epoch_s,
             "speedup_over_authors": a.authors_epoch_s / lopt_epoch,
             "command": "python benchmarks/bench_quality.py --data "
-            + " ".join([a.data] + [f"--variant {v}" for v in a.variant[:3]]),
+            + " ".join([a.data] + [f"--variant {v}" for v in a.variant]),
         },
         text,
     )
