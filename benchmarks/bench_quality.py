@@ -12,8 +12,9 @@ measured on a 2-core machine like the development one).
 
     python benchmarks/bench_quality.py --data ../shared/data/ml-1m-u2999.csv.gz
 
-``--variant NAME=VALUE`` (repeatable) adds a λOpt-DUI run with that one option changed, e.g.
-``--variant valid_batch_size=256``, reported and drawn beside the default.
+``--variant NAME=VALUE`` (repeatable; ``NAME=V1,V2`` for several, as ``lopt sweep --set``) adds a
+λOpt-DUI run with that one option changed, e.g. ``--variant valid_batch_size=256``, reported
+and drawn beside the default.
 
 Writes ``benchmarks/results/bench_quality-<data>.{json,md,png}``.
 """
@@ -33,6 +34,8 @@ from lopt_np.errors import ConfigError  # noqa: E402
 from lopt_np.evaluation import evaluate  # noqa: E402
 from lopt_np.reproduction.grid import DEFAULT_LAMBDAS, fixed_lambda_params  # noqa: E402
 from lopt_np.progress import Progress  # noqa: E402
+from lopt_np.sweep import parse_setting, value_text  # noqa: E402
+from lopt_np.trainer import TrainConfig  # noqa: E402
 
 DEFAULT_DATA = os.path.join(
     os.path.dirname(__file__), "..", "..", "shared", "data", "ml-1m-u2999.csv.gz"
@@ -96,19 +99,6 @@ def milestones(run, grid_best, a):
         statistics.median(epochs),
         epochs,
     )
-
-
-def parse_variant(text):
-    """``NAME=VALUE`` → ``(NAME, value)``, the value an int, a float or a string."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"Error: --variant {text!r}: expected NAME=VALUE")
-    for kind in (int, float):
-        try:
-            return name, kind(value)
-        except ValueError:
-            pass
-    return name, value
 
 
 def draw(path, lopt, grid, selected, target, variants):
@@ -186,34 +176,33 @@ def main():
     )
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     a = ap.parse_args()
-    if len(a.variant) > 3:
-        raise SystemExit("Error: at most three --variant options")
-    changes = dict(parse_variant(v) for v in a.variant)
-    for option, value in changes.items():  # a bad option fails now, not after the first run
+    changes = []  # (option, value) of each variant run
+    for text in a.variant:  # a bad option fails now, not after the first run
         try:
-            LambdaOpt(**{option: value})
+            option, values = parse_setting(text, TrainConfig())
+            for value in values:
+                LambdaOpt(**{option: value})
+                changes.append((option, value))
         except ConfigError as e:
-            raise SystemExit(f"Error: --variant {option}={value}: {e}")
+            raise SystemExit(f"Error: --variant {text}: {e}")
+    if len(changes) > 3:
+        raise SystemExit(f"Error: at most three variant runs, --variant gives {len(changes)}")
     if not os.path.isfile(a.data):
         raise SystemExit(f"Error: data file not found: {a.data} (pass --data)")
     split = to_split(a.data, DataConfig())
     name = os.path.basename(a.data).split(".")[0]
     t0 = time.perf_counter()
-    lopt = train(split, {})
-    print(
-        f"λOpt-DUI: kept epoch {lopt['best_epoch']}, test {METRIC} "
-        f"{lopt['kept'][METRIC]:.4f} ({lopt['curve'][-1]['train_seconds']:.1f} s)",
-        flush=True,
-    )
-    variants = {}
-    for option, value in changes.items():
-        label = f"{option}={value}"
-        variants[label] = train(split, {option: value})
+    tried = {"": {}, **{f"{k}={value_text(v)}": {k: v} for k, v in changes}}  # "": the default
+    runs = {}
+    for change, params in tried.items():
+        run = runs["MF-λOpt-DUI" + (f", {change}" if change else "")] = train(split, params)
         print(
-            f"λOpt-DUI {label}: kept epoch {variants[label]['best_epoch']}, test {METRIC} "
-            f"{variants[label]['kept'][METRIC]:.4f}",
+            f"λOpt-DUI{', ' + change if change else ''}: kept epoch {run['best_epoch']}, test "
+            f"{METRIC} {run['kept'][METRIC]:.4f} ({run['curve'][-1]['train_seconds']:.1f} s)",
             flush=True,
         )
+    lopt = runs["MF-λOpt-DUI"]
+    variants = {change: runs[f"MF-λOpt-DUI, {change}"] for change in tried if change}
     grid = {}
     for lam in (float(x) for x in a.lambdas.split(",")):
         grid[lam] = train(split, fixed_lambda_params({}, lam))
@@ -227,7 +216,6 @@ def main():
     grid_best = sel["kept"][METRIC]
     fix_seconds = sel["kept"]["train_seconds"]
     grid_seconds = sum(r["curve"][-1]["train_seconds"] for r in grid.values())
-    runs = {"MF-λOpt-DUI": lopt, **{f"MF-λOpt-DUI, {k}": v for k, v in variants.items()}}
     found = {label: milestones(run, grid_best, a) for label, run in runs.items()}
     lines = [
         f"{name}: default MF-λOpt-DUI against the default MF-λFix grid "
@@ -256,6 +244,8 @@ def main():
         f"{grid_best:.4f}, the whole grid trained {grid_seconds:.1f} s",
     ]
     for label, (passed, target, epoch_s, epochs) in found.items():
+        curve = runs[label]["curve"]
+        best_in_budget = max(p[METRIC] for p in curve if p["train_seconds"] <= a.budget)
         lines += [
             "",
             f"{label}: "
@@ -264,16 +254,17 @@ def main():
                 f"(epoch {passed['epoch']})"
                 if passed
                 else f"does not reach the grid's {grid_best:.4f} (its best "
-                f"{max(p[METRIC] for p in runs[label]['curve']):.4f})"
+                f"{max(p[METRIC] for p in curve):.4f})"
             )
             + "; "
             + (
                 f"reaches {a.target} after {target['train_seconds']:.1f} s (epoch "
                 f"{target['epoch']})"
                 if target
-                else f"does not reach {a.target} within {a.budget:.0f} s"
+                else f"does not reach {a.target} within {a.budget:.0f} s (best "
+                f"{best_in_budget:.4f})"
             )
-            + f"; epoch median {epoch_s:.3f} s over epochs 2-{len(runs[label]['curve'])} "
+            + f"; epoch median {epoch_s:.3f} s over epochs 2-{len(curve)} "
             f"(range {min(epochs):.3f}-{max(epochs):.3f} s), "
             f"{a.authors_epoch_s / epoch_s:.0f}× faster than the authors' code's "
             f"{a.authors_epoch_s:g} s",
