@@ -104,6 +104,14 @@ def lopt_epoch(split, **kw):
     return run
 
 
+def with_option(lopt, values, bases, option, label):
+    """Add to ``lopt`` a row of each of ``bases`` with ``option`` set to each of the
+    comma-separated integers ``values`` ('' for none), named ``base, label.format(value)``."""
+    for n in (int(x) for x in values.split(",") if x.strip()):
+        for base in bases:
+            lopt[f"{base}, {label.format(n)}"] = {**lopt[base], option: n}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", choices=list(SHAPES), default="ml-1m")
@@ -154,18 +162,23 @@ def main():
             granularity="DUI", optimizer="sgd", lr=0.05, lambda_optimizer="sgd"
         ),
     }
-    for n in (int(x) for x in a.lambda_intervals.split(",") if x.strip()):
-        for base in (
-            "λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)",
-            "λOpt-DUI, dense Adam (Λ: SGD)",
-        ):
-            lopt[f"{base}, λ step every {n}"] = {**lopt[base], "lambda_update_interval": n}
-    for n in (int(x) for x in a.valid_batch_sizes.split(",") if x.strip()):
-        for base in (
+    with_option(
+        lopt,
+        a.lambda_intervals,
+        ("λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)", "λOpt-DUI, dense Adam (Λ: SGD)"),
+        "lambda_update_interval",
+        "λ step every {}",
+    )
+    with_option(
+        lopt,
+        a.valid_batch_sizes,
+        (
             "λOpt-DUI, dense Adam (Λ: AMSGrad, rows batch)",
             "λOpt-DUI, lazy Adam (Λ: AMSGrad, rows batch)",
-        ):
-            lopt[f"{base}, |V| = {n}"] = {**lopt[base], "valid_batch_size": n}
+        ),
+        "valid_batch_size",
+        "validation batch {}",
+    )
     jobs = {name: lopt_epoch(split, **{**common, **kw}) for name, kw in lopt.items()}
     rng = np.random.default_rng(0)
     P = rng.normal(0, 0.1, (n_users, a.dim)).astype(np.float32)
